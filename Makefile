@@ -1,0 +1,68 @@
+# Every target sets up what it needs on a fresh machine: a .venv with the
+# project and its test extra, the generated protobuf/gRPC code, and (for the
+# tests) the buf CLI and Debian's redis-server.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROTOS := $(shell find protos -name '*.proto')
+GENERATED := licenseproxy/.generated
+BUF := .tools/node_modules/.bin/buf
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+FUZZ_SECONDS ?= 60
+
+.PHONY: run test lint format bench fuzz protos install clean
+
+run: $(GENERATED)
+	$(VENV)/bin/license-proxy serve
+
+test: $(GENERATED) lint redis-server
+	$(PY) -m pytest -q
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+protos: $(GENERATED)
+
+# Generated code is never committed: it is made here from protos/ and the
+# grpcio-tools the venv pins, so it can't go stale.
+$(GENERATED): $(STAMP) $(PROTOS)
+	rm -rf licenseproxy
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	find licenseproxy -type d -exec touch {}/__init__.py \;
+	touch $@
+
+$(BUF):
+	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf
+
+lint: $(STAMP) $(BUF)
+	$(BUF) lint protos
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The tests start and stop their own redis-server; this only makes sure the
+# binary is there (apt-get update only when the package is unknown).
+.PHONY: redis-server
+redis-server:
+	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || \
+	  $(SUDO) apt-get install -y -q redis-server >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+
+bench: $(GENERATED) redis-server
+	$(PY) -m bench
+
+fuzz: $(GENERATED)
+	$(PY) -m pip install -q atheris
+	$(PY) -m bench.fuzz --seconds $(FUZZ_SECONDS)
+
+clean:
+	rm -rf $(VENV) licenseproxy .tools build *.egg-info

@@ -1,0 +1,171 @@
+"""The ``clearkey`` vendor: a local backend that issues W3C ClearKey licenses itself.
+
+Keys come from inline values, a JSON file, or a key seed: for a seed, the key
+of any key id is the first 16 bytes of HMAC-SHA256(seed, the 16 key-id bytes).
+The answer is a JSON Web Key Set with base64url values and no padding, which
+is what browser CDMs accept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from proxy import hookimpl
+from proxy.encoding import b64url_decode, b64url_encode, parse_key_id
+from proxy.errors import ProxyError, Reason
+from proxy.model import DrmSystem, RequestType
+from proxy.secrets import BASE_DIR_CONTEXT_KEY, SecretRef
+from proxy.vendors import BackendSettings, VendorCall, VendorLicense, VendorSpec
+
+CONTENT_TYPE = "application/json"
+
+
+def derive_key(seed: bytes, key_id: bytes) -> bytes:
+    """The ClearKey content key for ``key_id`` under ``seed`` (DESIGN.md's derivation)."""
+    return hmac.new(seed, key_id, hashlib.sha256).digest()[:16]
+
+
+class ClearKeySettings(BackendSettings):
+    """``[backends.NAME]`` with ``vendor = "clearkey"``."""
+
+    keys: dict[str, SecretRef] = Field(default_factory=dict)
+    """Key id (UUID, hex or base64url) -> key reference (``hex:...``, ``env:...``)."""
+    keys_file: Path | None = None
+    """A JSON file: a key set ``{"keys": [{"kid": ..., "k": ...}]}`` or ``{kid: key-hex}``."""
+    key_seed: SecretRef | None = None
+    """Derive the key of any key id from this seed."""
+
+    @field_validator("keys")
+    @classmethod
+    def _valid_entries(cls, keys: dict[str, Any]) -> dict[str, Any]:
+        for kid, secret in keys.items():
+            parse_key_id(kid)
+            if len(secret.value) != 16:
+                raise ValueError(f"the key for {kid} is {len(secret.value)} bytes, not 16")
+        return keys
+
+    @field_validator("keys_file", mode="after")
+    @classmethod
+    def _relative_to_config(cls, path: Path | None, info: Any) -> Path | None:
+        base = (info.context or {}).get(BASE_DIR_CONTEXT_KEY)
+        if path is not None and not path.is_absolute() and base is not None:
+            return Path(base) / path
+        return path
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> ClearKeySettings:
+        if not self.keys and self.keys_file is None and self.key_seed is None:
+            raise ValueError("give keys, keys_file or key_seed")
+        if self.key_seed is not None and len(self.key_seed.value) < 16:
+            raise ValueError("key_seed must be at least 16 bytes")
+        return self
+
+
+def _load_keys_file(path: Path) -> dict[bytes, bytes]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"keys_file: cannot read {path}: {exc.strerror}") from None
+    except ValueError:
+        raise ValueError(f"keys_file: {path} is not JSON") from None
+    entries: list[tuple[Any, Any]]
+    if isinstance(doc, dict) and isinstance(doc.get("keys"), list):
+        entries = [(e.get("kid"), e.get("k")) for e in doc["keys"] if isinstance(e, dict)]
+        decode = b64url_decode
+    elif isinstance(doc, dict):
+        entries = list(doc.items())
+        decode = bytes.fromhex
+    else:
+        raise ValueError(f"keys_file: {path} is neither a key set nor a kid -> key map")
+    keys = {}
+    for kid, key in entries:
+        try:
+            key_bytes = decode(key)
+            key_id = parse_key_id(kid)
+        except (TypeError, ValueError):
+            raise ValueError(f"keys_file: {path} has an unreadable entry") from None
+        if len(key_bytes) != 16:
+            raise ValueError(f"keys_file: {path}: a key is not 16 bytes")
+        keys[key_id] = key_bytes
+    return keys
+
+
+class ClearKeyAdapter:
+    """Issues ClearKey licenses from the configured key store."""
+
+    def __init__(self, name: str, settings: ClearKeySettings, services: Any) -> None:
+        self.name = name
+        self.keys: dict[bytes, bytes] = {}
+        if settings.keys_file is not None:
+            self.keys.update(_load_keys_file(settings.keys_file))
+        self.keys.update({parse_key_id(k): v.value for k, v in settings.keys.items()})
+        self.seed = settings.key_seed.value if settings.key_seed is not None else None
+
+    def key_for(self, key_id: bytes) -> bytes | None:
+        """The content key for ``key_id``: stored, else derived from the seed, else None."""
+        key = self.keys.get(key_id)
+        if key is None and self.seed is not None:
+            key = derive_key(self.seed, key_id)
+        return key
+
+    async def issue(self, call: VendorCall) -> VendorLicense:
+        """A JSON Web Key Set for the requested keys (or a release acknowledgement)."""
+        challenge = call.challenge
+        key_ids = call.key_ids
+        if challenge.request_type is RequestType.RELEASE:
+            ack = {"kids": [b64url_encode(k) for k in key_ids]}
+            return VendorLicense(_json(ack), CONTENT_TYPE, key_ids)
+        session_type = challenge.details.get("session_type", "temporary")
+        license_settings = call.policy.license
+        if license_settings.can_play is False:
+            raise _rejected("POLICY_FORBIDS_PLAY", "the policy does not allow playback")
+        if session_type != "temporary" and license_settings.persistent is not True:
+            raise _rejected(
+                "PERSISTENCE_NOT_ALLOWED", "the policy does not allow persistent licenses"
+            )
+        allowed = call.policy.allowed_track_types
+        keys = []
+        for key_id in key_ids:
+            track = call.policy.key_track_types.get(key_id)
+            if allowed is not None and track is not None and track not in allowed:
+                call.ctx.note(f"key {key_id.hex()} left out: track {track} is not allowed")
+                continue
+            key = self.key_for(key_id)
+            if key is None:
+                raise _rejected("KEY_NOT_FOUND", "a requested key is not known to this backend")
+            keys.append({"kty": "oct", "kid": b64url_encode(key_id), "k": b64url_encode(key)})
+        if not keys:
+            raise _rejected("NO_KEYS_ALLOWED", "the policy allows none of the requested keys")
+        issued = tuple(b64url_decode(k["kid"]) for k in keys)
+        return VendorLicense(_json({"keys": keys, "type": session_type}), CONTENT_TYPE, issued)
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _rejected(code: str, detail: str) -> ProxyError:
+    return ProxyError(Reason.UPSTREAM_REJECTED, detail, metadata={"vendor_code": code})
+
+
+class ClearKeyVendorPlugin:
+    """Registers the ``clearkey`` vendor."""
+
+    @hookimpl
+    def proxy_register_vendors(self, register: Any) -> None:
+        """Register the local ClearKey backend."""
+        register(
+            VendorSpec(
+                name="clearkey",
+                settings=ClearKeySettings,
+                adapter=ClearKeyAdapter,
+                drm_systems=frozenset({DrmSystem.CLEARKEY}),
+                description="W3C ClearKey licenses issued locally from inline keys, a file or a seed",
+            )
+        )

@@ -1,0 +1,91 @@
+"""Turns a config document into a ready :class:`~proxy.pipeline.Pipeline`, or every error at once."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from proxy.config import ConfigContext, load_toml, validate_core
+from proxy.errors import ConfigError
+from proxy.pipeline import Pipeline
+from proxy.pluginhost import PluginHost
+from proxy.services import Services
+from proxy.upstream import UpstreamClient
+from proxy.vendors import VendorRegistry
+
+DEFAULT_CONFIG_NAME = "embedded default"
+
+
+def embedded_default() -> dict[str, Any]:
+    """The embedded default config (loopback, ClearKey, development key and seed)."""
+    text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def load_config(path: str | Path | None) -> tuple[dict[str, Any], Path]:
+    """The raw document and its base folder; the embedded default when ``path`` is None."""
+    if path is None:
+        return embedded_default(), Path.cwd()
+    path = Path(path)
+    return load_toml(path), path.resolve().parent
+
+
+def build_pipeline(
+    raw: dict[str, Any],
+    *,
+    base_dir: Path | None = None,
+    plugins: Iterable[Any] = (),
+    load_entrypoints: bool = True,
+    services: Services | None = None,
+) -> Pipeline:
+    """Validate ``raw`` completely and build the pipeline; raise :class:`ConfigError` with every mistake.
+
+    :param plugins: extra plugin objects (tests, embedding programs), registered
+        after the entry-point plugins so that their hooks run first.
+    :param load_entrypoints: load the installed ``license_proxy`` plugins.
+    """
+    base_dir = base_dir or Path.cwd()
+    core, errors = validate_core(raw, base_dir)
+    host = PluginHost(
+        blocked=core.plugins.blocked,
+        modules=core.plugins.modules,
+        plugins=plugins,
+        load_entrypoints=load_entrypoints,
+    )
+    services = services or Services()
+    if services.upstream is None:
+        services.upstream = UpstreamClient()
+    registry = VendorRegistry()
+    errors += host.register_vendors(registry.register)
+    errors += registry.errors
+    config = ConfigContext(raw=raw, core=core, base_dir=base_dir, services=services)
+    config.errors.extend(errors)
+    backends = registry.configure_backends(config)
+    config.backend_names = frozenset(backends) | frozenset(config.get("backends", {}) or {})
+    host.configure(config)
+    for path in config.unclaimed():
+        config.error(path, "unknown key (no loaded plugin reads it)")
+    if config.errors:
+        raise ConfigError(_dedupe(config.errors))
+    return Pipeline(
+        host=host,
+        server=core.server,
+        backends=backends,
+        services=services,
+        cleanup_contexts=config.cleanup_contexts,
+        warnings=config.warnings,
+        request_headers=tuple(config.request_headers),
+    )
+
+
+def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for error in errors:
+        if error not in seen:
+            seen.add(error)
+            unique.append(error)
+    return unique

@@ -1,0 +1,166 @@
+"""The ``license-proxy`` command: serve, check-config, plugins, token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from proxy.builder import build_pipeline, load_config
+from proxy.errors import ConfigError
+from proxy.logs import setup_logging
+from proxy.pipeline import Pipeline
+
+
+def _print_errors(exc: ConfigError, source: str) -> None:
+    print(f"{source}: {len(exc.errors)} error(s)", file=sys.stderr)
+    for path, message in exc.errors:
+        print(f"  {path}: {message}", file=sys.stderr)
+
+
+def _build(config: str | None) -> Pipeline:
+    raw, base_dir = load_config(config)
+    return build_pipeline(raw, base_dir=base_dir)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run both listeners until SIGTERM."""
+    from proxy.server import ProxyApp
+
+    source = args.config or "embedded default"
+    try:
+        raw, base_dir = load_config(args.config)
+        log_section = raw.get("log", {}) if isinstance(raw.get("log"), dict) else {}
+        setup_logging(str(log_section.get("level", "INFO")), str(log_section.get("format", "text")))
+        pipeline = build_pipeline(raw, base_dir=base_dir)
+    except ConfigError as exc:
+        _print_errors(exc, source)
+        return 2
+    for path, message in pipeline.warnings:
+        print(f"warning: {path}: {message}", file=sys.stderr)
+    app = ProxyApp(pipeline, rebuild=lambda: _build(args.config))
+    try:
+        asyncio.run(app.serve_forever())
+    except OSError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file and print every error with its key path."""
+    try:
+        pipeline = _build(args.file)
+    except ConfigError as exc:
+        _print_errors(exc, args.file)
+        return 1
+    for path, message in pipeline.warnings:
+        print(f"warning: {path}: {message}")
+    print(
+        f"{args.file}: OK ({len(pipeline.host.infos)} plugins, {len(pipeline.backends)} backends)"
+    )
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List loaded plugins, their hooks and where they came from."""
+    try:
+        pipeline = _build(args.config)
+    except ConfigError as exc:
+        _print_errors(exc, args.config or "embedded default")
+        return 1
+    for info in pipeline.host.infos:
+        print(f"{info.name}  ({info.source})")
+        for hook in info.hooks:
+            print(f"    {hook}")
+    return 0
+
+
+def _claim_value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Print a signed test token (alone, on standard output)."""
+    from plugins.token.mint import development_token, mint
+    from proxy.secrets import resolve_secret
+
+    claims: dict[str, Any] = {}
+    for item in args.claims:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            print(f"claims are name=value pairs, not {item!r}", file=sys.stderr)
+            return 2
+        claims[name] = _claim_value(value)
+    now = int(time.time())
+    if args.key is None:
+        print(development_token(claims, ttl=args.ttl, now=now))
+        return 0
+    try:
+        material = resolve_secret(args.key, Path.cwd()).value
+    except ValueError as exc:
+        print(f"--key: {exc}", file=sys.stderr)
+        return 2
+    key: Any = material
+    if material.lstrip().startswith(b"-----BEGIN"):
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        key = load_pem_private_key(material, password=None)
+    body = {"iat": now, "exp": now + args.ttl}
+    if args.iss:
+        body["iss"] = args.iss
+    if args.aud:
+        body["aud"] = args.aud
+    body.update(claims)
+    print(mint(body, key, algorithm=args.alg, kid=args.kid))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="license-proxy", description="A DRM license proxy over gRPC and HTTP."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the gRPC and HTTP listeners")
+    serve.add_argument("--config", help="TOML config file (default: the embedded default)")
+    serve.set_defaults(run=cmd_serve)
+
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("file")
+    check.set_defaults(run=cmd_check_config)
+
+    plugins = sub.add_parser("plugins", help="list loaded plugins and their hooks")
+    plugins.add_argument("--config")
+    plugins.set_defaults(run=cmd_plugins)
+
+    token = sub.add_parser("token", help="mint a test token (development key by default)")
+    token.add_argument("claims", nargs="*", help="extra claims as name=value (JSON values allowed)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.add_argument("--key", help="signing key by reference (env:, file:, hex:) instead")
+    token.add_argument("--alg", default="HS256")
+    token.add_argument("--kid")
+    token.add_argument("--iss")
+    token.add_argument("--aud")
+    token.set_defaults(run=cmd_token)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``license-proxy`` command."""
+    args = make_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Configuration: one TOML file, validated completely at start, every error with its key path.
+
+The core validates ``[server]``, ``[plugins]`` and ``[log]``. Every other
+section belongs to a plugin, which validates it in ``proxy_configure`` through
+:meth:`ConfigContext.section`; what no loaded plugin claims is reported as an
+unknown key, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+import tomllib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+from proxy.errors import ConfigError
+from proxy.model import DrmSystem
+from proxy.secrets import BASE_DIR_CONTEXT_KEY
+
+M = TypeVar("M", bound=BaseModel)
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a number or a string such as ``"500ms"``, ``"30s"``, ``"1h30m"``, ``"7d"``."""
+    if isinstance(value, bool):
+        raise ValueError("a duration is a number of seconds or a string like '30s'")
+    if isinstance(value, int | float):
+        if value < 0 or not math.isfinite(value):
+            raise ValueError("a duration must be a finite number of seconds, not negative")
+        return float(value)
+    if isinstance(value, str):
+        text = value.replace(" ", "")
+        try:
+            return parse_duration(float(text))
+        except ValueError:
+            pass
+        parts = _DURATION.findall(text)
+        if parts and "".join(n + u for n, u in parts) == text:
+            return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. '30s', '5m', '2h', '7d')")
+
+
+#: Seconds, written as a number or as ``"30s"``, ``"5m"``, ``"1h30m"``.
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+#: Whole seconds, written as a number or a duration string.
+Seconds = Annotated[int, BeforeValidator(lambda v: round(parse_duration(v)))]
+
+
+class StrictModel(BaseModel):
+    """Base for config models: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ListenerConfig(StrictModel):
+    """One listener address."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the listener only accepts connections from this machine."""
+        if self.host in ("localhost", "ip6-localhost"):
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+
+class CorsConfig(StrictModel):
+    """Cross-origin access for browser players (preflight included)."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    """Origins allowed to call the HTTP bridge; ``["*"]`` allows any."""
+    allow_headers: list[str] = Field(default_factory=list)
+    """Request headers allowed beyond the built-in list (Authorization, Content-Type...)."""
+    expose_headers: list[str] = Field(default_factory=list)
+    max_age: Seconds = 600
+
+
+def _default_challenge_limits() -> dict[DrmSystem, int]:
+    return {
+        DrmSystem.WIDEVINE: 64 * 1024,
+        DrmSystem.PLAYREADY: 128 * 1024,
+        DrmSystem.FAIRPLAY: 64 * 1024,
+        DrmSystem.CLEARKEY: 16 * 1024,
+    }
+
+
+class ServerConfig(StrictModel):
+    """``[server]``: listeners, trust, limits, CORS and timeouts."""
+
+    grpc: ListenerConfig = ListenerConfig(port=50051)
+    http: ListenerConfig = ListenerConfig(port=8080)
+    trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
+        default_factory=list
+    )
+    """CIDRs whose X-Forwarded-For / Forwarded headers, X-Request-Id and gRPC
+    ``client`` fields are believed. Nobody is trusted by default."""
+    max_challenge_bytes: dict[DrmSystem, int] = Field(default_factory=_default_challenge_limits)
+    """Largest challenge accepted per DRM, checked before any parsing."""
+    max_token_bytes: int = Field(default=8 * 1024, gt=0)
+    """Largest access token accepted (an oversize token is TOKEN_MALFORMED)."""
+    cors: CorsConfig = CorsConfig()
+    shutdown_grace: Duration = 10.0
+    """How long SIGTERM waits for in-flight requests."""
+    request_id_header: str = "x-request-id"
+
+    def challenge_limit(self, drm: DrmSystem | None) -> int:
+        """The size limit for a challenge of this DRM (the largest one when unknown)."""
+        if drm is None:
+            return max(self.max_challenge_bytes.values(), default=64 * 1024)
+        return self.max_challenge_bytes.get(drm, 64 * 1024)
+
+    def is_trusted(self, address: str | None) -> bool:
+        """True when ``address`` lies in one of ``trusted_proxies``."""
+        if not address or not self.trusted_proxies:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.trusted_proxies)
+
+
+class PluginsConfig(StrictModel):
+    """``[plugins]``: which plugins load."""
+
+    blocked: list[str] = Field(default_factory=list)
+    """Plugin names (as ``license-proxy plugins`` lists them) that must not load."""
+    modules: list[str] = Field(default_factory=list)
+    """Extra plugin modules or ``module:Class`` paths to load, for in-house plugins
+    not installed as a distribution."""
+
+
+class LogConfig(StrictModel):
+    """``[log]``: log level and format."""
+
+    level: str = "INFO"
+    format: str = Field(default="text", pattern="^(text|json)$")
+
+
+class CoreConfig(StrictModel):
+    """The sections the core itself validates."""
+
+    server: ServerConfig = ServerConfig()
+    plugins: PluginsConfig = PluginsConfig()
+    log: LogConfig = LogConfig()
+
+
+CORE_SECTIONS = ("server", "plugins", "log")
+
+
+def format_loc(loc: tuple[Any, ...], prefix: str = "") -> str:
+    """Turn a pydantic error location into a key path like ``auth.issuers[0].audiences``."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif str(part).startswith(("function-", "union[", "tagged-union[")):
+            continue
+        else:
+            path = f"{path}.{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    message = str(error.get("msg", "invalid value"))
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    return message
+
+
+def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
+    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``."""
+    return [(format_loc(tuple(e["loc"]), prefix), _message(e)) for e in exc.errors()]
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file; a syntax error is a ConfigError naming the file and line."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError([(str(path), f"cannot read: {exc.strerror}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(str(path), f"not valid TOML: {exc}")]) from None
+
+
+CleanupContext = Callable[[], AsyncIterator[None]]
+
+
+@dataclass
+class ConfigContext:
+    """What ``proxy_configure`` receives: the raw config, a way to validate a
+    section, and places to report problems and register background work.
+
+    :ivar raw: the whole parsed TOML document.
+    :ivar core: the validated core sections (``server``, ``plugins``, ``log``).
+    :ivar base_dir: the config file's folder; relative paths resolve from it.
+    :ivar services: the pipeline's shared services (clock, HTTP client...).
+    :ivar backend_names: the configured ``[backends.NAME]`` names.
+    """
+
+    raw: dict[str, Any]
+    core: CoreConfig
+    base_dir: Path
+    services: Any
+    backend_names: frozenset[str] = frozenset()
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    cleanup_contexts: list[CleanupContext] = field(default_factory=list)
+    request_headers: list[str] = field(default_factory=list)
+    _claimed: set[str] = field(default_factory=set)
+
+    @property
+    def server(self) -> ServerConfig:
+        """The validated ``[server]`` section."""
+        return self.core.server
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """The raw value at a dotted ``path`` (``"access.replay"``), or ``default``."""
+        node: Any = self.raw
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return default
+            node = node[part]
+        return node
+
+    def claim(self, path: str) -> None:
+        """Mark ``path`` as read by a plugin, so it is not reported as unknown."""
+        self._claimed.add(path)
+
+    def section(self, path: str, model: type[M], *, default: Any = None) -> M | None:
+        """Validate the section at dotted ``path`` with ``model`` and claim it.
+
+        A missing section validates ``default`` (``{}`` when None). Errors are
+        recorded with their full key path and None is returned, so a plugin can
+        go on checking the rest of its config.
+        """
+        self.claim(path)
+        value = self.get(path, {} if default is None else default)
+        try:
+            return model.model_validate(value, context={BASE_DIR_CONTEXT_KEY: self.base_dir})
+        except ValidationError as exc:
+            self.errors.extend(validation_errors(exc, path))
+            return None
+
+    def validate(self, path: str, model: type[M] | TypeAdapter[Any], value: Any) -> Any:
+        """Validate ``value`` (found at ``path``) with a model or a ``TypeAdapter``, recording
+        errors (and returning None) on failure; claims nothing."""
+        context = {BASE_DIR_CONTEXT_KEY: self.base_dir}
+        try:
+            if isinstance(model, TypeAdapter):
+                return model.validate_python(value, context=context)
+            return model.model_validate(value, context=context)
+        except ValidationError as exc:
+            self.errors.extend(validation_errors(exc, path))
+            return None
+
+    def error(self, path: str, message: str) -> None:
+        """Report a mistake at ``path``; the proxy will not start."""
+        self.errors.append((path, message))
+
+    def warn(self, path: str, message: str) -> None:
+        """Report something suspicious at ``path``; the proxy still starts."""
+        self.warnings.append((path, message))
+
+    def add_cleanup_ctx(self, ctx: CleanupContext) -> None:
+        """Run an async generator for the server's lifetime (aiohttp's ``cleanup_ctx`` pattern).
+
+        Code before its ``yield`` runs once the event loop is up (start
+        background refreshes, open pools); code after it runs at shutdown. It is
+        not run by ``check-config``.
+        """
+        self.cleanup_contexts.append(ctx)
+
+    def read_request_header(self, name: str) -> None:
+        """Declare that this plugin reads request header ``name`` (a token or device header),
+        so that CORS preflights allow browsers to send it."""
+        if name not in self.request_headers:
+            self.request_headers.append(name)
+
+    def unclaimed(self) -> Iterator[str]:
+        """Key paths present in the file that neither the core nor any plugin read."""
+        claimed = self._claimed | set(CORE_SECTIONS)
+
+        def walk(node: dict[str, Any], prefix: str) -> Iterator[str]:
+            for key, value in node.items():
+                path = f"{prefix}.{key}" if prefix else key
+                if path in claimed:
+                    continue
+                if isinstance(value, dict) and any(c.startswith(path + ".") for c in claimed):
+                    yield from walk(value, path)
+                else:
+                    yield path
+
+        return walk(self.raw, "")
+
+
+def validate_core(raw: dict[str, Any], base_dir: Path) -> tuple[CoreConfig, list[tuple[str, str]]]:
+    """Validate the core sections; on errors return the defaults beside the errors."""
+    core_raw = {k: raw[k] for k in CORE_SECTIONS if k in raw}
+    try:
+        return CoreConfig.model_validate(core_raw, context={BASE_DIR_CONTEXT_KEY: base_dir}), []
+    except ValidationError as exc:
+        return CoreConfig(), validation_errors(exc, "")

@@ -1,0 +1,336 @@
+"""The HTTP bridge: the same pipeline for players and services that can't speak gRPC.
+
+- ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
+- ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
+  methods in the canonical proto3 JSON mapping;
+- ``GET /healthz``, ``/readyz``, ``/metrics``.
+
+One middleware gives every answer its request id and CORS headers and turns
+every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from google.protobuf import json_format
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from licenseproxy.v1 import license_proxy_pb2 as pb
+from proxy import convert
+from proxy.clientaddr import normalize_ip, resolve_client_ip
+from proxy.config import ServerConfig
+from proxy.encoding import parse_key_id
+from proxy.errors import ProxyError, Reason
+from proxy.logs import accept_request_id, request_id_var
+from proxy.model import ClientInfo, DrmSystem, LicenseRequest
+from proxy.pipeline import Pipeline
+
+log = logging.getLogger("proxy.http")
+
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+PIPELINE: web.AppKey[Callable[[], Pipeline]] = web.AppKey("pipeline", Callable)
+READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready", Callable)
+
+PROBLEM_TYPE = "application/problem+json"
+BASE_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "SOAPAction")
+BASE_EXPOSE_HEADERS = ("X-Request-Id", "Retry-After")
+#: The JSON routes carry the challenge in base64: a third larger, plus the other fields.
+JSON_OVERHEAD = 64 * 1024
+
+
+def problem(error: ProxyError, request_id: str, *, status: int | None = None) -> web.Response:
+    """An RFC 9457 problem+json answer for ``error``."""
+    status = status or error.http_status
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": error.reason.title,
+        "status": status,
+        "detail": error.detail,
+        "reason": error.reason.value,
+        "request_id": request_id,
+    }
+    if error.metadata:
+        body["metadata"] = error.metadata
+    response = web.Response(
+        status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, charset="utf-8"
+    )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    return response
+
+
+def _transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
+    if exc.status == 413:
+        return ProxyError(Reason.CHALLENGE_TOO_LARGE, "the request body is too large"), 413
+    if exc.status == 404:
+        return ProxyError(Reason.REQUEST_INVALID, "no such route"), 404
+    if exc.status == 405:
+        return ProxyError(Reason.REQUEST_INVALID, "method not allowed on this route"), 405
+    return ProxyError(Reason.REQUEST_INVALID, exc.reason or "bad request"), exc.status
+
+
+class Cors:
+    """CORS for browser players: which origins, and the headers a preflight allows."""
+
+    def __init__(self, server: ServerConfig, extra_headers: tuple[str, ...] = ()) -> None:
+        config = server.cors
+        self.any_origin = "*" in config.allow_origins
+        self.origins = frozenset(config.allow_origins)
+        headers = [*BASE_ALLOW_HEADERS, *extra_headers, *config.allow_headers]
+        # `*` would not cover Authorization, so the list is always explicit.
+        self.allow_headers = ", ".join(dict.fromkeys(headers))
+        self.expose_headers = ", ".join(
+            dict.fromkeys([*BASE_EXPOSE_HEADERS, *config.expose_headers])
+        )
+        self.max_age = str(config.max_age)
+
+    def allowed_origin(self, origin: str | None) -> str | None:
+        """The ``Access-Control-Allow-Origin`` value for ``origin``, or None."""
+        if origin is None:
+            return None
+        if self.any_origin:
+            return "*"
+        return origin if origin in self.origins else None
+
+    def apply(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Add the CORS answer headers for a simple (non-preflight) request."""
+        allowed = self.allowed_origin(request.headers.get("Origin"))
+        if allowed is not None:
+            response.headers["Access-Control-Allow-Origin"] = allowed
+            response.headers["Access-Control-Expose-Headers"] = self.expose_headers
+            if allowed != "*":
+                response.headers["Vary"] = "Origin"
+
+    def preflight(self, request: web.Request) -> web.Response:
+        """The answer to an ``OPTIONS`` preflight."""
+        response = web.Response(status=204)
+        allowed = self.allowed_origin(request.headers.get("Origin"))
+        if allowed is not None:
+            response.headers["Access-Control-Allow-Origin"] = allowed
+            response.headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = self.allow_headers
+            response.headers["Access-Control-Max-Age"] = self.max_age
+            if allowed != "*":
+                response.headers["Vary"] = "Origin"
+        return response
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Access log lines with no query string (tokens travel there) and no headers."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        token = request_id_var.set(response.headers.get("X-Request-Id", "-"))
+        try:
+            self._log(request, response, time)
+        finally:
+            request_id_var.reset(token)
+
+    def _log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            "%s %s %s %s %.1fms",
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            time * 1000,
+        )
+
+
+class HttpBridge:
+    """Builds the aiohttp application over a pipeline getter."""
+
+    def __init__(
+        self,
+        pipeline: Callable[[], Pipeline],
+        ready: Callable[[], bool],
+        server: ServerConfig,
+        *,
+        extra_headers: tuple[str, ...] = (),
+    ) -> None:
+        self._pipeline = pipeline
+        self._server = server
+        self._cors = Cors(server, extra_headers)
+        self.raw_limit = server.challenge_limit(None)
+        self.json_limit = self.raw_limit * 4 // 3 + server.max_token_bytes + JSON_OVERHEAD
+        self.app = web.Application(
+            middlewares=[self._middleware], client_max_size=self.json_limit * 2
+        )
+        self.app[PIPELINE] = pipeline
+        self.app[READY] = ready
+        self.app.router.add_post("/v1/licenses/{drm}", self.license_raw)
+        self.app.router.add_post("/v1/license:acquire", self.license_json)
+        self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
+        self.app.router.add_get("/healthz", self.healthz)
+        self.app.router.add_get("/readyz", self.readyz)
+        self.app.router.add_get("/metrics", self.metrics)
+
+    # -- middleware ------------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        server = self._pipeline().server
+        trusted = server.is_trusted(normalize_ip(request.remote))
+        request_id = accept_request_id(request.headers.get(server.request_id_header), trusted)
+        request[REQUEST_ID] = request_id
+        token = request_id_var.set(request_id)
+        try:
+            if request.method == "OPTIONS":
+                response: web.StreamResponse = self._cors.preflight(request)
+            else:
+                try:
+                    response = await handler(request)
+                except ProxyError as error:
+                    response = problem(error, request_id)
+                except web.HTTPException as exc:
+                    if exc.status < 400:
+                        raise
+                    error, status = _transport_error(exc)
+                    response = problem(error, request_id, status=status)
+            response.headers["X-Request-Id"] = request_id
+            self._cors.apply(request, response)
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _client(self, request: web.Request, server: ServerConfig) -> ClientInfo:
+        peer = normalize_ip(request.remote)
+        ip, trusted = resolve_client_ip(peer, request.headers, server)
+        return ClientInfo(
+            ip_address=ip,
+            user_agent=request.headers.get("User-Agent"),
+            peer=peer,
+            trusted=trusted,
+        )
+
+    @staticmethod
+    async def _read(request: web.Request, limit: int, too_large: Reason) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise ProxyError(too_large, f"the request body is larger than {limit} bytes")
+        chunks = []
+        size = 0
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ProxyError(too_large, f"the request body is larger than {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- routes ----------------------------------------------------------------------
+
+    async def license_raw(self, request: web.Request) -> web.Response:
+        """``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out."""
+        try:
+            drm = DrmSystem(request.match_info["drm"])
+        except ValueError:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED,
+                "the DRM system must be one of widevine, playready, fairplay, clearkey",
+            ) from None
+        pipeline = self._pipeline()
+        server = pipeline.server
+        body = await self._read(request, server.challenge_limit(drm), Reason.CHALLENGE_TOO_LARGE)
+        try:
+            key_ids = tuple(parse_key_id(k) for k in request.query.getall("key_id", ()))
+        except ValueError:
+            raise ProxyError(Reason.REQUEST_INVALID, "key_id is not a key id") from None
+        model = LicenseRequest(
+            challenge=body,
+            drm_system=drm,
+            content_id=request.query.get("content_id") or None,
+            key_ids=convert.key_id_hints(key_ids),
+            client=self._client(request, server),
+            transport="http",
+            headers=request.headers,
+            query=request.query,
+            request_id=request[REQUEST_ID],
+        )
+        result = await pipeline.acquire(model)
+        response = web.Response(body=result.license, headers=result.headers)
+        response.headers["Content-Type"] = result.content_type
+        return response
+
+    async def _json_message(self, request: web.Request, message: Any) -> Any:
+        body = await self._read(request, self.json_limit, Reason.CHALLENGE_TOO_LARGE)
+        try:
+            json_format.Parse(body.decode("utf-8"), message)
+        except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
+            raise ProxyError(Reason.REQUEST_INVALID, _parse_error_text(exc)) from None
+        return message
+
+    async def license_json(self, request: web.Request) -> web.Response:
+        """``POST /v1/license:acquire``: ``AcquireLicense`` in the proto3 JSON mapping."""
+        message = await self._json_message(request, pb.AcquireLicenseRequest())
+        pipeline = self._pipeline()
+        client = self._client(request, pipeline.server)
+        model = convert.acquire_request(
+            message,
+            transport="http",
+            request_id=request[REQUEST_ID],
+            headers=request.headers,
+            peer=client.peer,
+            resolved_ip=client.ip_address,
+            trusted=client.trusted,
+        )
+        result = await pipeline.acquire(model)
+        return _json_response(convert.license_response(result))
+
+    async def inspect_json(self, request: web.Request) -> web.Response:
+        """``POST /v1/challenge:inspect``: ``InspectChallenge`` in the proto3 JSON mapping."""
+        message = await self._json_message(request, pb.InspectChallengeRequest())
+        pipeline = self._pipeline()
+        client = self._client(request, pipeline.server)
+        model = convert.inspect_request(
+            message,
+            transport="http",
+            request_id=request[REQUEST_ID],
+            headers=request.headers,
+            peer=client.peer,
+            resolved_ip=client.ip_address,
+            trusted=client.trusted,
+        )
+        info = await pipeline.inspect_only(model)
+        return _json_response(convert.inspect_response(info, request[REQUEST_ID]))
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """Alive."""
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """Ready: config loaded and listeners up (503 while starting or draining)."""
+        if request.app[READY]():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "not ready"}, status=503)
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """Prometheus text format."""
+        response = web.Response(body=generate_latest())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+
+def _json_response(message: Any) -> web.Response:
+    return web.Response(
+        text=json_format.MessageToJson(message, indent=None),
+        content_type="application/json",
+        charset="utf-8",
+    )
+
+
+def _parse_error_text(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "the body is not UTF-8"
+    if isinstance(exc, RecursionError):
+        return "the body is nested too deeply"
+    text = str(exc).split("\n")[0]
+    # protobuf's messages name fields and types, never echo long values; keep them short.
+    return f"the body is not a valid message: {text[:200]}"

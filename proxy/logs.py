@@ -1,0 +1,65 @@
+"""Logging with the request id on every line, and nothing secret in any line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from contextvars import ContextVar
+
+#: The id of the request being served on this task; "-" outside requests.
+request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
+
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def new_request_id() -> str:
+    """A fresh random request id (16 hex digits)."""
+    return secrets.token_hex(8)
+
+
+def accept_request_id(candidate: str | None, trusted: bool) -> str:
+    """The caller's request id when the caller is trusted and the id is well formed, else a new one."""
+    if trusted and candidate and _VALID_REQUEST_ID.match(candidate):
+        return candidate
+    return new_request_id()
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``record.request_id`` from the context of the task that logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, request id, message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "request_id": getattr(record, "request_id", "-"),
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Configure the root logger once for the ``serve`` command."""
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdFilter())
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

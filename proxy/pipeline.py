@@ -1,0 +1,259 @@
+"""The license pipeline: the one place where a request's way is written down.
+
+inspect -> authenticate -> authorize -> select policy -> select backends ->
+call the vendor (with failover) -> normalize -> observers. Every step but the
+vendor call is a hook; the transports (gRPC and the HTTP bridge) only
+translate to and from :class:`~proxy.model.LicenseRequest` and
+:class:`~proxy.model.LicenseResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from proxy import metrics
+from proxy.config import CleanupContext, ServerConfig
+from proxy.dispatch import Dispatcher
+from proxy.errors import ProxyError, Reason
+from proxy.logs import request_id_var
+from proxy.model import (
+    LICENSE_CONTENT_TYPES,
+    ChallengeInfo,
+    LicenseRequest,
+    LicenseResult,
+    Principal,
+    RequestContext,
+)
+from proxy.pluginhost import PluginHost
+from proxy.policy import EffectivePolicy
+from proxy.services import Services
+from proxy.vendors import Backend
+
+log = logging.getLogger("proxy.pipeline")
+
+
+def _describe_challenge(info: ChallengeInfo) -> str:
+    return f"{info.drm_system.value}:{info.request_type.value}"
+
+
+def _describe_principal(principal: Principal) -> str:
+    return f"principal:{principal.subject or '-'}@{principal.issuer or '-'}"
+
+
+def _describe_policy(policy: EffectivePolicy) -> str:
+    return f"policy:{policy.name}"
+
+
+def _describe_backends(names: list[str]) -> str:
+    return "backends:" + ",".join(names)
+
+
+@dataclass
+class Pipeline:
+    """One configured pipeline; the transports share a single instance.
+
+    Build it with :func:`proxy.builder.build_pipeline`; run its background
+    work with ``async with pipeline.running():``.
+    """
+
+    host: PluginHost
+    server: ServerConfig
+    backends: dict[str, Backend]
+    services: Services
+    cleanup_contexts: list[CleanupContext] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    request_headers: tuple[str, ...] = ()
+    """Request headers plugins read (CORS preflights allow them)."""
+    in_flight: int = 0
+
+    def __post_init__(self) -> None:
+        self.dispatcher = Dispatcher(self.backends, self.services)
+        self._idle: asyncio.Event | None = None
+
+    async def wait_idle(self, grace: float) -> bool:
+        """Wait until no request is in flight (at most ``grace`` seconds); True when idle."""
+        if self.in_flight == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            async with asyncio.timeout(grace):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[Pipeline]:
+        """Start the upstream client and every plugin's cleanup context; stop them on exit."""
+        async with AsyncExitStack() as stack:
+            upstream = self.services.upstream
+            if upstream is not None:
+                await upstream.start()
+                stack.push_async_callback(upstream.close)
+            for make in self.cleanup_contexts:
+                await stack.enter_async_context(asynccontextmanager(make)())
+            yield self
+
+    # -- requests ------------------------------------------------------------------
+
+    def new_context(self, request: LicenseRequest) -> RequestContext:
+        """A fresh context for ``request`` (traced when it is a dry run)."""
+        return RequestContext(
+            request=request,
+            services=self.services,
+            request_id=request.request_id,
+            trace=[] if request.dry_run else None,
+        )
+
+    async def inspect(self, ctx: RequestContext) -> ChallengeInfo:
+        """Step 1: size check, then the first inspector that recognises the challenge."""
+        request = ctx.request
+        challenge = request.challenge
+        if len(challenge) > self.server.challenge_limit(request.drm_system):
+            raise ProxyError(
+                Reason.CHALLENGE_TOO_LARGE,
+                f"the challenge is larger than {self.server.challenge_limit(request.drm_system)} bytes",
+            )
+        if not challenge:
+            raise ProxyError(Reason.CHALLENGE_INVALID, "the challenge is empty")
+        _, info = await self.host.call_first("proxy_inspect_challenge", ctx, _describe_challenge)
+        if info is None:
+            if request.drm_system is not None:
+                raise ProxyError(
+                    Reason.DRM_NOT_SUPPORTED,
+                    f"no inspector for {request.drm_system.value} challenges is loaded",
+                )
+            raise ProxyError(Reason.CHALLENGE_INVALID, "the DRM system could not be detected")
+        if request.drm_system is None and len(challenge) > self.server.challenge_limit(
+            info.drm_system
+        ):
+            raise ProxyError(
+                Reason.CHALLENGE_TOO_LARGE,
+                f"the challenge is larger than {self.server.challenge_limit(info.drm_system)} bytes",
+            )
+        if request.key_ids and info.key_ids:
+            unknown = set(request.key_ids) - set(info.key_ids)
+            if unknown:
+                raise ProxyError(
+                    Reason.REQUEST_INVALID, "a key id hint is not among the challenge's key ids"
+                )
+        ctx.challenge = info
+        return info
+
+    async def acquire(self, request: LicenseRequest) -> LicenseResult:
+        """Run the whole pipeline for one license request."""
+        ctx = self.new_context(request)
+        token = request_id_var.set(ctx.request_id)
+        self.in_flight += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            result = await self._acquire(ctx)
+        except ProxyError as error:
+            await self.host.notify("proxy_license_denied", ctx, error=error)
+            self._count(ctx, "denied", error.reason.value)
+            raise
+        except Exception:
+            log.exception("unexpected failure")
+            error = ProxyError(Reason.INTERNAL)
+            await self.host.notify("proxy_license_denied", ctx, error=error)
+            self._count(ctx, "denied", error.reason.value)
+            raise error from None
+        else:
+            await self.host.notify("proxy_license_issued", ctx, result=result)
+            self._count(ctx, "dry_run" if result.dry_run else "issued", "")
+            return result
+        finally:
+            self.in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+            request_id_var.reset(token)
+            if self._idle is not None and self.in_flight == 0:
+                self._idle.set()
+
+    async def _acquire(self, ctx: RequestContext) -> LicenseResult:
+        info = await self.inspect(ctx)
+        principal = await self.authenticate(ctx)
+        await self.host.call_all("proxy_authorize", ctx, principal=principal)
+        _, policy = await self.host.call_first(
+            "proxy_select_policy", ctx, _describe_policy, principal=principal
+        )
+        if policy is None:
+            raise ProxyError(Reason.NO_MATCHING_POLICY, "no policy matches this request")
+        ctx.policy = policy
+        _, names = await self.host.call_first(
+            "proxy_select_backends", ctx, _describe_backends, principal=principal, policy=policy
+        )
+        if not names:
+            raise ProxyError(
+                Reason.BACKEND_NOT_CONFIGURED, f"policy {policy.name!r} names no backend"
+            )
+        if ctx.request.dry_run:
+            return self._dry_run_result(ctx, info, policy, names)
+        backend, vendor_license = await self.dispatcher.issue(ctx, principal, policy, names)
+        ctx.backend = backend.name
+        return LicenseResult(
+            license=vendor_license.license,
+            content_type=vendor_license.content_type or LICENSE_CONTENT_TYPES[info.drm_system],
+            drm_system=info.drm_system,
+            request_type=info.request_type,
+            request_id=ctx.request_id,
+            key_ids=vendor_license.key_ids or ctx.key_ids,
+            backend=backend.name,
+            vendor=backend.spec.name,
+            policy=policy.name,
+            vendor_metadata=vendor_license.vendor_metadata,
+        )
+
+    async def authenticate(self, ctx: RequestContext) -> Principal:
+        """Step 2: the first authenticator that verifies the token; nothing passes without one."""
+        _, principal = await self.host.call_first("proxy_authenticate", ctx, _describe_principal)
+        if principal is None:
+            raise ProxyError(Reason.TOKEN_MISSING, "no access token was presented")
+        ctx.principal = principal
+        return principal
+
+    def _dry_run_result(
+        self, ctx: RequestContext, info: ChallengeInfo, policy: EffectivePolicy, names: list[str]
+    ) -> LicenseResult:
+        first = self.backends.get(names[0])
+        return LicenseResult(
+            license=b"",
+            content_type=LICENSE_CONTENT_TYPES[info.drm_system],
+            drm_system=info.drm_system,
+            request_type=info.request_type,
+            request_id=ctx.request_id,
+            key_ids=ctx.key_ids,
+            backend=names[0],
+            vendor=first.spec.name if first else "",
+            policy=policy.name,
+            dry_run=True,
+            trace=list(ctx.trace or ()),
+            effective_policy=policy.to_dict(),
+        )
+
+    async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo:
+        """``InspectChallenge``: parse and report, issue nothing."""
+        ctx = self.new_context(request)
+        token = request_id_var.set(ctx.request_id)
+        try:
+            info = await self.inspect(ctx)
+        except ProxyError as error:
+            self._count(ctx, "denied", error.reason.value)
+            raise
+        finally:
+            request_id_var.reset(token)
+        self._count(ctx, "inspected", "")
+        return info
+
+    def _count(self, ctx: RequestContext, outcome: str, reason: str) -> None:
+        drm = ctx.drm_system.value if ctx.drm_system else "unknown"
+        metrics.REQUESTS.labels(ctx.request.transport, drm, outcome, reason).inc()
+        metrics.REQUEST_SECONDS.labels(ctx.request.transport).observe(
+            time.monotonic() - ctx.started
+        )

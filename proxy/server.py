@@ -1,0 +1,153 @@
+"""Both listeners on one asyncio loop, sharing one pipeline; drain on SIGTERM, reload on SIGHUP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+
+from aiohttp import web
+
+from proxy.errors import ConfigError
+from proxy.grpc_server import GrpcServer
+from proxy.http_bridge import HttpBridge, RedactingAccessLogger
+from proxy.pipeline import Pipeline
+
+log = logging.getLogger("proxy.server")
+
+
+class ProxyApp:
+    """The running proxy: one pipeline (swapped on reload), a gRPC server and the HTTP bridge.
+
+    :param pipeline: the pipeline to serve.
+    :param rebuild: builds a fresh pipeline from the config on SIGHUP; None disables reload.
+    """
+
+    def __init__(
+        self, pipeline: Pipeline, *, rebuild: Callable[[], Pipeline] | None = None
+    ) -> None:
+        self.pipeline = pipeline
+        self.rebuild = rebuild
+        self.ready = False
+        self._stack = AsyncExitStack()
+        self._pipeline_stacks: dict[int, AsyncExitStack] = {}
+        self._stopped = asyncio.Event()
+        self.grpc: GrpcServer | None = None
+        self.runner: web.AppRunner | None = None
+        self.grpc_port = 0
+        self.http_port = 0
+
+    def current(self) -> Pipeline:
+        """The pipeline new requests go to."""
+        return self.pipeline
+
+    async def _start_pipeline(self, pipeline: Pipeline) -> None:
+        stack = AsyncExitStack()
+        await stack.enter_async_context(pipeline.running())
+        self._pipeline_stacks[id(pipeline)] = stack
+
+    async def _close_pipeline(self, pipeline: Pipeline) -> None:
+        stack = self._pipeline_stacks.pop(id(pipeline), None)
+        if stack is not None:
+            await stack.aclose()
+
+    async def start(self) -> None:
+        """Start the pipeline's background work, then both listeners; a taken port fails here."""
+        server = self.pipeline.server
+        await self._start_pipeline(self.pipeline)
+        try:
+            self.grpc = GrpcServer(self.current, server)
+            await self.grpc.start()
+            self.grpc_port = self.grpc.port
+            bridge = HttpBridge(
+                self.current,
+                lambda: self.ready,
+                server,
+                extra_headers=self.pipeline.request_headers,
+            )
+            limit = server.max_token_bytes + 8 * 1024
+            self.runner = web.AppRunner(
+                bridge.app,
+                handle_signals=False,
+                access_log_class=RedactingAccessLogger,
+                shutdown_timeout=server.shutdown_grace,
+                max_line_size=limit,
+                max_field_size=limit,
+            )
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, server.http.host, server.http.port, reuse_port=False)
+            await site.start()
+            self.http_port = self.runner.addresses[0][1]
+        except BaseException:
+            await self.stop()
+            raise
+        self.ready = True
+        log.info(
+            "serving gRPC on %s:%d and HTTP on %s:%d",
+            server.grpc.host,
+            self.grpc_port,
+            server.http.host,
+            self.http_port,
+        )
+
+    async def stop(self) -> None:
+        """Readiness off, then both listeners drain within the grace period, then resources close."""
+        self.ready = False
+        grace = self.pipeline.server.shutdown_grace
+        stops = []
+        if self.grpc is not None:
+            stops.append(self.grpc.stop(grace))
+        if self.runner is not None:
+            stops.append(self.runner.cleanup())
+        await asyncio.gather(*stops, return_exceptions=True)
+        self.grpc = None
+        self.runner = None
+        for key in list(self._pipeline_stacks):
+            await self._pipeline_stacks.pop(key).aclose()
+        self._stopped.set()
+
+    async def reload(self) -> bool:
+        """Build a new pipeline and swap it in; in-flight requests finish on the old one."""
+        if self.rebuild is None:
+            return False
+        try:
+            fresh = self.rebuild()
+        except ConfigError as exc:
+            log.error("reload refused, the config has errors:\n%s", exc)
+            return False
+        old = self.pipeline
+        if (fresh.server.grpc, fresh.server.http) != (old.server.grpc, old.server.http):
+            log.warning("listener changes take effect only after a restart")
+        await self._start_pipeline(fresh)
+        self.pipeline = fresh
+        log.info("configuration reloaded")
+        await old.wait_idle(old.server.shutdown_grace)
+        await self._close_pipeline(old)
+        return True
+
+    async def serve_forever(self) -> None:
+        """Start, then serve until SIGTERM/SIGINT (drain and exit); SIGHUP reloads."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        reloads: set[asyncio.Task[bool]] = set()
+
+        def on_hup() -> None:
+            task = loop.create_task(self.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        await self.start()
+        try:
+            await stop.wait()
+            log.info("stopping: draining in-flight requests")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+            await self.stop()

@@ -1,0 +1,199 @@
+"""Test helpers for plugin authors, loaded by pytest through the ``pytest11`` entry point.
+
+Fixtures:
+
+- ``proxy_factory``: ``await proxy_factory(config, plugins=[...])`` builds a
+  proxy from just the config and plugins a test names and runs it on loopback
+  (ephemeral ports); it is stopped when the test ends.
+- ``dev_token``: ``dev_token({"sub": "alice"})`` mints a token the embedded
+  default accepts.
+- ``fake_clock``: a :class:`FakeClock` to hand to ``proxy_factory(clock=...)``.
+
+Config helpers: :func:`proxy_config` merges a test's overrides into the
+embedded default; :func:`toml_config` reads a TOML string.
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from proxy.builder import build_pipeline, embedded_default
+from proxy.services import Clock, Services
+
+try:
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - the test extra installs it
+    pytest_asyncio = None  # type: ignore[assignment]
+
+
+class FakeClock(Clock):
+    """A clock the test moves by hand: ``clock.advance(30)``."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+        self.mono = 10_000.0
+
+    def time(self) -> float:
+        """The fake wall time."""
+        return self.now
+
+    def monotonic(self) -> float:
+        """The fake monotonic time."""
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward."""
+        self.now += seconds
+        self.mono += seconds
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for key, value in overrides.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def proxy_config(
+    overrides: dict[str, Any] | None = None, *, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The embedded default (or ``base``) with ``overrides`` merged in and loopback ports 0.
+
+    Tables merge key by key; any other value (lists included) replaces; a
+    value of None removes the key.
+    """
+    config = copy.deepcopy(base if base is not None else embedded_default())
+    config = _merge(config, {"server": {"grpc": {"port": 0}, "http": {"port": 0}}})
+    return _merge(config, overrides or {})
+
+
+def toml_config(text: str) -> dict[str, Any]:
+    """Parse a TOML config written inline in a test, with loopback ports 0 unless it sets them."""
+    raw = tomllib.loads(text)
+    server = raw.setdefault("server", {})
+    for listener in ("grpc", "http"):
+        server.setdefault(listener, {}).setdefault("port", 0)
+    return raw
+
+
+@dataclass
+class RunningProxy:
+    """A proxy serving on loopback for a test."""
+
+    app: Any
+    """The :class:`proxy.server.ProxyApp` serving the test."""
+    _channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    @property
+    def pipeline(self) -> Any:
+        """The pipeline requests go to."""
+        return self.app.pipeline
+
+    @property
+    def grpc_target(self) -> str:
+        """``host:port`` of the gRPC listener."""
+        return f"127.0.0.1:{self.app.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """``http://host:port`` of the HTTP bridge."""
+        return f"http://127.0.0.1:{self.app.http_port}"
+
+    def channel(self) -> grpc.aio.Channel:
+        """A gRPC channel to the proxy, closed when the proxy stops."""
+        channel = grpc.aio.insecure_channel(self.grpc_target)
+        self._channels.append(channel)
+        return channel
+
+    def stub(self) -> Any:
+        """A ``LicenseProxyServiceStub`` on a fresh channel."""
+        from licenseproxy.v1 import license_proxy_pb2_grpc
+
+        return license_proxy_pb2_grpc.LicenseProxyServiceStub(self.channel())
+
+    async def stop(self) -> None:
+        """Close test channels and stop the proxy."""
+        for channel in self._channels:
+            await channel.close()
+        self._channels.clear()
+        await self.app.stop()
+
+
+async def start_proxy(
+    config: dict[str, Any] | None = None,
+    *,
+    plugins: Iterable[Any] = (),
+    load_entrypoints: bool = True,
+    clock: Clock | None = None,
+    services: Services | None = None,
+    base_dir: Path | None = None,
+) -> RunningProxy:
+    """Build a pipeline from ``config`` (default: the embedded default on ports 0) and serve it."""
+    from proxy.server import ProxyApp
+
+    raw = config if config is not None else proxy_config()
+    services = services or Services()
+    if clock is not None:
+        services.clock = clock
+    pipeline = build_pipeline(
+        raw,
+        base_dir=base_dir,
+        plugins=plugins,
+        load_entrypoints=load_entrypoints,
+        services=services,
+    )
+    app = ProxyApp(pipeline)
+    await app.start()
+    return RunningProxy(app)
+
+
+ProxyFactory = Callable[..., Awaitable[RunningProxy]]
+
+
+def _dev_token(claims: dict[str, Any] | None = None, *, ttl: int = 3600, now: float | None = None) -> str:
+    from plugins.token.mint import development_token
+
+    return development_token(claims, ttl=ttl, now=now)
+
+
+@pytest.fixture
+def dev_token() -> Callable[..., str]:
+    """Mint tokens the embedded default accepts: ``dev_token({"sub": "alice"}, ttl=60)``."""
+    return _dev_token
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """A clock the test advances by hand."""
+    return FakeClock()
+
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def proxy_factory() -> AsyncIterator[ProxyFactory]:
+        """Start proxies on loopback; every one is stopped when the test ends."""
+        running: list[RunningProxy] = []
+
+        async def factory(config: dict[str, Any] | None = None, **kwargs: Any) -> RunningProxy:
+            proxy = await start_proxy(config, **kwargs)
+            running.append(proxy)
+            return proxy
+
+        try:
+            yield factory
+        finally:
+            for proxy in reversed(running):
+                await proxy.stop()
