@@ -65,6 +65,7 @@ def build_pipeline(
     config.errors.extend(errors)
     backends = registry.configure_backends(config)
     config.backend_names = frozenset(backends) | frozenset(config.get("backends", {}) or {})
+    config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}
     host.configure(config)
     for path in config.unclaimed():
         config.error(path, "unknown key (no loaded plugin reads it)")

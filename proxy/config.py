@@ -219,6 +219,7 @@ class ConfigContext:
     :ivar base_dir: the config file's folder; relative paths resolve from it.
     :ivar services: the pipeline's shared services (clock, HTTP client...).
     :ivar backend_names: the configured ``[backends.NAME]`` names.
+    :ivar backend_drm_systems: the DRM systems each valid backend's vendor serves.
     """
 
     raw: dict[str, Any]
@@ -226,6 +227,7 @@ class ConfigContext:
     base_dir: Path
     services: Any
     backend_names: frozenset[str] = frozenset()
+    backend_drm_systems: dict[str, frozenset[DrmSystem]] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)
