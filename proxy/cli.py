@@ -1,4 +1,4 @@
-"""The ``license-proxy`` command: serve, check-config, plugins, token."""
+"""The ``license-proxy`` command: serve, check-config, plugins, token, explain."""
 
 from __future__ import annotations
 
@@ -124,6 +124,57 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_token(value: str) -> str:
+    return sys.stdin.readline().strip() if value == "-" else value
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Run one dry-run request in-process and print every decision and the elected policy."""
+    from proxy.builder import build_pipeline
+    from proxy.encoding import parse_key_id
+    from proxy.explain import ContextKeeper, SyntheticInspector, explain, explanation_request
+    from proxy.model import DrmSystem
+
+    drm = DrmSystem(args.drm)
+    try:
+        key_ids = [parse_key_id(k) for k in args.key_id]
+    except ValueError as exc:
+        print(f"--key-id: {exc}", file=sys.stderr)
+        return 2
+    challenge = None
+    if args.challenge is not None:
+        try:
+            challenge = Path(args.challenge).read_bytes()
+        except OSError as exc:
+            print(f"--challenge: cannot read {args.challenge}: {exc.strerror}", file=sys.stderr)
+            return 2
+    keeper = ContextKeeper()
+    inspector = SyntheticInspector(drm, key_ids, args.content_id, active=challenge is None)
+    try:
+        raw, base_dir = load_config(args.config)
+        pipeline = build_pipeline(
+            raw, base_dir=base_dir, plugins=[("explain", inspector), ("explain_keeper", keeper)]
+        )
+    except ConfigError as exc:
+        _print_errors(exc, args.config or "embedded default")
+        return 2
+    request = explanation_request(
+        drm=drm,
+        token=_read_token(args.token),
+        content_id=args.content_id,
+        key_ids=key_ids,
+        challenge=challenge,
+        client_ip=args.client_ip,
+        device_id=args.device_id,
+    )
+    explanation = asyncio.run(explain(pipeline, keeper, request))
+    if args.json:
+        print(json.dumps(explanation.to_dict(), indent=2, sort_keys=True))
+    else:
+        print(explanation.render())
+    return 1 if explanation.error is not None else 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -152,6 +203,26 @@ def make_parser() -> argparse.ArgumentParser:
     token.add_argument("--iss")
     token.add_argument("--aud")
     token.set_defaults(run=cmd_token)
+
+    explain = sub.add_parser(
+        "explain", help="dry-run one request and show every decision and the elected policy"
+    )
+    explain.add_argument("--config", help="TOML config file (default: the embedded default)")
+    explain.add_argument("--token", required=True, help="the access token ('-' reads stdin)")
+    explain.add_argument(
+        "--drm", required=True, choices=["widevine", "playready", "fairplay", "clearkey"]
+    )
+    explain.add_argument("--content-id")
+    explain.add_argument(
+        "--key-id", action="append", default=[], help="a requested key id (repeatable)"
+    )
+    explain.add_argument(
+        "--challenge", help="a challenge file (default: a synthetic one for the DRM)"
+    )
+    explain.add_argument("--client-ip", help="the end user's address, as a trusted caller says")
+    explain.add_argument("--device-id", help="the end user's device id, as a trusted caller says")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of text")
+    explain.set_defaults(run=cmd_explain)
 
     return parser
 
