@@ -302,12 +302,19 @@ class PolicyMatch(StrictModel):
     key_ids: list[uuid.UUID] | None = None
     """Every key id the request asks for must be one of these."""
 
-    @field_validator("claims")
+    @field_validator("claims", mode="before")
     @classmethod
-    def _presence_form(cls, claims: dict[str, Any]) -> dict[str, Any]:
+    def _presence_form(cls, claims: Any) -> Any:
+        if not isinstance(claims, dict):
+            return claims
         for name, condition in claims.items():
-            if isinstance(condition, dict) and set(condition) != {"present"}:
-                raise ValueError(f"claim {name!r}: a table condition must be {{present = true}}")
+            if isinstance(condition, dict) and (
+                set(condition) != {"present"} or not isinstance(condition["present"], bool)
+            ):
+                raise ValueError(
+                    f"claim {name!r}: a table condition must be {{present = true}} or "
+                    "{present = false}"
+                )
         return claims
 
     @field_validator("key_ids", mode="before")
