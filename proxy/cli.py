@@ -149,12 +149,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
             print(f"--challenge: cannot read {args.challenge}: {exc.strerror}", file=sys.stderr)
             return 2
     keeper = ContextKeeper()
-    inspector = SyntheticInspector(drm, key_ids, args.content_id, active=challenge is None)
+    helpers: list[Any] = [("explain_keeper", keeper)]
+    if challenge is None:
+        helpers.append(("explain", SyntheticInspector(drm, key_ids, args.content_id)))
     try:
         raw, base_dir = load_config(args.config)
-        pipeline = build_pipeline(
-            raw, base_dir=base_dir, plugins=[("explain", inspector), ("explain_keeper", keeper)]
-        )
+        pipeline = build_pipeline(raw, base_dir=base_dir, plugins=helpers)
     except ConfigError as exc:
         _print_errors(exc, args.config or "embedded default")
         return 2

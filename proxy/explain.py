@@ -36,21 +36,17 @@ SYNTHETIC_CHALLENGE = b"license-proxy explain: synthetic challenge"
 
 class SyntheticInspector:
     """Answers ``proxy_inspect_challenge`` with the DRM, key ids and content id given on the
-    command line, when no challenge file was given."""
+    command line; registered only when no challenge file was given. Tests use it too, to
+    stand in for DRMs whose inspector is not loaded."""
 
-    def __init__(
-        self, drm: DrmSystem, key_ids: Sequence[bytes], content_id: str | None, active: bool
-    ) -> None:
+    def __init__(self, drm: DrmSystem, key_ids: Sequence[bytes], content_id: str | None) -> None:
         self.drm = drm
         self.key_ids = tuple(key_ids)
         self.content_id = content_id
-        self.active = active
 
     @hookimpl(tryfirst=True)
-    def proxy_inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo | None:
-        """A synthetic license request for the DRM (none when a real challenge was given)."""
-        if not self.active:
-            return None
+    def proxy_inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo:
+        """A synthetic license request for the DRM."""
         ctx.note("synthetic challenge: no --challenge file was given")
         return ChallengeInfo(
             drm_system=self.drm,

@@ -103,7 +103,7 @@ class Setup:
 def make(trusted: bool = True, drm: DrmSystem = DrmSystem.WIDEVINE, config=None, **sections: Any):
     sts = StaticSts(trusted)
     capture = Capture()
-    inspector = SyntheticInspector(drm, ALL_KIDS, "movie-1", active=True)
+    inspector = SyntheticInspector(drm, ALL_KIDS, "movie-1")
     config = config or proxy_config({"policies": [POLICY], "catalog": CATALOG, **sections})
     pipeline = build_pipeline(
         config, plugins=[("sts", sts), ("synthetic", inspector), ("capture", capture)]

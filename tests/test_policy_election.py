@@ -179,7 +179,7 @@ async def test_claim_conditions(condition, claims, holds, dev_token):
 
 
 def synthetic(drm: DrmSystem, *key_ids: bytes, content_id: str | None = None):
-    return ("synthetic", SyntheticInspector(drm, key_ids, content_id, active=True))
+    return ("synthetic", SyntheticInspector(drm, key_ids, content_id))
 
 
 @pytest.mark.parametrize(
