@@ -517,8 +517,17 @@ M = TypeVar("M", bound=BaseModel)
 _WEAKEST = -math.inf
 
 
+#: Each ordered enum's members by rank (weakest first), looked up rather than recomputed.
+_ENUM_RANKS: dict[type, dict[Any, int]] = {
+    enum: {member: rank for rank, member in enumerate(enum)} for enum in (Hdcp, CgmsA, FairPlayHdcp)
+}
+
+
 def _ranked(value: Any) -> float:
-    return _WEAKEST if value is None else value.rank
+    if value is None:
+        return _WEAKEST
+    ranks = _ENUM_RANKS.get(type(value))
+    return ranks[value] if ranks is not None else value.rank
 
 
 def _level(value: Any) -> float:
@@ -643,25 +652,55 @@ class IgnoredChange:
 
 
 @dataclass(frozen=True, slots=True)
+class AppliedChange:
+    """A change that made a rule stricter.
+
+    :ivar field: the dotted path (``tracks.HD.hdcp``).
+    :ivar before: the value it replaced.
+    :ivar after: the stricter value.
+    """
+
+    field: str
+    before: Any
+    after: Any
+
+    def __str__(self) -> str:
+        return f"{self.field}: {_show(self.before)} -> {_show(self.after)}"
+
+
+@dataclass(frozen=True, slots=True)
 class Tightened(Generic[M]):
     """The result of a tightening: the new value, what changed, what was ignored."""
 
     value: M
-    applied: tuple[str, ...] = ()
+    applied: tuple[AppliedChange, ...] = ()
     ignored: tuple[IgnoredChange, ...] = ()
 
 
 def _tightened(base: M, claim: M, path: str) -> Tightened[M]:
-    applied: list[str] = []
+    applied: list[AppliedChange] = []
     ignored: list[IgnoredChange] = []
     value = _tighten(base, claim, path, applied, ignored)
     return Tightened(value, tuple(applied), tuple(ignored))
 
 
-def _tighten(base: M, claim: M, path: str, applied: list[str], ignored: list[IgnoredChange]) -> M:
+_FIELD_NAMES: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def _field_names(model: type[BaseModel]) -> tuple[str, ...]:
+    # pydantic's model_fields is a computed property; the hot path reads it once per class.
+    names = _FIELD_NAMES.get(model)
+    if names is None:
+        names = _FIELD_NAMES[model] = tuple(model.model_fields)
+    return names
+
+
+def _tighten(
+    base: M, claim: M, path: str, applied: list[AppliedChange], ignored: list[IgnoredChange]
+) -> M:
     orders = STRICTNESS.get(type(base), {})
     updates: dict[str, Any] = {}
-    for name in type(base).model_fields:
+    for name in _field_names(type(base)):
         wanted = getattr(claim, name)
         current = getattr(base, name)
         if wanted is None:
@@ -679,7 +718,7 @@ def _tighten(base: M, claim: M, path: str, applied: list[str], ignored: list[Ign
             ignored.append(IgnoredChange(path + name, current, wanted, "not a restriction"))
         elif order.rank(wanted) > order.rank(current):
             updates[name] = wanted
-            applied.append(f"{path}{name}: {_show(current)} -> {_show(wanted)}")
+            applied.append(AppliedChange(path + name, current, wanted))
         else:
             ignored.append(IgnoredChange(path + name, current, wanted, "looser than the policy"))
     return base.model_copy(update=updates) if updates else base
@@ -688,7 +727,7 @@ def _tighten(base: M, claim: M, path: str, applied: list[str], ignored: list[Ign
 def _merge(first: M, second: M) -> M:
     orders = STRICTNESS.get(type(first), {})
     updates: dict[str, Any] = {}
-    for name in type(first).model_fields:
+    for name in _field_names(type(first)):
         a, b = getattr(first, name), getattr(second, name)
         if b is None or a == b:
             continue

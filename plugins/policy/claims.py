@@ -36,6 +36,7 @@ from proxy.encoding import parse_key_id
 from proxy.model import DrmSystem, key_id_uuid
 from proxy.policy import (
     DEFAULT_TRACK,
+    AppliedChange,
     EffectivePolicy,
     IgnoredChange,
     LicenseSettings,
@@ -405,7 +406,7 @@ def _read_axinom(
 class Applied:
     """What tightening did: changes made and changes ignored (they would have loosened)."""
 
-    applied: list[str] = field(default_factory=list)
+    applied: list[AppliedChange] = field(default_factory=list)
     ignored: list[IgnoredChange] = field(default_factory=list)
 
 

@@ -51,16 +51,41 @@ def _brief(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _typed(values: list[Any]) -> frozenset[tuple[type, Any]]:
+    return frozenset((type(v), v) for v in values)
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimTest:
-    """One required claim of a policy's ``match``."""
+    """One required claim of a policy's ``match``, compiled: accepted values are kept as
+    a set of ``(type, value)`` pairs, so a test is a hash lookup per claim value."""
 
     name: str
     condition: Any
+    accepted: frozenset[tuple[type, Any]] = frozenset()
+    present: bool | None = None
+
+    @classmethod
+    def of(cls, name: str, condition: Any) -> ClaimTest:
+        """Compile one condition."""
+        if isinstance(condition, dict):
+            return cls(name, condition, present=condition["present"])
+        values = condition if isinstance(condition, list) else [condition]
+        return cls(name, condition, accepted=_typed(values))
 
     def holds(self, claims: Mapping[str, Any]) -> bool:
-        """True when the claims satisfy this condition."""
-        return claim_matches(claims.get(self.name), self.condition)
+        """True when the claims satisfy this condition (as :func:`claim_matches` says)."""
+        value = claims.get(self.name)
+        if self.present is not None:
+            return (value is not None) is self.present
+        if value is None:
+            return False
+        try:
+            if isinstance(value, list):
+                return any((type(v), v) in self.accepted for v in value)
+            return (type(value), value) in self.accepted
+        except TypeError:  # an unhashable claim value (an object) equals no condition
+            return False
 
     def describe(self) -> str:
         """The condition in words: ``claim tier = 'gold'``."""
@@ -105,7 +130,7 @@ class CompiledPolicy:
     policy: Policy
     tests: tuple[ClaimTest, ...]
     drm_systems: frozenset[DrmSystem] | None
-    content_patterns: tuple[re.Pattern[str], ...] | None
+    content_pattern: re.Pattern[str] | None
     key_ids: frozenset[bytes] | None
     specificity: int
 
@@ -116,10 +141,11 @@ class CompiledPolicy:
         return cls(
             index=index,
             policy=policy,
-            tests=tuple(ClaimTest(n, c) for n, c in match.claims.items()),
+            tests=tuple(ClaimTest.of(n, c) for n, c in match.claims.items()),
             drm_systems=frozenset(match.drm_systems) if match.drm_systems is not None else None,
-            content_patterns=(
-                tuple(re.compile(fnmatch.translate(p)) for p in match.content_ids)
+            content_pattern=(
+                # one expression for every pattern; (?!) matches nothing, for an empty list
+                re.compile("|".join(fnmatch.translate(p) for p in match.content_ids) or "(?!)")
                 if match.content_ids is not None
                 else None
             ),
@@ -145,31 +171,31 @@ class CompiledPolicy:
 
     def failure(self, facts: RequestFacts, *, explain: bool = True) -> str | None:
         """None when every condition holds, else the first that does not (in words when
-        ``explain``, else an empty string)."""
+        ``explain``, else an empty string). The cheapest conditions are tested first."""
+        for test in self.tests:
+            if not test.holds(facts.claims):
+                return test.failure(facts.claims) if explain else ""
         if self.drm_systems is not None and facts.drm_system not in self.drm_systems:
             if not explain:
                 return ""
             wanted = ", ".join(sorted(d.value for d in self.drm_systems)) or "none"
             drm = facts.drm_system.value if facts.drm_system else "unknown"
             return f"DRM is {drm} (needs {wanted})"
-        if self.content_patterns is not None:
-            content_id = facts.content_id
-            if content_id is None or not any(p.match(content_id) for p in self.content_patterns):
-                if not explain:
-                    return ""
-                patterns = _brief(self.policy.match.content_ids)
-                if content_id is None:
-                    return f"the request has no content id (needs one matching {patterns})"
-                return f"content id {content_id!r} matches none of {patterns}"
         if self.key_ids is not None and (not facts.key_ids or not facts.key_ids <= self.key_ids):
             if not explain:
                 return ""
             if not facts.key_ids:
                 return "the request names no key id (needs some of match.key_ids)"
             return "a requested key id is not among match.key_ids"
-        for test in self.tests:
-            if not test.holds(facts.claims):
-                return test.failure(facts.claims) if explain else ""
+        if self.content_pattern is not None:
+            content_id = facts.content_id
+            if content_id is None or self.content_pattern.match(content_id) is None:
+                if not explain:
+                    return ""
+                patterns = _brief(self.policy.match.content_ids)
+                if content_id is None:
+                    return f"the request has no content id (needs one matching {patterns})"
+                return f"content id {content_id!r} matches none of {patterns}"
         return None
 
     def describe_match(self) -> str:
@@ -255,7 +281,8 @@ def elect(
                 )
         elif note is not None:
             note(f"{compiled.name!r} is not a candidate: {why_not}")
-    candidates.sort(key=lambda c: c.rank)
+    if len(candidates) > 1:
+        candidates.sort(key=lambda c: c.rank)
 
     named = facts.claims.get(name_claim) if name_claim else None
     winner: CompiledPolicy | None

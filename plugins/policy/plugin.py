@@ -157,6 +157,15 @@ class PolicyPlugin:
                 ctx.note(line)
             return
         outcome = apply_claim_policies(effective, found)
+        for ignored in outcome.ignored:
+            log.info(
+                "policy %s: ignored a change from a claim of issuer %s: %s",
+                effective.name,
+                principal.issuer,
+                ignored,
+            )
+        if not ctx.tracing:
+            return
         for line in found.notes:
             ctx.note(line)
         ctx.note(
@@ -166,9 +175,3 @@ class PolicyPlugin:
             ctx.note(f"tightened {change}")
         for ignored in outcome.ignored:
             ctx.note(f"ignored a change: {ignored}")
-            log.info(
-                "policy %s: ignored a change from a claim of issuer %s: %s",
-                effective.name,
-                principal.issuer,
-                ignored,
-            )
