@@ -34,16 +34,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     source = args.config or "embedded default"
     try:
-        raw, base_dir = load_config(args.config)
-        log_section = raw.get("log", {}) if isinstance(raw.get("log"), dict) else {}
-        setup_logging(str(log_section.get("level", "INFO")), str(log_section.get("format", "text")))
-        pipeline = build_pipeline(raw, base_dir=base_dir)
+        pipeline = _build(args.config)
     except ConfigError as exc:
         _print_errors(exc, source)
         return 2
+    setup_logging(pipeline.log.level, pipeline.log.format)
     for path, message in pipeline.warnings:
         print(f"warning: {path}: {message}", file=sys.stderr)
-    app = ProxyApp(pipeline, rebuild=lambda: _build(args.config))
+    app = ProxyApp(pipeline, rebuild=lambda: _build(args.config), access_log=pipeline.log.access)
     try:
         asyncio.run(app.serve_forever())
     except OSError as exc:
