@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -36,7 +37,7 @@ from plugins.token.mint import development_token
 from proxy.encoding import b64url_encode
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
-CHALLENGE = ('{"kids":["%s"],"type":"temporary"}' % b64url_encode(KID)).encode()
+CHALLENGE = json.dumps({"kids": [b64url_encode(KID)], "type": "temporary"}).encode()
 
 
 def proxy_config_file(folder: Path) -> Path:
