@@ -188,6 +188,7 @@ class KeyServer:
     fail_with: int | None = None
     stall: asyncio.Event | None = None
     issuer: str = ISSUER
+    requests: int = 0
     jwks_requests: int = 0
     discovery_requests: int = 0
     port: int = 0
@@ -207,6 +208,11 @@ class KeyServer:
     def discovery_url(self) -> str:
         """The discovery document's URL."""
         return f"{self.base}/.well-known/openid-configuration"
+
+    @web.middleware
+    async def _count(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.requests += 1
+        return await handler(request)
 
     async def _jwks(self, request: web.Request) -> web.Response:
         self.jwks_requests += 1
@@ -229,7 +235,7 @@ class KeyServer:
 
     async def start(self) -> KeyServer:
         """Serve on loopback (the same port again after :meth:`stop`)."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._count])
         app.router.add_get("/keys", self._jwks)
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         self._runner = web.AppRunner(app, access_log=None)

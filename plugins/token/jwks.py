@@ -140,6 +140,10 @@ class RemoteKeys:
         """True between :meth:`start` and :meth:`stop`."""
         return self._session is not None
 
+    def next_refresh_in(self) -> float:
+        """Seconds (on the injected clock) until the next scheduled fetch; 0 when due."""
+        return max(0.0, self._next_due - self.clock.monotonic())
+
     def wake(self) -> None:
         """Make the schedule look at the clock now (after a fake clock moved)."""
         self._wake.set()
