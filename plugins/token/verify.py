@@ -3,11 +3,12 @@
 claims and values. So an expired token with a good signature is TOKEN_EXPIRED whatever else is
 wrong with it.
 
-The compact serialization is taken apart by joserfc, whose base64url decoding is strict (no
-characters outside the alphabet, no non-canonical trailing bits) and runs in C; PyJWT 2.14+
-does the same checks character by character in Python, several times slower on a 1 KiB token
-(bench/token.py and bench/RESULTS.md hold the figures). Signatures are checked with PyJWT's
-algorithm implementations against keys prepared once (:mod:`plugins.token.keys`).
+The segments of the compact serialization are decoded with joserfc's base64url decoder, which
+is strict (nothing outside the alphabet, no padding, no non-canonical trailing bits) and runs
+in C; PyJWT 2.14+ makes the same checks character by character in Python, several times
+slower on a 1 KiB token (bench/token.py and bench/RESULTS.md hold the figures). Signatures are
+checked with PyJWT's algorithm implementations against keys prepared once
+(:mod:`plugins.token.keys`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from joserfc.errors import JoseError
-from joserfc.jws import JWSRegistry, extract_compact
 from joserfc.util import urlsafe_b64decode
 
 from plugins.token import metrics
@@ -118,6 +117,10 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+#: Strict JSON: NaN and Infinity (which Python's json accepts) are refused.
+_JSON = json.JSONDecoder(parse_constant=_no_constants)
+
+
 def _number(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
@@ -155,12 +158,6 @@ class TokenVerifier:
         self.clock = clock
         self.max_token_bytes = max_token_bytes
         self.cache = VerificationCache(cache_size)
-        # Our own size limit has already applied; joserfc's defaults (512-byte header,
-        # 1 KiB signature) would refuse legitimate RSA-4096+ signatures and x5c headers.
-        self._registry = JWSRegistry(algorithms=sorted(SUPPORTED_ALGORITHMS))
-        self._registry.max_header_length = max_token_bytes
-        self._registry.max_payload_length = max_token_bytes
-        self._registry.max_signature_length = max_token_bytes
         for issuer in issuers:
             issuer.on_keys_changed(self.cache.drop_issuer)
 
@@ -180,12 +177,11 @@ class TokenVerifier:
                 return entry.principal
             self.cache.discard(token)
         metrics.CACHE_MISS.inc()
-        return await self._verify_in_full(token)
-
-    async def _verify_in_full(self, token: str) -> Principal:
         parsed = self.parse(token)
         header = parsed.header
         alg = header.get("alg")
+        if alg is None:
+            raise _malformed("the token's header has no alg")
         if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
             # "none" among them: an unsigned token is never accepted.
             raise ProxyError(
@@ -201,7 +197,9 @@ class TokenVerifier:
                 Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} is not accepted for this issuer"
             )
         version = issuer.keys.version
-        keys = await self._keys(issuer, kid, alg)
+        keys = issuer.keys.select(kid, alg)
+        if keys is None:
+            keys = await self._keys_after_refresh(issuer, kid, alg)
         key = self._verify_signature(parsed, alg, keys)
         if not isinstance(claims, dict):
             raise _malformed("the token's payload is not a claim set")
@@ -220,35 +218,36 @@ class TokenVerifier:
             self.cache.put(token, CachedVerification(principal, issuer, version, times))
         return principal
 
-    def parse(self, token: str) -> ParsedToken:
-        """Take a compact JWS apart (strict base64url, a JSON object header); TOKEN_MALFORMED
-        when it is not one."""
+    @staticmethod
+    def parse(token: str) -> ParsedToken:
+        """Take a compact JWS apart: three segments of strict base64url, a UTF-8 JSON object
+        header; TOKEN_MALFORMED when it is not one."""
         try:
             raw = token.encode("ascii")
         except UnicodeEncodeError:
             raise _malformed("the token is not a compact JWS") from None
+        segments = raw.split(b".")
+        if len(segments) != 3:
+            raise _malformed("the token is not a compact JWS")
+        header_segment, payload_segment, signature_segment = segments
         try:
-            jws = extract_compact(raw, registry=self._registry)
-            header = jws.protected
-            segments = jws.segments
-            # joserfc lets json.loads guess UTF-16/32; a JOSE header is UTF-8 (RFC 7515).
-            urlsafe_b64decode(segments["header"]).decode("utf-8")
-            signature = urlsafe_b64decode(segments["signature"])
-        except (JoseError, ValueError, TypeError, RecursionError):
+            header = _JSON.decode(urlsafe_b64decode(header_segment).decode("utf-8"))
+            payload = urlsafe_b64decode(payload_segment)
+            signature = urlsafe_b64decode(signature_segment)
+        except (ValueError, TypeError, RecursionError):
+            # binascii.Error and UnicodeDecodeError are ValueErrors.
             raise _malformed("the token is not a compact JWS") from None
         if not isinstance(header, dict):
             raise _malformed("the token's header is not a JSON object")
         if "crit" in header or "b64" in header:
             # No JWS extension is understood here (RFC 7515 4.1.11, RFC 7797).
             raise _malformed("the token uses a JWS extension this proxy does not support")
-        return ParsedToken(
-            header, jws.payload, segments["header"] + b"." + segments["payload"], signature
-        )
+        return ParsedToken(header, payload, raw[: raw.rindex(b".")], signature)
 
     @staticmethod
     def _claims(payload: bytes) -> Any:
         try:
-            return json.loads(payload.decode("utf-8"), parse_constant=_no_constants)
+            return _JSON.decode(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError, RecursionError):
             # Not a claim set; the signature is still checked first, so a forged
             # token reads as forged rather than as malformed.
@@ -270,10 +269,11 @@ class TokenVerifier:
         return issuer
 
     @staticmethod
-    async def _keys(issuer: Issuer, kid: str | None, alg: str) -> list[VerificationKey]:
-        keys = issuer.keys.select(kid, alg)
-        if keys is not None:
-            return keys
+    async def _keys_after_refresh(
+        issuer: Issuer, kid: str | None, alg: str
+    ) -> list[VerificationKey]:
+        """The set lacks the token's key: fetch (throttled, shared), look again, then fall back
+        to the keys configured without id."""
         if issuer.refresher is not None and await issuer.refresher.refresh_for_unknown_kid():
             keys = issuer.keys.select(kid, alg)
             if keys is not None:
