@@ -4,7 +4,10 @@ secret ends up in an error message."""
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -252,3 +255,18 @@ async def test_check_config_fetches_no_keys():
         assert server.requests == 0
     finally:
         await server.stop()
+
+
+def test_every_example_in_the_auth_docs_is_a_valid_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLAYBACK_STS_SECRET", "s" * 32)
+    docs = (Path(__file__).parent.parent / "docs" / "auth.md").read_text()
+    blocks = re.findall(r"```toml\n(.*?)```", docs, re.DOTALL)
+    assert len(blocks) >= 4
+    for block in blocks:
+        for reference in re.findall(r'"file:([^"]+)"', block):
+            local = tmp_path / Path(reference).name
+            local.write_bytes(b"n" * 32)
+            block = block.replace(f"file:{reference}", f"file:{local}")
+        auth = tomllib.loads(block)["auth"]
+        plugin, _ = build_token_plugin(auth)
+        assert plugin.verifier is not None and plugin.verifier.issuers
