@@ -266,3 +266,36 @@ async def test_cache_off_still_verifies():
     token = sign(claims(clock.time()), private)
     assert await reason(plugin, token) == await reason(plugin, token) == "OK"
     assert len(plugin.verifier.cache) == 0
+
+
+async def test_a_token_without_kid_is_never_tried_against_a_whole_key_set():
+    clock = FakeClock()
+    first, second = rsa_key("k1"), rsa_key("k2")
+    one = json.dumps({"keys": [public_jwk(first, "k1")]})
+    two = json.dumps({"keys": [public_jwk(first, "k1"), public_jwk(second, "k2")]})
+    plugin, _ = build_token_plugin({"issuers": [issuer(keys=[{"jwks": one}])]}, clock=clock)
+    assert await reason(plugin, sign(claims(clock.time()), first, kid=None)) == "OK"
+    plugin, _ = build_token_plugin({"issuers": [issuer(keys=[{"jwks": two}])]}, clock=clock)
+    assert await reason(plugin, sign(claims(clock.time()), second, kid=None)) == (
+        "TOKEN_KEY_UNKNOWN"
+    )
+    assert await reason(plugin, sign(claims(clock.time()), second, kid="k2")) == "OK"
+
+
+async def test_keys_without_id_serve_tokens_with_or_without_kid():
+    clock = FakeClock()
+    old, new = SECRET, SECRET[::-1]
+    auth = {
+        "issuers": [
+            issuer(
+                algorithms=["HS256"],
+                keys=[{"secret": f"hex:{old.hex()}"}, {"secret": f"hex:{new.hex()}"}],
+            )
+        ]
+    }
+    plugin, _ = build_token_plugin(auth, clock=clock)
+    for key in (old, new):
+        for kid in (None, "whatever"):
+            assert await reason(plugin, sign(claims(clock.time()), key, "HS256", kid=kid)) == "OK"
+    principal = await plugin.verifier.verify(sign(claims(clock.time()), new, "HS256", kid=None))
+    assert principal.key_id == "auth.issuers[0].keys[1]"

@@ -38,20 +38,44 @@ class KeySet:
     def select(self, kid: str | None, alg: str) -> list[VerificationKey] | None:
         """The keys that may verify a token with this ``kid`` and ``alg``.
 
-        None when the set does not know the ``kid`` (or, for a token without
-        ``kid``, holds no key at all): a refresh may find it. A known key of
-        another family is TOKEN_ALGORITHM_REJECTED: a key never verifies with an
-        algorithm outside its own family.
+        A token without ``kid`` is tried with the keys configured without id, or
+        else with the set's only key for ``alg``; it is never tried against a
+        whole published set, so a forged token costs one signature check per key
+        the operator configured, not per key an identity provider publishes.
+
+        None when the set does not know the ``kid`` (or holds no key at all): a
+        refresh may find it. A known key of another family is
+        TOKEN_ALGORITHM_REJECTED: a key never verifies with an algorithm outside
+        its own family.
         """
-        candidates = self._by_id.get(kid) if kid is not None else self.keys
-        if not candidates:
+        if kid is None:
+            return self._select_without_kid(alg)
+        named = self._by_id.get(kid)
+        if not named:
             return None
-        fitting = [k for k in candidates if alg in k.prepared]
+        fitting = [k for k in named if alg in k.prepared]
         if not fitting:
             raise ProxyError(
                 Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} does not fit the token's key"
             )
         return fitting
+
+    def _select_without_kid(self, alg: str) -> list[VerificationKey] | None:
+        if not self.keys:
+            return None
+        anonymous = [k for k in self._anonymous if alg in k.prepared]
+        if anonymous:
+            return anonymous
+        fitting = [k for k in self.keys if alg in k.prepared]
+        if len(fitting) == 1:
+            return fitting
+        if fitting:
+            raise ProxyError(
+                Reason.TOKEN_KEY_UNKNOWN, "the token names no key (kid) and the issuer has several"
+            )
+        raise ProxyError(
+            Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} does not fit the issuer's keys"
+        )
 
     def select_anonymous(self, alg: str) -> list[VerificationKey]:
         """For a ``kid`` no key answers to: the keys configured without id, else
