@@ -165,37 +165,11 @@ class TokenVerifier:
         """The principal ``token`` speaks for, or ProxyError with a TOKEN_* reason."""
         if len(token) > self.max_token_bytes:
             raise _malformed("the token is too large")
-        entry = self.cache.get(token)
-        if entry is not None:
-            if entry.key_version == entry.issuer.keys.version:
-                try:
-                    self._check_times(entry.times, entry.issuer.config)
-                except ProxyError:
-                    self.cache.discard(token)
-                    raise
-                metrics.CACHE_HIT.inc()
-                return entry.principal
-            self.cache.discard(token)
+        principal = self._from_cache(token)
+        if principal is not None:
+            return principal
         metrics.CACHE_MISS.inc()
-        parsed = self.parse(token)
-        header = parsed.header
-        alg = header.get("alg")
-        if alg is None:
-            raise _malformed("the token's header has no alg")
-        if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
-            # "none" among them: an unsigned token is never accepted.
-            raise ProxyError(
-                Reason.TOKEN_ALGORITHM_REJECTED, "the token's algorithm is not accepted"
-            )
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise _malformed("the token's kid is not a string")
-        claims = self._claims(parsed.payload)
-        issuer = self._issuer(claims)
-        if alg not in issuer.algorithms:
-            raise ProxyError(
-                Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} is not accepted for this issuer"
-            )
+        parsed, alg, kid, claims, issuer = self._read(token)
         version = issuer.keys.version
         keys = issuer.keys.select(kid, alg)
         if keys is None:
@@ -217,6 +191,46 @@ class TokenVerifier:
         if issuer.keys.version == version:
             self.cache.put(token, CachedVerification(principal, issuer, version, times))
         return principal
+
+    def _from_cache(self, token: str) -> Principal | None:
+        """A cached principal for ``token`` once the time checks pass again; None when the
+        token is not cached, or was verified with a key set that has since changed."""
+        entry = self.cache.get(token)
+        if entry is None:
+            return None
+        if entry.key_version != entry.issuer.keys.version:
+            self.cache.discard(token)
+            return None
+        try:
+            self._check_times(entry.times, entry.issuer.config)
+        except ProxyError:
+            self.cache.discard(token)
+            raise
+        metrics.CACHE_HIT.inc()
+        return entry.principal
+
+    def _read(self, token: str) -> tuple[ParsedToken, str, str | None, Any, Issuer]:
+        """Shape, algorithm, ``kid``, claims and issuer, nothing verified yet."""
+        parsed = self.parse(token)
+        header = parsed.header
+        alg = header.get("alg")
+        if alg is None:
+            raise _malformed("the token's header has no alg")
+        if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
+            # "none" among them: an unsigned token is never accepted.
+            raise ProxyError(
+                Reason.TOKEN_ALGORITHM_REJECTED, "the token's algorithm is not accepted"
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise _malformed("the token's kid is not a string")
+        claims = self._claims(parsed.payload)
+        issuer = self._issuer(claims)
+        if alg not in issuer.algorithms:
+            raise ProxyError(
+                Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} is not accepted for this issuer"
+            )
+        return parsed, alg, kid, claims, issuer
 
     @staticmethod
     def parse(token: str) -> ParsedToken:
