@@ -19,6 +19,7 @@ import pytest_asyncio
 from prometheus_client import REGISTRY
 
 from plugins.token import jwks
+from plugins.token import keys as key_module
 from plugins.token.jwks import cache_lifetime
 from proxy.testing import FakeClock, proxy_config
 from tests.token_support import (
@@ -283,3 +284,26 @@ async def test_stopping_the_proxy_ends_a_fetch_under_way(key_server, fake_clock)
         await eventually(lambda: key_server.jwks_requests == 1, "the first fetch began")
     assert await waiting == "TOKEN_KEY_UNKNOWN"
     key_server.stall.set()
+
+
+async def test_keys_are_parsed_once_not_per_request_nor_per_refresh(
+    key_server, fake_clock, monkeypatch
+):
+    parsed: list[str] = []
+    real = key_module.jwk_material
+
+    def counting(jwk):
+        parsed.append(jwk.get("kid"))
+        return real(jwk)
+
+    monkeypatch.setattr(key_module, "jwk_material", counting)
+    plugin, pipeline = build_token_plugin(
+        {"issuers": [remote_issuer(key_server)]}, clock=fake_clock
+    )
+    async with pipeline.running():
+        for _ in range(20):
+            assert await reason(plugin, token(fake_clock, "k1")) == "OK"
+        first = plugin.verifier.issuers[ISSUER].keys.keys
+        assert await plugin.remote[0].refresh()
+        assert plugin.verifier.issuers[ISSUER].keys.keys == first
+    assert parsed == ["k1"]
