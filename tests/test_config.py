@@ -120,7 +120,7 @@ def test_a_weak_hmac_secret_is_refused_at_start():
     with pytest.raises(ConfigError) as raised:
         build_pipeline(config)
     [(path, message)] = raised.value.errors
-    assert path == "auth.issuers[0].keys[0]" and "HS256 needs at least 32" in message
+    assert path.startswith("auth.issuers[0].keys[0]") and "HS256 needs at least 32" in message
 
 
 @pytest.mark.parametrize(
