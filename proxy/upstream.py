@@ -262,6 +262,7 @@ class UpstreamClient:
                     Reason.UPSTREAM_BAD_RESPONSE, f"backend {backend.name!r} answered unreadably"
                 ) from None
         except ProxyError as error:
+            error.metadata.setdefault("backend", backend.name)
             if error.reason in OUTAGE_REASONS:
                 stats.outages += 1
                 breaker.failure(clock.monotonic())

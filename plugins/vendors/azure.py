@@ -47,7 +47,7 @@ from plugins.vendors.common import (
 from proxy import hookimpl
 from proxy.config import Duration
 from proxy.errors import ProxyError, Reason
-from proxy.model import DrmSystem
+from proxy.model import DrmSystem, RequestType
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
 from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
@@ -66,6 +66,9 @@ class AzureSettings(UpstreamSettings):
     """License URL template per DRM, e.g.
     ``https://ACCOUNT.keydelivery.REGION.media.azure.net/Widevine/?kid={kid}``.
     MK.IO's URLs come from its streaming locator's ``listPaths`` (their shape is UNVERIFIED)."""
+    service_certificate_url: str | None = None
+    """Where Widevine service-certificate requests go when the Widevine template needs a
+    key id they don't carry (no placeholders)."""
     bearer: Literal["mint", "passthrough"] = "mint"
     """Mint the token restriction's JWT, or forward the customer's own token."""
     issuer: str | None = None
@@ -114,6 +117,10 @@ class AzureSettings(UpstreamSettings):
                 )
             if not template.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: not an http(s) URL")
+        if self.service_certificate_url and not self.service_certificate_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("service_certificate_url: not an http(s) URL")
         return self
 
 
@@ -200,6 +207,9 @@ class AzureAdapter:
         """The license URL from the DRM's template."""
         drm = call.challenge.drm_system
         template = self.settings.urls.get(drm)
+        certificate = call.challenge.request_type is RequestType.SERVICE_CERTIFICATE
+        if certificate and self.settings.service_certificate_url and not call.key_ids:
+            return self.settings.service_certificate_url
         if template is None:
             raise ProxyError(
                 Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
@@ -209,7 +219,8 @@ class AzureAdapter:
             if not call.key_ids:
                 raise ProxyError(
                     Reason.REQUEST_INVALID,
-                    "this backend's license URL needs the key id: send a key_id hint",
+                    "this backend's license URL needs the key id: send a key_id hint"
+                    + (" (or set service_certificate_url)" if certificate else ""),
                 )
             values["kid"] = guid(call.key_ids[0])
         if "{content_id}" in template and not call.content_id:

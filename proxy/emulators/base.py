@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 #: Fault modes a switch understands.
 FAULT_MODES = ("none", "slow", "error", "reset", "garbage", "huge", "drip", "reject")
@@ -77,7 +78,7 @@ class Received:
     """One request as the emulator saw it, with what it decoded from it."""
 
     path: str
-    headers: dict[str, str]
+    headers: CIMultiDict[str]
     query: dict[str, str]
     body: bytes
     decoded: dict[str, Any] = field(default_factory=dict)
@@ -183,7 +184,7 @@ async def record(request: web.Request, **decoded: Any) -> Received:
     """Log the request (body read) in the emulator's state."""
     entry = Received(
         path=request.path,
-        headers=dict(request.headers),
+        headers=CIMultiDict(request.headers),
         query=dict(request.query),
         body=await request.read(),
         decoded=dict(decoded),
