@@ -32,6 +32,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run both listeners until SIGTERM."""
     from proxy.server import ProxyApp
 
+    if args.sandbox:
+        from proxy.emulators.sandbox import serve_sandbox
+
+        return serve_sandbox(args.config)
     source = args.config or "embedded default"
     try:
         raw, base_dir = load_config(args.config)
@@ -185,6 +189,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC and HTTP listeners")
     serve.add_argument("--config", help="TOML config file (default: the embedded default)")
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="also run every vendor emulator on loopback, one backend and policy each",
+    )
     serve.set_defaults(run=cmd_serve)
 
     check = sub.add_parser("check-config", help="validate a config file")

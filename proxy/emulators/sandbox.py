@@ -9,9 +9,11 @@ the claim keep the embedded default's ClearKey policy.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import os
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -179,3 +181,49 @@ class Sandbox:
             lines.append(f"  {vendor:<15} {emulator.url}")
         lines.append("elect one with a token claim, e.g.: license-proxy token vendor=axinom")
         return "\n".join(lines)
+
+
+async def _serve(raw: dict[str, Any], base_dir: Any) -> int:
+    from proxy.builder import build_pipeline
+    from proxy.errors import ConfigError
+    from proxy.server import ProxyApp
+
+    sandbox = await Sandbox().start()
+    try:
+        try:
+            pipeline = build_pipeline(sandbox.config(raw), base_dir=base_dir)
+        except ConfigError as exc:
+            print(f"sandbox config: {len(exc.errors)} error(s)", file=sys.stderr)
+            for path, message in exc.errors:
+                print(f"  {path}: {message}", file=sys.stderr)
+            return 2
+        server = pipeline.server
+        if not (server.grpc.is_loopback and server.http.is_loopback):
+            print("--sandbox serves on loopback listeners only", file=sys.stderr)
+            return 2
+        print(sandbox.describe(), file=sys.stderr, flush=True)
+        await ProxyApp(pipeline).serve_forever()
+    finally:
+        await sandbox.stop()
+    return 0
+
+
+def serve_sandbox(config: str | None) -> int:
+    """``license-proxy serve --sandbox``: the emulators, then the proxy routed to them, until SIGTERM."""
+    from proxy.builder import load_config
+    from proxy.errors import ConfigError
+    from proxy.logs import setup_logging
+
+    try:
+        raw, base_dir = load_config(config)
+    except ConfigError as exc:
+        for path, message in exc.errors:
+            print(f"{path}: {message}", file=sys.stderr)
+        return 2
+    log = raw.get("log", {}) if isinstance(raw.get("log"), dict) else {}
+    setup_logging(str(log.get("level", "INFO")), str(log.get("format", "text")))
+    try:
+        return asyncio.run(_serve(raw, base_dir))
+    except OSError as exc:
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 1
