@@ -1,1 +1,1 @@
-"""Benchmarks: each module runs as ``python -m bench.<topic>`` and prints its figures."""
+"""Benchmarks and the fuzz harness: ``python -m bench.<topic>``."""
