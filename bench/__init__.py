@@ -1,0 +1,1 @@
+"""Benchmarks and the fuzz harness: ``python -m bench.<topic>``."""
