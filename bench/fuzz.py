@@ -216,9 +216,9 @@ def _engine() -> str:
     return "atheris"
 
 
-def run(targets: list[str], seconds: float) -> list[Report]:
+def run(targets: list[str], seconds: float, engine: str = "auto") -> list[Report]:
     """Fuzz each target in its own process, then time its corpus here."""
-    engine = _engine()
+    engine = _engine() if engine == "auto" else engine
     reports = []
     for target in targets:
         home = WORK / target
@@ -265,14 +265,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60, help="fuzzing time per target")
     parser.add_argument("--target", action="append", choices=sorted(LIMITS))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--engine", default="atheris", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--engine",
+        choices=["auto", "atheris", "random-mutation"],
+        default="auto",
+        help="auto: atheris when installed, else random mutation",
+    )
     args = parser.parse_args(argv)
     if args.worker:
         _worker(args.worker, args.seconds, args.engine)
         return 0
     print(f"fuzzing {args.seconds:g}s per target; times are per KiB, inputs under 1 KiB count as 1")
     print(HEADER, flush=True)
-    reports = run(args.target or sorted(LIMITS), args.seconds)
+    reports = run(args.target or sorted(LIMITS), args.seconds, args.engine)
     crashes = [c for r in reports for c in r.crashes]
     for crash in crashes:
         print(f"crash: {crash}")

@@ -25,9 +25,7 @@ SEEDS["fairplay_content_id"] = [
     b"skd://4060a865-8878-4267-9cbf-91ae5bae1e72:0123456789abcdef0123456789abcdef",
     b"skd://host/path/asset?kid=4060a865-8878-4267-9cbf-91ae5bae1e72",
 ]
-PROPERTY = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

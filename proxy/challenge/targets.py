@@ -68,4 +68,6 @@ def check_info(info: ChallengeInfo) -> None:
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in info.client.items())
     assert all(v.isprintable() and v.isascii() for v in info.client.values())
     assert all(isinstance(w, str) and w.isprintable() for w in info.warnings)
-    assert info.content_id is None or (isinstance(info.content_id, str) and info.content_id.isprintable())
+    assert info.content_id is None or (
+        isinstance(info.content_id, str) and info.content_id.isprintable()
+    )
