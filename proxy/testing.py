@@ -162,7 +162,9 @@ async def start_proxy(
 ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 
 
-def _dev_token(claims: dict[str, Any] | None = None, *, ttl: int = 3600, now: float | None = None) -> str:
+def _dev_token(
+    claims: dict[str, Any] | None = None, *, ttl: int = 3600, now: float | None = None
+) -> str:
     from plugins.token.mint import development_token
 
     return development_token(claims, ttl=ttl, now=now)

@@ -300,3 +300,46 @@ def clearkey_request(*key_ids: bytes, session_type: str | None = "temporary") ->
     if session_type is not None:
         doc["type"] = session_type
     return json.dumps(doc).encode()
+
+
+# -- seeds ---------------------------------------------------------------------------------
+
+
+def seed_challenges() -> dict[str, list[bytes]]:
+    """Well-formed inputs per parser, for property tests and fuzzing to mutate."""
+    kid = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
+    kid2 = uuid.UUID("a2c786d0-f9ef-4cb3-b333-cd323a4284a5").bytes
+    spc = fairplay_spc(payload_size=300)
+    soap = playready_challenge(wrm_header("4.3.0.0", [kid, kid2]), custom_data="User=x")
+    widevine_box = pssh_box(WIDEVINE_SYSTEM_ID, widevine_pssh_data([kid], content_id=b"c"))
+    return {
+        "widevine": [
+            b"\x08\x04",
+            widevine_license_request(key_ids=[kid, kid2], content_id=b"movie-1"),
+            widevine_license_request(key_ids=[kid], privacy=True),
+            widevine_license_request(form="webm", key_ids=[kid]),
+            widevine_license_request(form="existing_license", request_type=2),
+            widevine_license_request(form="init_data", key_ids=[kid], content_id=b"c"),
+        ],
+        "playready": [
+            soap,
+            playready_challenge(wrm_header("4.0.0.0", [kid])),
+            playready_challenge(wrm_header("4.1.0.0", [kid])),
+            playready_key_message(playready_challenge(wrm_header("4.2.0.0", [kid]))),
+        ],
+        "fairplay": [
+            spc,
+            fairplay_form(spc, asset_id="asset-1"),
+            fairplay_form(spc, escape=False),
+            fairplay_json(spc, assetId="a"),
+        ],
+        "clearkey": [
+            clearkey_request(kid, kid2),
+            clearkey_request(kid, session_type=None),
+            clearkey_request(kid, session_type="persistent-license"),
+        ],
+        "pssh": [
+            widevine_box,
+            pssh_box(WIDEVINE_SYSTEM_ID, widevine_pssh_data([kid2]), key_ids=[kid]) + widevine_box,
+        ],
+    }
