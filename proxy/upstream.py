@@ -263,7 +263,10 @@ class UpstreamClient:
                 ) from None
         except ProxyError as error:
             error.metadata.setdefault("backend", backend.name)
-            if error.reason in OUTAGE_REASONS:
+            if error.metadata.get("deadline") == "caller":
+                # The caller ran out of time before we could ask: no verdict on the backend.
+                breaker.abandon()
+            elif error.reason in OUTAGE_REASONS:
                 stats.outages += 1
                 breaker.failure(clock.monotonic())
             else:
@@ -310,7 +313,10 @@ class UpstreamClient:
             attempt += 1
             remaining = stop_at - time.monotonic()
             if remaining <= 0:
-                raise _timeout(backend, "the caller's deadline has passed")
+                error = _timeout(backend, "the caller's deadline has passed")
+                if deadline is not None and stop_at >= deadline:
+                    error.metadata["deadline"] = "caller"
+                raise error
             stats.attempts += 1
             try:
                 response = await self._attempt(backend, request, headers, remaining)

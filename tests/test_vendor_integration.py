@@ -206,3 +206,37 @@ async def test_a_wrong_vendor_key_is_refused_by_the_emulator(
     _, info, code = await grpc_license(proxy, token, "widevine", widevine_challenge())
     assert code is grpc.StatusCode.FAILED_PRECONDITION
     assert "signature" in info.metadata["vendor_message"]
+
+
+async def test_azure_passthrough_forwards_the_customer_token(
+    vendor_sandbox, proxy_factory, dev_token
+):
+    from plugins.token.mint import development_key
+    from proxy.emulators import azure, start_emulator
+
+    emulator = await start_emulator(
+        azure.make_app("license-proxy-dev", "license-proxy", development_key()[1])
+    )
+    try:
+        config = vendor_sandbox.config(proxy_config())
+        config["backends"]["azure"] = {
+            "vendor": "azure",
+            "bearer": "passthrough",
+            "urls": {"widevine": f"{emulator.url}/Widevine/"},
+        }
+        proxy = await proxy_factory(config)
+        token = dev_token({"sub": "alice", "vendor": "azure"})
+        _, info, code = await grpc_license(proxy, token, "widevine", widevine_challenge())
+        assert code is grpc.StatusCode.OK, info
+        assert emulator.state.last.headers["Authorization"] == f"Bearer {token}"
+    finally:
+        await emulator.stop()
+
+
+async def test_upstream_counters_are_exported(sandbox_proxy, dev_token, http):
+    token = dev_token({"sub": "alice", "vendor": "axinom"})
+    await grpc_license(sandbox_proxy, token, "widevine", widevine_challenge())
+    async with http.get(f"{sandbox_proxy.http_url}/metrics") as response:
+        text = await response.text()
+    assert 'license_proxy_upstream_calls_total{backend="axinom",outcome="ok"}' in text
+    assert 'license_proxy_circuit_state{backend="axinom"} 0.0' in text
