@@ -8,6 +8,11 @@ Fixtures:
 - ``dev_token``: ``dev_token({"sub": "alice"})`` mints a token the embedded
   default accepts.
 - ``fake_clock``: a :class:`FakeClock` to hand to ``proxy_factory(clock=...)``.
+- ``vendor_sandbox``: every vendor emulator on loopback, with a config routing
+  a proxy to them (see ``docs/vendors.md``).
+
+Adapter authors: :func:`vendor_call` builds the ``VendorCall`` an adapter's
+``build_request``/``parse_response`` take, for unit tests with no network.
 
 Config helpers: :func:`proxy_config` merges a test's overrides into the
 embedded default; :func:`toml_config` reads a TOML string.
