@@ -1,1 +1,2 @@
-"""The benchmark harness: ``make bench`` (``python -m bench``) and one module per topic."""
+"""The benchmark harness (``make bench``, ``python -m bench``), one module per topic, and the
+fuzz harness (``make fuzz``)."""
