@@ -1,1 +1,2 @@
-"""Benchmarks: each module runs as ``python -m bench.<topic>`` and prints its figures."""
+"""The benchmark harness (``make bench``, ``python -m bench``), one module per topic, and the
+fuzz harness (``make fuzz``)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from proxy import hookimpl
-from proxy.challenge.clearkey import looks_like_clearkey, parse_clearkey
+from proxy.challenge.clearkey import DRM, looks_like_clearkey, parse_clearkey
+from proxy.challenge.common import adopt_request_content_id, guarded
 from proxy.model import ChallengeInfo, DrmSystem, RequestContext
 
 
@@ -14,8 +15,7 @@ class ClearKeyInspector:
     def proxy_inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo | None:
         """Parse the challenge when it is a ClearKey one."""
         drm = ctx.request.drm_system
-        if drm is DrmSystem.CLEARKEY or (
-            drm is None and looks_like_clearkey(ctx.request.challenge)
-        ):
-            return parse_clearkey(ctx.request.challenge)
+        body = ctx.request.challenge
+        if drm is DrmSystem.CLEARKEY or (drm is None and looks_like_clearkey(body)):
+            return adopt_request_content_id(ctx, guarded(DRM, lambda: parse_clearkey(body)))
         return None

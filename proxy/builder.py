@@ -74,6 +74,7 @@ def build_pipeline(
     return Pipeline(
         host=host,
         server=core.server,
+        log=core.log,
         backends=backends,
         services=services,
         cleanup_contexts=config.cleanup_contexts,

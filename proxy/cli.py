@@ -1,4 +1,4 @@
-"""The ``license-proxy`` command: serve, check-config, plugins, token, explain."""
+"""The ``license-proxy`` command: serve, check-config, plugins, token, inspect, explain."""
 
 from __future__ import annotations
 
@@ -32,18 +32,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run both listeners until SIGTERM."""
     from proxy.server import ProxyApp
 
+    if args.sandbox:
+        from proxy.emulators.sandbox import serve_sandbox
+
+        return serve_sandbox(args.config)
     source = args.config or "embedded default"
     try:
-        raw, base_dir = load_config(args.config)
-        log_section = raw.get("log", {}) if isinstance(raw.get("log"), dict) else {}
-        setup_logging(str(log_section.get("level", "INFO")), str(log_section.get("format", "text")))
-        pipeline = build_pipeline(raw, base_dir=base_dir)
+        pipeline = _build(args.config)
     except ConfigError as exc:
         _print_errors(exc, source)
         return 2
+    setup_logging(pipeline.log.level, pipeline.log.format)
     for path, message in pipeline.warnings:
         print(f"warning: {path}: {message}", file=sys.stderr)
-    app = ProxyApp(pipeline, rebuild=lambda: _build(args.config))
+    app = ProxyApp(pipeline, rebuild=lambda: _build(args.config), access_log=pipeline.log.access)
     try:
         asyncio.run(app.serve_forever())
     except OSError as exc:
@@ -124,6 +126,58 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Print what the challenge in a file holds, read by the configured inspectors."""
+    import base64
+    import binascii
+
+    from proxy.challenge.report import describe, render_text
+    from proxy.encoding import parse_key_id
+    from proxy.errors import ProxyError
+    from proxy.model import DrmSystem, LicenseRequest
+
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"{args.file}: cannot read: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.base64:
+        try:
+            body = base64.b64decode(b"".join(body.split()), validate=True)
+        except (binascii.Error, ValueError):
+            print(f"{args.file}: not base64", file=sys.stderr)
+            return 2
+    try:
+        key_ids = tuple(parse_key_id(k) for k in args.key_id)
+    except ValueError as exc:
+        print(f"--key-id: {exc}", file=sys.stderr)
+        return 2
+    try:
+        pipeline = _build(args.config)
+    except ConfigError as exc:
+        _print_errors(exc, args.config or "embedded default")
+        return 2
+    request = LicenseRequest(
+        challenge=body,
+        drm_system=DrmSystem(args.drm) if args.drm else None,
+        content_id=args.content_id,
+        key_ids=key_ids,
+        transport="cli",
+        request_id="cli",
+    )
+    try:
+        info = asyncio.run(pipeline.inspect_only(request))
+    except ProxyError as error:
+        if args.json:
+            print(json.dumps({"reason": error.reason.value, "detail": error.detail}))
+        else:
+            print(f"{error.reason.value}: {error.detail}", file=sys.stderr)
+        return 1
+    summary = describe(info)
+    print(json.dumps(summary, indent=2) if args.json else render_text(summary))
+    return 0
+
+
 def _read_token(value: str) -> str:
     return sys.stdin.readline().strip() if value == "-" else value
 
@@ -184,6 +238,11 @@ def make_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC and HTTP listeners")
     serve.add_argument("--config", help="TOML config file (default: the embedded default)")
+    serve.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="also run every vendor emulator on loopback, one backend and policy each",
+    )
     serve.set_defaults(run=cmd_serve)
 
     check = sub.add_parser("check-config", help="validate a config file")
@@ -203,6 +262,22 @@ def make_parser() -> argparse.ArgumentParser:
     token.add_argument("--iss")
     token.add_argument("--aud")
     token.set_defaults(run=cmd_token)
+
+    inspect = sub.add_parser("inspect", help="print what a license challenge holds")
+    inspect.add_argument("file", help="the challenge bytes (- for standard input)")
+    inspect.add_argument(
+        "--drm",
+        choices=["widevine", "playready", "fairplay", "clearkey"],
+        help="the DRM system (default: detect it)",
+    )
+    inspect.add_argument("--content-id", help="the request's content id (FairPlay: skd:// URI)")
+    inspect.add_argument(
+        "--key-id", action="append", default=[], help="a key id hint to check (repeatable)"
+    )
+    inspect.add_argument("--base64", action="store_true", help="the file holds base64 text")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.add_argument("--config", help="TOML config file (default: the embedded default)")
+    inspect.set_defaults(run=cmd_inspect)
 
     explain = sub.add_parser(
         "explain", help="dry-run one request and show every decision and the elected policy"

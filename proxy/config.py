@@ -115,6 +115,9 @@ class ServerConfig(StrictModel):
     cors: CorsConfig = CorsConfig()
     shutdown_grace: Duration = 10.0
     """How long SIGTERM waits for in-flight requests."""
+    shutdown_delay: Duration = 0.0
+    """How long SIGTERM keeps serving with /readyz at 503 and gRPC health NOT_SERVING
+    before the listeners close, so load balancers stop sending new requests first."""
     request_id_header: str = "x-request-id"
 
     def challenge_limit(self, drm: DrmSystem | None) -> int:
@@ -151,6 +154,8 @@ class LogConfig(StrictModel):
 
     level: str = "INFO"
     format: str = Field(default="text", pattern="^(text|json)$")
+    access: bool = True
+    """One line per HTTP request (method, path without query, status, time, request id)."""
 
 
 class CoreConfig(StrictModel):

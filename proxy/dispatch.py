@@ -1,15 +1,24 @@
 """Calls the selected backends in order: local adapters directly, translating
-adapters through the upstream client, failing over on outages only."""
+adapters through the upstream client, failing over on outages only.
+
+Widevine service-certificate requests are answered from a per-backend cache
+when the backend's ``service_certificate_cache`` allows it: the certificate is
+the same for every player, so one fetch serves them all until it expires.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 from proxy import metrics
 from proxy.errors import ProxyError, Reason
-from proxy.model import Principal, RequestContext
+from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
-from proxy.services import Services
+from proxy.services import Clock, Services
 from proxy.vendors import Backend, LocalAdapter, VendorCall, VendorLicense
 
 log = logging.getLogger("proxy.dispatch")
@@ -21,12 +30,75 @@ FAILOVER_REASONS = frozenset(
 )
 
 
+@dataclass(slots=True)
+class _Cached:
+    expires: float
+    license: VendorLicense
+
+
+class ServiceCertificateCache:
+    """Widevine service certificates per backend, each kept for its backend's configured time.
+
+    Concurrent misses for one backend share a single fetch.
+    """
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._entries: dict[str, _Cached] = {}
+        self._pending: dict[str, asyncio.Future[VendorLicense]] = {}
+
+    def get(self, backend: str) -> VendorLicense | None:
+        """The cached certificate answer of ``backend``, unless expired."""
+        entry = self._entries.get(backend)
+        if entry is None:
+            return None
+        if self.clock.monotonic() >= entry.expires:
+            del self._entries[backend]
+            return None
+        return entry.license
+
+    async def fetch(
+        self, backend: str, ttl: float, fetch: Callable[[], Awaitable[VendorLicense]]
+    ) -> VendorLicense:
+        """Return the cached answer or await ``fetch()`` once for every concurrent caller."""
+        cached = self.get(backend)
+        if cached is not None:
+            return _copy(cached, "hit")
+        pending = self._pending.get(backend)
+        if pending is not None:
+            return _copy(await asyncio.shield(pending), "shared")
+        future: asyncio.Future[VendorLicense] = asyncio.get_running_loop().create_future()
+        self._pending[backend] = future
+        try:
+            answer = await fetch()
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # The fetching request was cancelled; the others must not be.
+                exc = ProxyError(Reason.UPSTREAM_UNAVAILABLE, "the certificate fetch was abandoned")
+            future.set_exception(exc)
+            # Retrieve it so a lone fetch's failure is not reported as never retrieved.
+            future.exception()
+            raise
+        finally:
+            self._pending.pop(backend, None)
+        self._entries[backend] = _Cached(self.clock.monotonic() + ttl, answer)
+        future.set_result(answer)
+        return _copy(answer, "miss")
+
+
+def _copy(answer: VendorLicense, how: str) -> VendorLicense:
+    metadata = dict(answer.vendor_metadata)
+    metadata["service_certificate_cache"] = how
+    return replace(answer, vendor_metadata=metadata)
+
+
 class Dispatcher:
     """Issues a license from the first backend that can, in the given order."""
 
     def __init__(self, backends: dict[str, Backend], services: Services) -> None:
         self.backends = backends
         self.services = services
+        self.certificates = ServiceCertificateCache(services.clock)
 
     async def issue(
         self,
@@ -48,6 +120,12 @@ class Dispatcher:
             if drm not in backend.spec.drm_systems:
                 ctx.note(f"backend {name} does not serve {drm.value}")
                 continue
+            deadline = ctx.request.deadline
+            if deadline is not None and deadline <= time.monotonic():
+                raise last_error or ProxyError(
+                    Reason.UPSTREAM_TIMEOUT,
+                    "the caller's deadline passed before a backend answered",
+                )
             call = VendorCall(ctx, ctx.challenge, principal, policy, name)
             try:
                 vendor_license = await self._call(backend, call)
@@ -56,6 +134,7 @@ class Dispatcher:
                 if error.reason not in FAILOVER_REASONS:
                     raise
                 log.warning("backend %s failed (%s); trying the next", name, error.reason.value)
+                ctx.note(f"backend {name} failed with {error.reason.value}")
                 last_error = error
                 continue
             metrics.BACKEND_CALLS.labels(name, "ok").inc()
@@ -68,6 +147,19 @@ class Dispatcher:
         )
 
     async def _call(self, backend: Backend, call: VendorCall) -> VendorLicense:
+        challenge = call.challenge
+        ttl = float(getattr(backend.settings, "service_certificate_cache", 0) or 0)
+        if (
+            ttl > 0
+            and challenge.drm_system is DrmSystem.WIDEVINE
+            and challenge.request_type is RequestType.SERVICE_CERTIFICATE
+        ):
+            return await self.certificates.fetch(
+                backend.name, ttl, lambda: self._call_backend(backend, call)
+            )
+        return await self._call_backend(backend, call)
+
+    async def _call_backend(self, backend: Backend, call: VendorCall) -> VendorLicense:
         adapter = backend.adapter
         if isinstance(adapter, LocalAdapter):
             try:
@@ -84,15 +176,11 @@ class Dispatcher:
         except Exception:
             log.exception("backend %s failed to build its request", backend.name)
             raise ProxyError(Reason.INTERNAL, "the backend request could not be built") from None
-        response = await self.services.upstream.send(
-            backend, request, request_id=call.request_id, deadline=call.ctx.request.deadline
+        return await self.services.upstream.exchange(
+            backend,
+            request,
+            lambda response: adapter.parse_response(call, response),
+            request_id=call.request_id,
+            deadline=call.ctx.request.deadline,
+            clock=self.services.clock,
         )
-        try:
-            return adapter.parse_response(call, response)
-        except ProxyError:
-            raise
-        except Exception:
-            log.exception("backend %s answered in a form its adapter can't read", backend.name)
-            raise ProxyError(
-                Reason.UPSTREAM_BAD_RESPONSE, f"backend {backend.name!r} answered unreadably"
-            ) from None

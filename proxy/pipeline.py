@@ -15,9 +15,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from proxy import metrics
-from proxy.config import CleanupContext, ServerConfig
+from proxy.config import CleanupContext, LogConfig, ServerConfig
 from proxy.dispatch import Dispatcher
 from proxy.errors import ProxyError, Reason
 from proxy.logs import request_id_var
@@ -67,6 +68,7 @@ class Pipeline:
     services: Services
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    log: LogConfig = field(default_factory=LogConfig)
     request_headers: tuple[str, ...] = ()
     """Request headers plugins read (CORS preflights allow them)."""
     in_flight: int = 0
@@ -253,7 +255,18 @@ class Pipeline:
 
     def _count(self, ctx: RequestContext, outcome: str, reason: str) -> None:
         drm = ctx.drm_system.value if ctx.drm_system else "unknown"
-        metrics.REQUESTS.labels(ctx.request.transport, drm, outcome, reason).inc()
-        metrics.REQUEST_SECONDS.labels(ctx.request.transport).observe(
-            time.monotonic() - ctx.started
-        )
+        transport = ctx.request.transport
+        key = (transport, drm, outcome, reason)
+        # prometheus-client's labels() costs microseconds; children are reused.
+        counter = _REQUEST_COUNTERS.get(key)
+        if counter is None:
+            counter = _REQUEST_COUNTERS[key] = metrics.REQUESTS.labels(*key)
+        counter.inc()
+        histogram = _LATENCY_HISTOGRAMS.get(transport)
+        if histogram is None:
+            histogram = _LATENCY_HISTOGRAMS[transport] = metrics.REQUEST_SECONDS.labels(transport)
+        histogram.observe(time.monotonic() - ctx.started)
+
+
+_REQUEST_COUNTERS: dict[tuple[str, str, str, str], Any] = {}
+_LATENCY_HISTOGRAMS: dict[str, Any] = {}

@@ -27,9 +27,14 @@ class ProxyApp:
     """
 
     def __init__(
-        self, pipeline: Pipeline, *, rebuild: Callable[[], Pipeline] | None = None
+        self,
+        pipeline: Pipeline,
+        *,
+        rebuild: Callable[[], Pipeline] | None = None,
+        access_log: bool = True,
     ) -> None:
         self.pipeline = pipeline
+        self.access_log = access_log
         self.rebuild = rebuild
         self.ready = False
         self._stack = AsyncExitStack()
@@ -73,6 +78,7 @@ class ProxyApp:
                 bridge.app,
                 handle_signals=False,
                 access_log_class=RedactingAccessLogger,
+                access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
                 shutdown_timeout=server.shutdown_grace,
                 max_line_size=limit,
                 max_field_size=limit,
@@ -96,7 +102,12 @@ class ProxyApp:
     async def stop(self) -> None:
         """Readiness off, then both listeners drain within the grace period, then resources close."""
         self.ready = False
-        grace = self.pipeline.server.shutdown_grace
+        server = self.pipeline.server
+        if self.grpc is not None:
+            await self.grpc.set_serving(False)
+        if server.shutdown_delay and self.runner is not None:
+            await asyncio.sleep(server.shutdown_delay)
+        grace = server.shutdown_grace
         stops = []
         if self.grpc is not None:
             stops.append(self.grpc.stop(grace))

@@ -8,6 +8,11 @@ Fixtures:
 - ``dev_token``: ``dev_token({"sub": "alice"})`` mints a token the embedded
   default accepts.
 - ``fake_clock``: a :class:`FakeClock` to hand to ``proxy_factory(clock=...)``.
+- ``vendor_sandbox``: every vendor emulator on loopback, with a config routing
+  a proxy to them (see ``docs/vendors.md``).
+
+Adapter authors: :func:`vendor_call` builds the ``VendorCall`` an adapter's
+``build_request``/``parse_response`` take, for unit tests with no network.
 
 Config helpers: :func:`proxy_config` merges a test's overrides into the
 embedded default; :func:`toml_config` reads a TOML string.
@@ -162,7 +167,9 @@ async def start_proxy(
 ProxyFactory = Callable[..., Awaitable[RunningProxy]]
 
 
-def _dev_token(claims: dict[str, Any] | None = None, *, ttl: int = 3600, now: float | None = None) -> str:
+def _dev_token(
+    claims: dict[str, Any] | None = None, *, ttl: int = 3600, now: float | None = None
+) -> str:
     from plugins.token.mint import development_token
 
     return development_token(claims, ttl=ttl, now=now)
@@ -197,3 +204,55 @@ if pytest_asyncio is not None:
         finally:
             for proxy in reversed(running):
                 await proxy.stop()
+
+
+def vendor_call(
+    challenge: Any,
+    policy: Any,
+    *,
+    principal: Any = None,
+    backend: str = "test",
+    services: Services | None = None,
+    **request: Any,
+) -> Any:
+    """A :class:`~proxy.vendors.VendorCall` for unit-testing an adapter with no network.
+
+    ``challenge`` is a :class:`~proxy.model.ChallengeInfo`, ``policy`` an
+    :class:`~proxy.policy.EffectivePolicy`; ``request`` sets
+    :class:`~proxy.model.LicenseRequest` fields (``content_id``, ``client``,
+    ``metadata``...).
+    """
+    from proxy.model import LicenseRequest, Principal, RequestContext
+    from proxy.vendors import VendorCall
+
+    principal = principal or Principal(subject="alice", issuer="test", claims={"sub": "alice"})
+    license_request = LicenseRequest(challenge=challenge.payload, request_id="req-1", **request)
+    ctx = RequestContext(
+        request=license_request,
+        services=services or Services(),
+        request_id="req-1",
+        challenge=challenge,
+        principal=principal,
+        policy=policy,
+    )
+    return VendorCall(ctx, challenge, principal, policy, backend)
+
+
+if pytest_asyncio is not None:
+
+    @pytest_asyncio.fixture
+    async def vendor_sandbox() -> AsyncIterator[Any]:
+        """Every vendor emulator on loopback with fresh keys (a :class:`proxy.emulators.sandbox.Sandbox`).
+
+        ``vendor_sandbox.config(proxy_config())`` adds one backend per vendor
+        and a policy electing each by the token claim ``vendor``;
+        ``vendor_sandbox["axinom"].fault.set("error", status=503)`` makes one
+        misbehave; ``vendor_sandbox["axinom"].state.received`` logs what it got.
+        """
+        from proxy.emulators.sandbox import Sandbox
+
+        sandbox = await Sandbox().start()
+        try:
+            yield sandbox
+        finally:
+            await sandbox.stop()

@@ -1,25 +1,186 @@
 """The core's HTTP client for vendor backends: one pooled session per process.
 
 Adapters never touch the network; the dispatcher hands their
-:class:`~proxy.vendors.UpstreamRequest` to :meth:`UpstreamClient.send`, which
-applies the backend's timeouts (bounded by the caller's deadline), sends the
-request id as a correlation header, caps the response size and turns every
-transport failure into an ``UPSTREAM_*`` reason.
+:class:`~proxy.vendors.UpstreamRequest` to :meth:`UpstreamClient.exchange`,
+which
+
+- refuses at once while the backend's circuit is open (``UPSTREAM_UNAVAILABLE``,
+  so the dispatcher fails over), and lets one probe through once it half-opens;
+- applies the backend's connect and total timeouts, bounded by the caller's
+  deadline, and caps the response size;
+- sends the request id as a correlation header;
+- retries only where nothing reached the vendor (the connection could not be
+  made) or where the vendor asked for it (503 with ``Retry-After``), never
+  after a timeout or a dropped connection, which may have reached it;
+- turns every transport failure into an ``UPSTREAM_*`` reason and counts
+  every outcome per backend.
 """
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any, TypeVar
 
 import aiohttp
+from prometheus_client import Counter, Gauge, Histogram
+from pydantic import Field
 
+from proxy.config import Duration, StrictModel
 from proxy.errors import ProxyError, Reason
-from proxy.vendors import Backend, UpstreamRequest, UpstreamResponse
+from proxy.services import Clock
+from proxy.vendors import Backend, BackendSettings, UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger("proxy.upstream")
 
 CORRELATION_HEADER = "X-Request-Id"
+
+#: Outcomes that count against a backend's health; a vendor's refusal does not.
+OUTAGE_REASONS = frozenset(
+    {Reason.UPSTREAM_UNAVAILABLE, Reason.UPSTREAM_TIMEOUT, Reason.UPSTREAM_BAD_RESPONSE}
+)
+
+T = TypeVar("T")
+
+UPSTREAM_CALLS = Counter(
+    "license_proxy_upstream_calls",
+    "HTTP exchanges with vendor backends, by backend and outcome (ok or a reason code).",
+    ["backend", "outcome"],
+)
+UPSTREAM_RETRIES = Counter(
+    "license_proxy_upstream_retries",
+    "Retries of vendor requests, by backend and cause (connect or retry_after).",
+    ["backend", "cause"],
+)
+UPSTREAM_SECONDS = Histogram(
+    "license_proxy_upstream_seconds",
+    "Wall time of one exchange with a vendor backend, retries included.",
+    ["backend"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CIRCUIT_STATE = Gauge(
+    "license_proxy_circuit_state",
+    "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.",
+    ["backend"],
+)
+
+
+class CircuitSettings(StrictModel):
+    """``[backends.NAME.circuit_breaker]``: when to stop calling a failing backend."""
+
+    enabled: bool = True
+    failure_threshold: int = Field(default=5, ge=1)
+    """Consecutive outages (unavailable, timeout, unreadable answer) that open the circuit."""
+    reset_timeout: Duration = 30.0
+    """Seconds the circuit stays open before one probe request is let through."""
+
+
+class UpstreamSettings(BackendSettings):
+    """Settings of a backend reached over HTTP; every translating adapter's settings extend it."""
+
+    retries: int = Field(default=1, ge=0, le=5)
+    """Extra attempts, only after a failed connect or a 503 with ``Retry-After``."""
+    retry_after_max: Duration = 2.0
+    """The longest ``Retry-After`` honoured by waiting; a longer one is answered at once."""
+    connect_retry_delay: Duration = 0.05
+    """Pause before retrying a connection that could not be made."""
+    circuit_breaker: CircuitSettings = CircuitSettings()
+    service_certificate_cache: Duration = 3600.0
+    """How long a Widevine service certificate fetched from this backend is reused (0: never)."""
+    correlation_header: str = CORRELATION_HEADER
+    """The request header that carries the proxy's request id to the vendor."""
+
+
+_DEFAULTS = UpstreamSettings(vendor="-")
+
+
+def _setting(settings: BackendSettings, name: str) -> Any:
+    """A backend's upstream setting, or its default for adapters that extend only BackendSettings."""
+    return getattr(settings, name, getattr(_DEFAULTS, name))
+
+
+class CircuitState(IntEnum):
+    """A circuit breaker's state (the gauge's value)."""
+
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class CircuitBreaker:
+    """Consecutive-failure breaker: closed -> open -> half-open (one probe) -> closed or open."""
+
+    def __init__(self, name: str, settings: CircuitSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.state = CircuitState.CLOSED
+        self.failures = 0
+        self.opened_at = 0.0
+        self._probing = False
+        CIRCUIT_STATE.labels(name).set(0)
+
+    def _set(self, state: CircuitState) -> None:
+        if state is not self.state:
+            log.warning("backend %s circuit %s", self.name, state.name.lower().replace("_", "-"))
+        self.state = state
+        CIRCUIT_STATE.labels(self.name).set(int(state))
+
+    def allow(self, now: float) -> bool:
+        """True when a request may go out now (at most one while half-open)."""
+        if not self.settings.enabled or self.state is CircuitState.CLOSED:
+            return True
+        if self.state is CircuitState.OPEN:
+            if now - self.opened_at < self.settings.reset_timeout:
+                return False
+            self._set(CircuitState.HALF_OPEN)
+        if self._probing:
+            return False
+        self._probing = True
+        return True
+
+    def success(self) -> None:
+        """The backend answered (a license or a refusal): close the circuit."""
+        self.failures = 0
+        self._probing = False
+        self._set(CircuitState.CLOSED)
+
+    def failure(self, now: float) -> None:
+        """An outage: open after ``failure_threshold`` in a row, or at once when half-open."""
+        self.failures += 1
+        self._probing = False
+        if self.state is CircuitState.HALF_OPEN or self.failures >= self.settings.failure_threshold:
+            self.opened_at = now
+            self._set(CircuitState.OPEN)
+
+    def abandon(self) -> None:
+        """A request ended with no verdict (cancelled): free the probe slot."""
+        self._probing = False
+
+
+@dataclass
+class BackendStats:
+    """Counters of one backend, kept in memory beside the Prometheus series."""
+
+    exchanges: int = 0
+    ok: int = 0
+    rejected: int = 0
+    outages: int = 0
+    attempts: int = 0
+    retries: int = 0
+    short_circuited: int = 0
+
+
+class _ConnectFailed(Exception):
+    """The connection could not be made: nothing reached the vendor, so a retry is safe."""
+
+    def __init__(self, timed_out: bool) -> None:
+        super().__init__("connect failed")
+        self.timed_out = timed_out
 
 
 class UpstreamClient:
@@ -28,6 +189,8 @@ class UpstreamClient:
     def __init__(self, *, user_agent: str = "drm-license-proxy") -> None:
         self._session: aiohttp.ClientSession | None = None
         self._user_agent = user_agent
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self.stats: dict[str, BackendStats] = {}
 
     async def start(self) -> None:
         """Open the session; must run inside the serving event loop."""
@@ -46,6 +209,82 @@ class UpstreamClient:
             await self._session.close()
             self._session = None
 
+    def breaker(self, backend: Backend) -> CircuitBreaker:
+        """The circuit breaker of ``backend`` (made on first use)."""
+        breaker = self._breakers.get(backend.name)
+        if breaker is None:
+            breaker = CircuitBreaker(backend.name, _setting(backend.settings, "circuit_breaker"))
+            self._breakers[backend.name] = breaker
+        return breaker
+
+    def backend_stats(self, name: str) -> BackendStats:
+        """The in-memory counters of backend ``name``."""
+        return self.stats.setdefault(name, BackendStats())
+
+    async def exchange(
+        self,
+        backend: Backend,
+        request: UpstreamRequest,
+        parse: Callable[[UpstreamResponse], T],
+        *,
+        request_id: str,
+        deadline: float | None = None,
+        clock: Clock | None = None,
+    ) -> T:
+        """Send ``request`` through ``backend``'s circuit breaker and ``parse`` the answer.
+
+        ``parse`` is the adapter's response parser: a ``ProxyError`` it raises
+        keeps its reason; any other exception is ``UPSTREAM_BAD_RESPONSE``.
+        Outages count against the circuit; a license or a refusal closes it.
+        """
+        clock = clock or Clock()
+        stats = self.backend_stats(backend.name)
+        breaker = self.breaker(backend)
+        if not breaker.allow(clock.monotonic()):
+            stats.short_circuited += 1
+            UPSTREAM_CALLS.labels(backend.name, "circuit_open").inc()
+            raise ProxyError(
+                Reason.UPSTREAM_UNAVAILABLE,
+                f"backend {backend.name!r} is failing; its circuit is open",
+                metadata={"backend": backend.name, "circuit": "open"},
+            )
+        stats.exchanges += 1
+        started = time.monotonic()
+        try:
+            response = await self.send(backend, request, request_id=request_id, deadline=deadline)
+            try:
+                result = parse(response)
+            except ProxyError:
+                raise
+            except Exception:
+                log.exception("backend %s answered in a form its adapter can't read", backend.name)
+                raise ProxyError(
+                    Reason.UPSTREAM_BAD_RESPONSE, f"backend {backend.name!r} answered unreadably"
+                ) from None
+        except ProxyError as error:
+            error.metadata.setdefault("backend", backend.name)
+            if error.metadata.get("deadline") == "caller":
+                # The caller ran out of time before we could ask: no verdict on the backend.
+                breaker.abandon()
+            elif error.reason in OUTAGE_REASONS:
+                stats.outages += 1
+                breaker.failure(clock.monotonic())
+            else:
+                stats.rejected += 1
+                breaker.success()
+            UPSTREAM_CALLS.labels(backend.name, error.reason.value).inc()
+            raise
+        except BaseException:
+            # Cancelled (the caller went away): no verdict on the backend's health.
+            breaker.abandon()
+            raise
+        finally:
+            UPSTREAM_SECONDS.labels(backend.name).observe(time.monotonic() - started)
+        stats.ok += 1
+        breaker.success()
+        UPSTREAM_CALLS.labels(backend.name, "ok").inc()
+        return result
+
     async def send(
         self,
         backend: Backend,
@@ -54,55 +293,144 @@ class UpstreamClient:
         request_id: str,
         deadline: float | None = None,
     ) -> UpstreamResponse:
-        """Send ``request`` to ``backend``'s vendor and read the whole answer."""
+        """Send ``request`` to ``backend``'s vendor and read the whole answer.
+
+        The backend's ``timeout`` bounds the whole call, retries included, and
+        the caller's ``deadline`` (a ``time.monotonic()`` instant) bounds that.
+        """
         if self._session is None:
             await self.start()
+        settings = backend.settings
+        stop_at = time.monotonic() + settings.timeout
+        if deadline is not None:
+            stop_at = min(stop_at, deadline)
+        retries = _setting(settings, "retries")
+        stats = self.backend_stats(backend.name)
+        headers = dict(request.headers)
+        headers.setdefault(_setting(settings, "correlation_header"), request_id)
+        attempt = 0
+        while True:
+            attempt += 1
+            remaining = stop_at - time.monotonic()
+            if remaining <= 0:
+                error = _timeout(backend, "the caller's deadline has passed")
+                if deadline is not None and stop_at >= deadline:
+                    error.metadata["deadline"] = "caller"
+                raise error
+            stats.attempts += 1
+            try:
+                response = await self._attempt(backend, request, headers, remaining)
+            except _ConnectFailed as failed:
+                delay = _setting(settings, "connect_retry_delay")
+                if attempt <= retries and stop_at - time.monotonic() > delay:
+                    stats.retries += 1
+                    UPSTREAM_RETRIES.labels(backend.name, "connect").inc()
+                    await asyncio.sleep(delay)
+                    continue
+                what = "timed out connecting" if failed.timed_out else "refused the connection"
+                log.warning("backend %s %s", backend.name, what)
+                raise ProxyError(
+                    Reason.UPSTREAM_UNAVAILABLE,
+                    f"backend {backend.name!r} is unreachable",
+                    metadata={"backend": backend.name},
+                ) from None
+            if response.status == 503 and attempt <= retries:
+                wait = retry_after_seconds(response.headers)
+                if (
+                    wait is not None
+                    and wait <= _setting(settings, "retry_after_max")
+                    and stop_at - time.monotonic() > wait
+                ):
+                    stats.retries += 1
+                    UPSTREAM_RETRIES.labels(backend.name, "retry_after").inc()
+                    await asyncio.sleep(wait)
+                    continue
+            return response
+
+    async def _attempt(
+        self,
+        backend: Backend,
+        request: UpstreamRequest,
+        headers: dict[str, str],
+        remaining: float,
+    ) -> UpstreamResponse:
         assert self._session is not None
         settings = backend.settings
-        total = settings.timeout
-        if deadline is not None:
-            total = min(total, deadline - time.monotonic())
-            if total <= 0:
-                raise ProxyError(Reason.UPSTREAM_TIMEOUT, "the caller's deadline has passed")
+        limit = settings.max_response_bytes
         timeout = aiohttp.ClientTimeout(
-            total=total, sock_connect=min(settings.connect_timeout, total)
+            total=None, sock_connect=min(settings.connect_timeout, remaining)
         )
-        headers = dict(request.headers)
-        headers.setdefault(CORRELATION_HEADER, request_id)
         try:
-            async with self._session.request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as response:
+            # asyncio.timeout bounds everything, a body that trickles in included.
+            async with (
+                asyncio.timeout(remaining),
+                self._session.request(
+                    request.method,
+                    request.url,
+                    data=request.body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as response,
+            ):
                 length = response.content_length
-                if length is not None and length > settings.max_response_bytes:
+                if length is not None and length > limit:
                     raise _oversize(backend)
-                body = await _read_limited(response, settings.max_response_bytes, backend)
+                body = await _read_limited(response, limit, backend)
                 return UpstreamResponse(response.status, response.headers, body)
         except ProxyError:
             raise
+        except aiohttp.ConnectionTimeoutError:
+            raise _ConnectFailed(timed_out=True) from None
+        except aiohttp.ClientConnectorError:
+            raise _ConnectFailed(timed_out=False) from None
         except TimeoutError:
-            raise ProxyError(
-                Reason.UPSTREAM_TIMEOUT, f"backend {backend.name!r} did not answer in time"
-            ) from None
+            raise _timeout(backend, "did not answer in time") from None
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
-            log.warning("backend %s unreachable: %s", backend.name, type(exc).__name__)
+            log.warning("backend %s dropped the exchange: %s", backend.name, type(exc).__name__)
             raise ProxyError(
-                Reason.UPSTREAM_UNAVAILABLE, f"backend {backend.name!r} is unreachable"
+                Reason.UPSTREAM_UNAVAILABLE,
+                f"backend {backend.name!r} closed the connection",
+                metadata={"backend": backend.name},
             ) from None
         except aiohttp.ClientResponseError:
             raise ProxyError(
-                Reason.UPSTREAM_BAD_RESPONSE, f"backend {backend.name!r} answered unreadably"
+                Reason.UPSTREAM_BAD_RESPONSE,
+                f"backend {backend.name!r} answered unreadably",
+                metadata={"backend": backend.name},
             ) from None
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _timeout(backend: Backend, what: str) -> ProxyError:
+    return ProxyError(
+        Reason.UPSTREAM_TIMEOUT,
+        f"backend {backend.name!r}: {what}",
+        metadata={"backend": backend.name},
+    )
 
 
 def _oversize(backend: Backend) -> ProxyError:
     return ProxyError(
-        Reason.UPSTREAM_BAD_RESPONSE, f"backend {backend.name!r} answered with an oversize body"
+        Reason.UPSTREAM_BAD_RESPONSE,
+        f"backend {backend.name!r} answered with an oversize body",
+        metadata={"backend": backend.name},
     )
 
 
@@ -117,4 +445,14 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int, backend: B
     return b"".join(chunks)
 
 
-__all__ = ["CORRELATION_HEADER", "UpstreamClient"]
+__all__ = [
+    "CORRELATION_HEADER",
+    "OUTAGE_REASONS",
+    "BackendStats",
+    "CircuitBreaker",
+    "CircuitSettings",
+    "CircuitState",
+    "UpstreamClient",
+    "UpstreamSettings",
+    "retry_after_seconds",
+]

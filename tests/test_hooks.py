@@ -168,7 +168,9 @@ def test_hook_proxy_configure():
     build_pipeline(proxy_config({"acme": {"limit": 3}}), plugins=[plugin])
     assert plugin.value == 3
     with pytest.raises(ConfigError) as raised:
-        build_pipeline(proxy_config({"acme": {"limit": "x", "typo": 1}}), plugins=[ReadsItsSection()])
+        build_pipeline(
+            proxy_config({"acme": {"limit": "x", "typo": 1}}), plugins=[ReadsItsSection()]
+        )
     paths = [path for path, _ in raised.value.errors]
     assert "acme.limit" in paths and "acme.typo" in paths
 
@@ -204,7 +206,10 @@ async def test_hook_proxy_register_vendors(dev_token):
     assert result.license == b"E:" + clearkey_request(KID)
     assert result.content_type == "text/plain"
     with pytest.raises(ConfigError) as raised:
-        build_pipeline(proxy_config({"backends": {"echo": {"vendor": "echo", "prefix": 1}}}), plugins=[EchoVendor()])
+        build_pipeline(
+            proxy_config({"backends": {"echo": {"vendor": "echo", "prefix": 1}}}),
+            plugins=[EchoVendor()],
+        )
     assert [p for p, _ in raised.value.errors] == ["backends.echo.prefix"]
 
 
@@ -247,7 +252,9 @@ async def test_hook_proxy_authenticate(dev_token):
     )
     assert result.policy == "default"
     with pytest.raises(ProxyError) as raised:
-        await pipeline.acquire(LicenseRequest(challenge=clearkey_request(KID), headers={"x-api-key": "bad"}))
+        await pipeline.acquire(
+            LicenseRequest(challenge=clearkey_request(KID), headers={"x-api-key": "bad"})
+        )
     assert raised.value.reason is Reason.TOKEN_SIGNATURE_INVALID
     # no API key: the token plugin decides
     assert (await pipeline.acquire(license_request(dev_token()))).backend == "clearkey"
@@ -306,7 +313,11 @@ async def test_hook_proxy_select_policy(dev_token):
 
 async def test_no_policy_elected_is_no_matching_policy(dev_token):
     config = proxy_config(
-        {"policies": [{"name": "default", "backends": ["clearkey"], "match": {"claims": {"tier": "gold"}}}]}
+        {
+            "policies": [
+                {"name": "default", "backends": ["clearkey"], "match": {"claims": {"tier": "gold"}}}
+            ]
+        }
     )
     pipeline = build_pipeline(config)
     with pytest.raises(ProxyError) as raised:

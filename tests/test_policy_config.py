@@ -434,7 +434,8 @@ def test_explain_reads_a_real_challenge_and_the_token_from_stdin(
     )
     doc = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert doc["trace"][0]["plugin"] == "challenge_clearkey"
+    [inspected] = [s for s in doc["trace"] if s["verdict"] == "clearkey:new"]
+    assert inspected["plugin"] == "challenge_clearkey"
     assert doc["result"]["policy"] == "widevine-persistent"
     assert doc["result"]["effective_policy"]["key_track_types"] == {
         "4060a865-8878-4267-9cbf-91ae5bae1e72": "HD"

@@ -331,7 +331,7 @@ async def test_dry_run_over_grpc_and_http_returns_the_policy_and_the_trace(
     assert response.dry_run and response.license == b"" and response.policy == "widevine-persistent"
     policy = json_format.MessageToDict(response.effective_policy)
     assert policy["name"] == "widevine-persistent" and policy["license"]["persistent"] is True
-    hooks = [step.hook for step in response.trace]
+    hooks = [step.hook for step in response.trace if step.verdict != "no opinion"]
     assert hooks[:2] == ["proxy_inspect_challenge", "proxy_authenticate"]
     [election] = [s for s in response.trace if s.hook == "proxy_select_policy"]
     assert any("claim persistency = 'permanent'" in r for r in election.reasons)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from plugins.token.config import AuthConfig
-from plugins.token.keys import load_key
+from collections.abc import AsyncIterator
+
+import aiohttp
+
+from plugins.token import metrics
+from plugins.token.config import HMAC_ALGORITHMS, AuthConfig, IssuerConfig
+from plugins.token.jwks import RemoteKeys
+from plugins.token.keys import VerificationKey, load_configured_key
 from plugins.token.sources import find_token
 from plugins.token.verify import Issuer, TokenVerifier
 from proxy import hookimpl
@@ -13,60 +19,112 @@ from proxy.model import Principal, RequestContext
 
 
 class TokenPlugin:
-    """Verifies JWS access tokens from the configured issuers."""
+    """Verifies JWS access tokens from the configured issuers, keeping remote key sets fresh."""
 
     def __init__(self) -> None:
         self.settings = AuthConfig()
         self.verifier: TokenVerifier | None = None
+        self.remote: list[RemoteKeys] = []
 
     @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
-        """Validate ``[auth]`` and parse every issuer's keys once."""
+        """Validate ``[auth]``, parse every configured key once and plan the key-set refreshes."""
         settings = config.section("auth", AuthConfig)
         if settings is None:
             return
         self.settings = settings
         if settings.header:
             config.read_request_header(settings.header)
-        issuers = []
         loopback = config.server.grpc.is_loopback and config.server.http.is_loopback
-        for i, issuer in enumerate(settings.issuers):
+        clock = config.services.clock
+        issuers = []
+        seen: set[str] = set()
+        for i, issuer_config in enumerate(settings.issuers):
             path = f"auth.issuers[{i}]"
-            if issuer.development and not loopback:
+            if issuer_config.issuer in seen:
+                config.error(f"{path}.issuer", f"issuer {issuer_config.issuer!r} is listed twice")
+            seen.add(issuer_config.issuer)
+            if issuer_config.development and not loopback:
                 config.error(
                     f"{path}.development",
                     "the development key can't be used on a non-loopback listener",
                 )
-            keys = []
-            for j, key_config in enumerate(issuer.keys):
-                try:
-                    keys.append(load_key(key_config, issuer.algorithms, f"{issuer.issuer}#{j}"))
-                except ValueError as exc:
-                    config.error(f"{path}.keys[{j}]", str(exc))
-            issuers.append(Issuer(issuer, keys))
-        seen: set[str] = set()
-        for i, issuer in enumerate(settings.issuers):
-            if issuer.issuer in seen:
-                config.error(
-                    f"auth.issuers[{i}].issuer", f"issuer {issuer.issuer!r} is listed twice"
-                )
-            seen.add(issuer.issuer)
+            issuer = Issuer(issuer_config, self._configured_keys(config, path, issuer_config))
+            issuers.append(issuer)
+            metrics.KEYS_LOADED.labels(issuer.name).set(len(issuer.keys))
+            if issuer_config.remote_url is not None:
+                self._plan_remote_keys(config, path, issuer)
         if not settings.issuers:
             config.warn("auth.issuers", "no issuer is configured: every token will be refused")
         self.verifier = TokenVerifier(
             issuers,
-            clock=config.services.clock.time,
+            clock=clock,
             max_token_bytes=config.server.max_token_bytes,
+            cache_size=settings.cache_size,
         )
+        if self.remote:
+            config.add_cleanup_ctx(self._keep_keys_fresh)
+
+    @staticmethod
+    def _configured_keys(
+        config: ConfigContext, path: str, issuer: IssuerConfig
+    ) -> list[VerificationKey]:
+        keys: list[VerificationKey] = []
+        for j, key_config in enumerate(issuer.keys):
+            try:
+                loaded, warnings = load_configured_key(
+                    key_config,
+                    issuer.algorithms,
+                    f"{path}.keys[{j}]",
+                    now=config.services.clock.time(),
+                )
+            except ValueError as exc:
+                config.error(f"{path}.keys[{j}].{key_config.source}", str(exc))
+                continue
+            keys.extend(loaded)
+            for warning in warnings:
+                config.warn(f"{path}.keys[{j}].{key_config.source}", warning)
+        return keys
+
+    def _plan_remote_keys(self, config: ConfigContext, path: str, issuer: Issuer) -> None:
+        issuer_config = issuer.config
+        field = "openid_configuration" if issuer_config.openid_configuration else "jwks_uri"
+        if not set(issuer_config.algorithms) - HMAC_ALGORITHMS:
+            config.error(
+                f"{path}.{field}",
+                "published key sets hold public keys only; HS* algorithms need a secret in keys",
+            )
+            return
+
+        def install(keys: list[VerificationKey]) -> None:
+            issuer.replace_remote_keys(keys)
+            metrics.KEYS_LOADED.labels(issuer.name).set(len(issuer.keys))
+
+        source = RemoteKeys(issuer_config, config.services.clock, install)
+        issuer.refresher = source
+        self.remote.append(source)
+
+    async def _keep_keys_fresh(self) -> AsyncIterator[None]:
+        """Cleanup context: one HTTP session for every issuer's key fetches, and their schedules.
+        Nothing here waits for a fetch, so the listeners start at once."""
+        connector = aiohttp.TCPConnector(limit=16, ttl_dns_cache=300)
+        async with aiohttp.ClientSession(connector=connector, raise_for_status=False) as session:
+            for source in self.remote:
+                source.start(session)
+            try:
+                yield
+            finally:
+                for source in self.remote:
+                    await source.stop()
 
     @hookimpl
-    def proxy_authenticate(self, ctx: RequestContext) -> Principal | None:
+    async def proxy_authenticate(self, ctx: RequestContext) -> Principal | None:
         """Verify the request's token; None when it carries none."""
         token = find_token(ctx.request, self.settings)
         if token is None:
             return None
         if self.verifier is None or not self.verifier.issuers:
             raise ProxyError(Reason.TOKEN_ISSUER_MISMATCH, "no token issuer is configured")
-        principal = self.verifier.verify(token)
+        principal = await self.verifier.verify(token)
         ctx.note(f"verified by key {principal.key_id} of issuer {principal.issuer}")
         return principal

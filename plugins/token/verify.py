@@ -1,125 +1,281 @@
-"""Token verification in the order DESIGN.md fixes: shape, issuer, key, signature, exp, nbf/iat,
-audience, required claims. So an expired token with a good signature is TOKEN_EXPIRED whatever
-else is wrong with it."""
+"""Token verification in the order DESIGN.md fixes: size and shape; issuer by the unverified
+``iss``; key by ``kid``/``alg``; signature; ``exp``, then ``nbf`` and ``iat``; audience; required
+claims and values. So an expired token with a good signature is TOKEN_EXPIRED whatever else is
+wrong with it.
+
+The segments of the compact serialization are decoded with joserfc's base64url decoder, which
+is strict (nothing outside the alphabet, no padding, no non-canonical trailing bits) and runs
+in C; PyJWT 2.14+ makes the same checks character by character in Python, several times
+slower on a 1 KiB token (bench/token.py and bench/RESULTS.md hold the figures). Signatures are
+checked with PyJWT's algorithm implementations against keys prepared once
+(:mod:`plugins.token.keys`).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-import jwt
-from jwt.algorithms import get_default_algorithms
+from joserfc.util import urlsafe_b64decode
 
-from plugins.token.config import IssuerConfig
+from plugins.token import metrics
+from plugins.token.cache import CachedVerification, TokenTimes, VerificationCache
+from plugins.token.config import SUPPORTED_ALGORITHMS, ClaimValue, IssuerConfig
 from plugins.token.keys import VerificationKey
+from plugins.token.keyset import KeySet
 from proxy.errors import ProxyError, Reason
 from proxy.model import Principal
 
-_ALGORITHMS = get_default_algorithms()
-_JWS = jwt.PyJWS()
+
+class KeyRefresher(Protocol):
+    """What the verifier needs of a remote key source (see :mod:`plugins.token.jwks`)."""
+
+    async def refresh_for_unknown_kid(self) -> bool:
+        """Fetch (or join the fetch under way) when a token names an unknown key; False when
+        throttled or not running."""
+        ...
+
+
+class Clock(Protocol):
+    """The time source (``services.clock``)."""
+
+    def time(self) -> float:
+        """Seconds since the epoch."""
+        ...
+
+
+class Issuer:
+    """An accepted issuer: its configuration, its keys now, and where new keys come from.
+
+    :param config: the ``[[auth.issuers]]`` entry.
+    :param static_keys: keys configured inline, parsed at start.
+    """
+
+    def __init__(self, config: IssuerConfig, static_keys: Iterable[VerificationKey]) -> None:
+        self.config = config
+        self.static_keys = tuple(static_keys)
+        self.keys = KeySet(self.static_keys)
+        self.algorithms = frozenset(config.algorithms)
+        self.audiences = frozenset(config.audiences)
+        self.refresher: KeyRefresher | None = None
+        self._listeners: list[Callable[[Issuer], None]] = []
+        self._claim_values = {
+            name: _accepted_values([value] if not isinstance(value, list) else value)
+            for name, value in config.claim_values.items()
+        }
+
+    @property
+    def name(self) -> str:
+        """The ``iss`` value."""
+        return self.config.issuer
+
+    def on_keys_changed(self, listener: Callable[[Issuer], None]) -> None:
+        """Call ``listener(issuer)`` whenever the key set changes."""
+        self._listeners.append(listener)
+
+    def replace_remote_keys(self, keys: Iterable[VerificationKey]) -> bool:
+        """Install a freshly fetched key set beside the configured keys; True when it differs
+        from the set in use (the version is bumped and listeners are told)."""
+        fresh = KeySet((*self.static_keys, *keys), version=self.keys.version + 1)
+        if fresh.same_keys(self.keys):
+            return False
+        self.keys = fresh
+        for listener in self._listeners:
+            listener(self)
+        return True
+
+    def claim_value_matches(self, name: str, value: Any) -> bool:
+        """True when claim ``name``'s value (or, for a list, one of its items) is accepted."""
+        accepted = self._claim_values[name]
+        items = value if isinstance(value, list) else (value,)
+        return any(isinstance(item, str | int) and (type(item), item) in accepted for item in items)
+
+
+def _accepted_values(values: Iterable[ClaimValue]) -> frozenset[tuple[type, ClaimValue]]:
+    # Typed pairs, so that true never matches 1 and "1" never matches 1.
+    return frozenset((type(v), v) for v in values)
 
 
 @dataclass(slots=True)
-class Issuer:
-    """An accepted issuer with its keys parsed."""
+class ParsedToken:
+    """A compact JWS taken apart, nothing verified yet."""
 
-    config: IssuerConfig
-    keys: list[VerificationKey]
-
-    def candidate_keys(self, kid: str | None, alg: str) -> list[VerificationKey]:
-        """Keys that may verify a token with this ``kid`` and ``alg``; raise when none can."""
-        by_id = [k for k in self.keys if k.id == kid] if kid is not None else []
-        if kid is not None and not by_id:
-            # A token with a kid the config does not know may still be verified by
-            # an id-less key (a single shared secret, say).
-            by_id = [k for k in self.keys if k.id is None]
-            if not by_id:
-                raise ProxyError(Reason.TOKEN_KEY_UNKNOWN, "the token's key id is not known")
-        candidates = by_id or self.keys
-        fitting = [k for k in candidates if alg in k.algorithms]
-        if not fitting:
-            raise ProxyError(
-                Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} does not fit the issuer's keys"
-            )
-        return fitting
+    header: dict[str, Any]
+    payload: bytes
+    signing_input: bytes
+    signature: bytes
 
 
-def _claims_contain(value: Any, accepted: Iterable[str]) -> bool:
-    accepted = set(accepted)
-    if isinstance(value, list):
-        return any(isinstance(v, str) and v in accepted for v in value)
-    return isinstance(value, str) and value in accepted
+def _malformed(detail: str) -> ProxyError:
+    return ProxyError(Reason.TOKEN_MALFORMED, detail)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+#: Strict JSON: NaN and Infinity (which Python's json accepts) are refused.
+_JSON = json.JSONDecoder(parse_constant=_no_constants)
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
     value = claims.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ProxyError(Reason.TOKEN_MALFORMED, f"the {name} claim is not a number")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _malformed(f"the {name} claim is not a finite number")
     return float(value)
 
 
+def _contains(value: Any, accepted: Iterable[str]) -> bool:
+    if isinstance(value, list):
+        return any(isinstance(v, str) and v in accepted for v in value)
+    return isinstance(value, str) and value in accepted
+
+
 class TokenVerifier:
-    """Verifies compact JWS tokens against the configured issuers."""
+    """Verifies compact JWS tokens against the configured issuers.
+
+    :param issuers: the accepted issuers.
+    :param clock: the time source for every time decision.
+    :param max_token_bytes: larger tokens are TOKEN_MALFORMED before any parsing.
+    :param cache_size: verified tokens remembered (0: none).
+    """
 
     def __init__(
-        self, issuers: list[Issuer], *, clock: Callable[[], float], max_token_bytes: int
+        self,
+        issuers: list[Issuer],
+        *,
+        clock: Clock,
+        max_token_bytes: int,
+        cache_size: int = 4096,
     ) -> None:
-        self.issuers = {i.config.issuer: i for i in issuers}
+        self.issuers = {i.name: i for i in issuers}
+        self._only = issuers[0] if len(issuers) == 1 else None
         self.clock = clock
         self.max_token_bytes = max_token_bytes
+        self.cache = VerificationCache(cache_size)
+        for issuer in issuers:
+            issuer.on_keys_changed(self.cache.drop_issuer)
 
-    def verify(self, token: str) -> Principal:
+    async def verify(self, token: str) -> Principal:
         """The principal ``token`` speaks for, or ProxyError with a TOKEN_* reason."""
         if len(token) > self.max_token_bytes:
-            raise ProxyError(Reason.TOKEN_MALFORMED, "the token is too large")
-        try:
-            decoded = _JWS.decode_complete(token, options={"verify_signature": False})
-        except jwt.DecodeError:
-            raise ProxyError(Reason.TOKEN_MALFORMED, "the token is not a compact JWS") from None
-        header: dict[str, Any] = decoded["header"]
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in _ALGORITHMS or alg.lower() == "none":
-            raise ProxyError(
-                Reason.TOKEN_ALGORITHM_REJECTED, "the token's algorithm is not accepted"
-            )
-        try:
-            claims = json.loads(decoded["payload"])
-        except (ValueError, UnicodeDecodeError):
-            # Not a claim set; still check the signature first, so that a forged
-            # token reads as forged rather than as malformed.
-            claims = None
-        issuer = self._issuer(claims)
-        if alg not in issuer.config.algorithms:
-            raise ProxyError(
-                Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} is not accepted for this issuer"
-            )
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise ProxyError(Reason.TOKEN_MALFORMED, "the token's kid is not a string")
-        keys = issuer.candidate_keys(kid, alg)
-        key = self._verify_signature(token, decoded["signature"], alg, keys)
+            raise _malformed("the token is too large")
+        principal = self._from_cache(token)
+        if principal is not None:
+            return principal
+        metrics.CACHE_MISS.inc()
+        parsed, alg, kid, claims, issuer = self._read(token)
+        version = issuer.keys.version
+        keys = issuer.keys.select(kid, alg)
+        if keys is None:
+            keys = await self._keys_after_refresh(issuer, kid, alg)
+        key = self._verify_signature(parsed, alg, keys)
         if not isinstance(claims, dict):
-            raise ProxyError(Reason.TOKEN_MALFORMED, "the token's payload is not a claim set")
-        self._check_claims(claims, issuer.config)
+            raise _malformed("the token's payload is not a claim set")
+        times = self._times(claims, issuer.config)
+        self._check_claims(claims, issuer)
         subject = claims.get("sub")
-        return Principal(
+        principal = Principal(
             subject=subject if isinstance(subject, str) else None,
-            issuer=issuer.config.issuer,
+            issuer=issuer.name,
             claims=claims,
             key_id=key.label,
             issuer_settings=issuer.config,
             token=token,
         )
+        if issuer.keys.version == version:
+            self.cache.put(token, CachedVerification(principal, issuer, version, times))
+        return principal
+
+    def _from_cache(self, token: str) -> Principal | None:
+        """A cached principal for ``token`` once the time checks pass again; None when the
+        token is not cached, or was verified with a key set that has since changed."""
+        entry = self.cache.get(token)
+        if entry is None:
+            return None
+        if entry.key_version != entry.issuer.keys.version:
+            self.cache.discard(token)
+            return None
+        try:
+            self._check_times(entry.times, entry.issuer.config)
+        except ProxyError:
+            self.cache.discard(token)
+            raise
+        metrics.CACHE_HIT.inc()
+        return entry.principal
+
+    def _read(self, token: str) -> tuple[ParsedToken, str, str | None, Any, Issuer]:
+        """Shape, algorithm, ``kid``, claims and issuer, nothing verified yet."""
+        parsed = self.parse(token)
+        header = parsed.header
+        alg = header.get("alg")
+        if alg is None:
+            raise _malformed("the token's header has no alg")
+        if not isinstance(alg, str) or alg not in SUPPORTED_ALGORITHMS:
+            # "none" among them: an unsigned token is never accepted.
+            raise ProxyError(
+                Reason.TOKEN_ALGORITHM_REJECTED, "the token's algorithm is not accepted"
+            )
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise _malformed("the token's kid is not a string")
+        claims = self._claims(parsed.payload)
+        issuer = self._issuer(claims)
+        if alg not in issuer.algorithms:
+            raise ProxyError(
+                Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} is not accepted for this issuer"
+            )
+        return parsed, alg, kid, claims, issuer
+
+    @staticmethod
+    def parse(token: str) -> ParsedToken:
+        """Take a compact JWS apart: three segments of strict base64url, a UTF-8 JSON object
+        header; TOKEN_MALFORMED when it is not one."""
+        try:
+            raw = token.encode("ascii")
+        except UnicodeEncodeError:
+            raise _malformed("the token is not a compact JWS") from None
+        segments = raw.split(b".")
+        if len(segments) != 3:
+            raise _malformed("the token is not a compact JWS")
+        header_segment, payload_segment, signature_segment = segments
+        try:
+            header = _JSON.decode(urlsafe_b64decode(header_segment).decode("utf-8"))
+            payload = urlsafe_b64decode(payload_segment)
+            signature = urlsafe_b64decode(signature_segment)
+        except (ValueError, TypeError, RecursionError):
+            # binascii.Error and UnicodeDecodeError are ValueErrors.
+            raise _malformed("the token is not a compact JWS") from None
+        if not isinstance(header, dict):
+            raise _malformed("the token's header is not a JSON object")
+        if "crit" in header or "b64" in header:
+            # No JWS extension is understood here (RFC 7515 4.1.11, RFC 7797).
+            raise _malformed("the token uses a JWS extension this proxy does not support")
+        return ParsedToken(header, payload, raw[: raw.rindex(b".")], signature)
+
+    @staticmethod
+    def _claims(payload: bytes) -> Any:
+        try:
+            return _JSON.decode(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # Not a claim set; the signature is still checked first, so a forged
+            # token reads as forged rather than as malformed.
+            return None
 
     def _issuer(self, claims: Any) -> Issuer:
-        iss = claims.get("iss") if isinstance(claims, dict) else None
+        if not isinstance(claims, dict):
+            if self._only is not None:
+                return self._only
+            raise _malformed("the token's payload is not a claim set")
+        iss = claims.get("iss")
         if iss is None:
-            if len(self.issuers) == 1:
-                return next(iter(self.issuers.values()))
+            if self._only is not None:
+                return self._only
             raise ProxyError(Reason.TOKEN_ISSUER_MISMATCH, "the token names no issuer")
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
@@ -127,48 +283,68 @@ class TokenVerifier:
         return issuer
 
     @staticmethod
+    async def _keys_after_refresh(
+        issuer: Issuer, kid: str | None, alg: str
+    ) -> list[VerificationKey]:
+        """The set lacks the token's key: fetch (throttled, shared), look again, then fall back
+        to the keys configured without id."""
+        if issuer.refresher is not None and await issuer.refresher.refresh_for_unknown_kid():
+            keys = issuer.keys.select(kid, alg)
+            if keys is not None:
+                return keys
+        return issuer.keys.select_anonymous(alg)
+
+    @staticmethod
     def _verify_signature(
-        token: str, signature: bytes, alg: str, keys: list[VerificationKey]
+        parsed: ParsedToken, alg: str, keys: list[VerificationKey]
     ) -> VerificationKey:
-        signing_input = token.rpartition(".")[0].encode()
-        algorithm = _ALGORITHMS[alg]
         for key in keys:
-            if algorithm.verify(signing_input, key.prepared[alg], signature):
+            if key.verify(alg, parsed.signing_input, parsed.signature):
                 return key
         raise ProxyError(Reason.TOKEN_SIGNATURE_INVALID, "the token's signature does not verify")
 
-    def _check_claims(self, claims: dict[str, Any], issuer: IssuerConfig) -> None:
-        now = self.clock()
-        leeway = issuer.leeway
+    def _times(self, claims: dict[str, Any], config: IssuerConfig) -> TokenTimes:
+        """Read and check the time claims in order: ``exp``, then ``nbf`` and ``iat``."""
         exp = _number(claims, "exp")
         if exp is None:
             raise ProxyError(Reason.TOKEN_CLAIM_MISSING, "the token has no exp claim")
-        if exp <= now - leeway:
+        if exp <= self.clock.time() - config.leeway:
             raise ProxyError(Reason.TOKEN_EXPIRED, "the token has expired")
-        nbf = _number(claims, "nbf")
-        if nbf is not None and nbf > now + leeway:
+        times = TokenTimes(exp, _number(claims, "nbf"), _number(claims, "iat"))
+        self._check_times(times, config)
+        return times
+
+    def _check_times(self, times: TokenTimes, config: IssuerConfig) -> None:
+        """The checks that depend on the time: run on every request, cached or not."""
+        now = self.clock.time()
+        leeway = config.leeway
+        if times.exp <= now - leeway:
+            raise ProxyError(Reason.TOKEN_EXPIRED, "the token has expired")
+        if times.nbf is not None and times.nbf > now + leeway:
             raise ProxyError(Reason.TOKEN_NOT_YET_VALID, "the token is not valid yet")
-        iat = _number(claims, "iat")
-        if iat is not None and iat > now + leeway:
+        if times.iat is not None and times.iat > now + leeway:
             raise ProxyError(Reason.TOKEN_NOT_YET_VALID, "the token was issued in the future")
-        if issuer.max_lifetime is not None:
-            lifetime = exp - (iat if iat is not None else now)
-            if lifetime > issuer.max_lifetime + leeway:
+        if config.max_lifetime is not None:
+            lifetime = times.exp - (times.iat if times.iat is not None else now)
+            if lifetime > config.max_lifetime + leeway:
                 raise ProxyError(Reason.TOKEN_EXPIRED, "the token's lifetime exceeds the maximum")
+
+    @staticmethod
+    def _check_claims(claims: dict[str, Any], issuer: Issuer) -> None:
+        config = issuer.config
         aud = claims.get("aud")
-        if aud is None or not _claims_contain(aud, issuer.audiences):
+        if aud is None or not _contains(aud, issuer.audiences):
             raise ProxyError(Reason.TOKEN_AUDIENCE_MISMATCH, "the token's audience is not accepted")
-        for name in issuer.required_claims:
+        for name in config.required_claims:
             if claims.get(name) is None:
                 raise ProxyError(Reason.TOKEN_CLAIM_MISSING, f"the token has no {name} claim")
-        for name, accepted in issuer.claim_values.items():
-            if name not in claims:
+        for name in config.claim_values:
+            if claims.get(name) is None:
                 raise ProxyError(Reason.TOKEN_CLAIM_MISSING, f"the token has no {name} claim")
-            values = [accepted] if isinstance(accepted, str) else accepted
-            if not _claims_contain(claims[name], values):
+            if not issuer.claim_value_matches(name, claims[name]):
                 raise ProxyError(
                     Reason.TOKEN_CLAIM_MISSING, f"the token's {name} claim has no accepted value"
                 )
 
 
-__all__ = ["Issuer", "TokenVerifier"]
+__all__ = ["Issuer", "ParsedToken", "TokenVerifier"]

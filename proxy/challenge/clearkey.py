@@ -1,15 +1,19 @@
-"""W3C EME ClearKey license requests (``{"kids": [...], "type": ...}``) and release messages."""
+"""W3C EME ClearKey license requests (``{"kids": [...], "type": ...}``) and release messages.
+
+Key ids are base64url without padding (RFC 7515), 16 bytes each, in CENC
+(big-endian, UUID) order: no byte swapping.
+"""
 
 from __future__ import annotations
 
 import json
 
+from proxy.challenge.common import MAX_KEY_IDS, KeyIds, Warnings, invalid, safe_text
 from proxy.encoding import b64url_decode
-from proxy.errors import ProxyError, Reason
 from proxy.model import ChallengeInfo, DrmSystem, RequestType
 
+DRM = "ClearKey"
 SESSION_TYPES = frozenset({"temporary", "persistent-license", "persistent-usage-record"})
-MAX_KEY_IDS = 64
 
 
 def looks_like_clearkey(body: bytes) -> bool:
@@ -18,53 +22,54 @@ def looks_like_clearkey(body: bytes) -> bool:
     return head.startswith(b"{") and b'"kids"' in body
 
 
-def _invalid(reason: str) -> ProxyError:
-    return ProxyError(Reason.CHALLENGE_INVALID, f"ClearKey: {reason}")
-
-
 def parse_clearkey(body: bytes) -> ChallengeInfo:
     """Parse a ClearKey license request or release message.
 
     A message with ``type`` is a license request for that session type; one
     without is a release message (EME's persistent-license release).
+
+    :raises ProxyError: CHALLENGE_INVALID, with a short reason, when it is unreadable.
     """
     try:
         doc = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
-        raise _invalid("the request is not UTF-8 JSON") from None
+        raise invalid(DRM, "the request is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
-        raise _invalid("the request is not a JSON object")
+        raise invalid(DRM, "the request is not a JSON object")
     kids = doc.get("kids")
     if not isinstance(kids, list) or not kids:
-        raise _invalid("kids must be a non-empty list")
+        raise invalid(DRM, "kids must be a non-empty list")
     if len(kids) > MAX_KEY_IDS:
-        raise _invalid(f"more than {MAX_KEY_IDS} key ids")
-    key_ids: list[bytes] = []
+        raise invalid(DRM, f"more than {MAX_KEY_IDS} key ids")
+    key_ids = KeyIds(DRM)
     for kid in kids:
         try:
             raw = b64url_decode(kid)
         except ValueError:
-            raise _invalid("a key id is not base64url") from None
-        if len(raw) != 16:
-            raise _invalid("a key id is not 16 bytes")
-        if raw not in key_ids:
-            key_ids.append(raw)
-    warnings = [f"unknown member {name!r} ignored" for name in doc if name not in ("kids", "type")]
-    session_type = doc.get("type")
-    if session_type is None:
+            raise invalid(DRM, "a key id is not base64url") from None
+        key_ids.add(raw)
+    warnings = Warnings()
+    for name in doc:
+        if name not in ("kids", "type"):
+            warnings.add(f"unknown member {safe_text(name, 32)!r} ignored")
+    if "type" not in doc:
         request_type = RequestType.RELEASE
-    elif session_type in SESSION_TYPES:
-        request_type = RequestType.NEW
+        session_type = None
     else:
-        raise _invalid("type must be temporary, persistent-license or persistent-usage-record")
+        session_type = doc["type"]
+        if not isinstance(session_type, str) or session_type not in SESSION_TYPES:
+            raise invalid(
+                DRM, "type must be temporary, persistent-license or persistent-usage-record"
+            )
+        request_type = RequestType.NEW
     details = {"session_type": session_type} if session_type else {}
     client = {"session_type": session_type} if session_type else {}
     return ChallengeInfo(
         drm_system=DrmSystem.CLEARKEY,
         request_type=request_type,
         payload=body,
-        key_ids=tuple(key_ids),
+        key_ids=key_ids.result(),
         client=client,
-        warnings=warnings,
+        warnings=warnings.result(),
         details=details,
     )

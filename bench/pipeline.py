@@ -1,0 +1,129 @@
+"""The whole pipeline against a bare server, over HTTP and gRPC, in one run.
+
+``python -m bench.pipeline [--seconds S] [--concurrency N]`` starts the bare
+baseline (bench.baseline) and the proxy on its embedded default (HS256 token,
+ClearKey backend; access log off) as subprocesses, drives each with the same
+ClearKey license request, and prints req/s, latency and server CPU per request
+side by side, with the proxy's CPU overhead per request over the bare handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import uuid
+from pathlib import Path
+
+import aiohttp
+import grpc
+
+from bench.harness import (
+    ROOT,
+    LoadResult,
+    console_script,
+    grpc_call,
+    http_call,
+    measure,
+    python_command,
+    start_server,
+    stop_server,
+    table,
+)
+from licenseproxy.v1 import license_proxy_pb2 as pb
+from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
+from plugins.token.mint import development_token
+from proxy.encoding import b64url_encode
+
+KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
+CHALLENGE = json.dumps({"kids": [b64url_encode(KID)], "type": "temporary"}).encode()
+
+
+def proxy_config_file(folder: Path) -> Path:
+    """The embedded default with ephemeral ports and no access log."""
+    text = (ROOT / "proxy" / "default.toml").read_text()
+    text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
+    path = folder / "bench.toml"
+    path.write_text(text + "\n[log]\naccess = false\n")
+    return path
+
+
+async def run_target(label: str, argv: list[str], args: argparse.Namespace) -> list[LoadResult]:
+    """HTTP then gRPC load against one server subprocess."""
+    server = await start_server(argv)
+    token = development_token(ttl=86400)
+    results = []
+    try:
+        connector = aiohttp.TCPConnector(limit=args.concurrency)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            call = http_call(
+                session,
+                f"{server.http_url}/v1/licenses/clearkey",
+                CHALLENGE,
+                {"Authorization": f"Bearer {token}"},
+            )
+            results.append(
+                await measure(
+                    f"HTTP {label}",
+                    server,
+                    call,
+                    concurrency=args.concurrency,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                )
+            )
+        async with grpc.aio.insecure_channel(server.grpc_target) as channel:
+            stub = pb_grpc.LicenseProxyServiceStub(channel)
+            request = pb.AcquireLicenseRequest(
+                drm_system=pb.DRM_SYSTEM_CLEARKEY, challenge=CHALLENGE, token=token
+            )
+            results.append(
+                await measure(
+                    f"gRPC {label}",
+                    server,
+                    grpc_call(stub.AcquireLicense, request),
+                    concurrency=args.concurrency,
+                    seconds=args.seconds,
+                    warmup=args.warmup,
+                )
+            )
+    finally:
+        await stop_server(server)
+    return results
+
+
+async def run(args: argparse.Namespace) -> str:
+    """Bare baseline, then the proxy; return the Markdown report."""
+    with tempfile.TemporaryDirectory() as folder:
+        config = proxy_config_file(Path(folder))
+        bare = await run_target("bare", python_command("-m", "bench.baseline"), args)
+        proxy = await run_target(
+            "proxy", [console_script("license-proxy"), "serve", "--config", str(config)], args
+        )
+    lines = [table([bare[0], proxy[0], bare[1], proxy[1]]), ""]
+    for transport, b, p in (("HTTP", bare[0], proxy[0]), ("gRPC", bare[1], proxy[1])):
+        lines.append(
+            f"- {transport}: the pipeline adds {p.cpu_us_per_request - b.cpu_us_per_request:.0f} us "
+            f"of server CPU per request ({p.cpu_us_per_request / b.cpu_us_per_request:.2f}x the bare "
+            f"handler); throughput {p.rps / b.rps:.2f}x."
+        )
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m bench.pipeline", description=__doc__)
+    p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--concurrency", type=int, default=32)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run and print."""
+    print(asyncio.run(run(parser().parse_args(argv))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Acme's embargo rule for drm-license-proxy."""

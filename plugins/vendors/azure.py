@@ -1,0 +1,337 @@
+"""The ``azure`` vendor: Azure Media Services key delivery, and MK.IO, which keeps its API.
+
+The license URL comes per DRM from a template with ``{kid}`` (the first key
+id as a GUID) and ``{content_id}``. The proxy mints the JWT the content key
+policy's token restriction checks (``iss``, ``aud``, HS256 with the symmetric
+key or RS256 with a private key, both by reference; the required claims,
+``urn:microsoft:azure:mediaservices:contentkeyidentifier`` = the key id among
+them), or passes the customer's token through; it travels as
+``Authorization: Bearer`` (or the ``token`` query parameter).
+
+FairPlay goes as the form ``spc=<base64>[&assetId=…]`` and comes back as
+``<ckc>base64</ckc>``. A backend that takes Widevine requests in the JSON
+license-template form (seed 000) gets the challenge as ``payload`` beside
+``policy_overrides`` and the track selection rendered from the policy.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from pydantic import Field, model_validator
+
+from plugins.vendors import widevine_policy
+from plugins.vendors.common import (
+    OCTET_STREAM,
+    PLAYREADY_CONTENT_TYPE,
+    PLAYREADY_SOAP_ACTION,
+    b64,
+    b64decode_any,
+    bad_response,
+    check_license,
+    fairplay_content_id,
+    guid,
+    json_bytes,
+    json_object,
+    key_material,
+    playready_fault_error,
+    status_error,
+    vendor_error,
+)
+from proxy import hookimpl
+from proxy.config import Duration
+from proxy.errors import ProxyError, Reason
+from proxy.model import DrmSystem, RequestType
+from proxy.secrets import SecretRef
+from proxy.upstream import UpstreamSettings
+from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+
+VENDOR = "azure"
+CONTENT_KEY_CLAIM = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
+MAX_USES_CLAIM = "urn:microsoft:azure:mediaservices:maxuses"
+_PLACEHOLDERS = frozenset({"kid", "content_id"})
+_CKC = re.compile(rb"<ckc>\s*([A-Za-z0-9+/=_-]+)\s*</ckc>", re.IGNORECASE)
+
+
+class AzureSettings(UpstreamSettings):
+    """``[backends.NAME]`` with ``vendor = "azure"`` (Azure Media Services or MK.IO)."""
+
+    urls: dict[DrmSystem, str]
+    """License URL template per DRM, e.g.
+    ``https://ACCOUNT.keydelivery.REGION.media.azure.net/Widevine/?kid={kid}``.
+    MK.IO's URLs come from its streaming locator's ``listPaths`` (their shape is UNVERIFIED)."""
+    service_certificate_url: str | None = None
+    """Where Widevine service-certificate requests go when the Widevine template needs a
+    key id they don't carry (no placeholders)."""
+    bearer: Literal["mint", "passthrough"] = "mint"
+    """Mint the token restriction's JWT, or forward the customer's own token."""
+    issuer: str | None = None
+    audience: str | None = None
+    signing_key: SecretRef | None = None
+    """HS256: the symmetric key (base64 text, as Azure shows it); RS256: a PEM private key."""
+    algorithm: Literal["HS256", "RS256"] = "HS256"
+    key_id: str | None = None
+    """``kid`` header, when the restriction holds several keys."""
+    token_lifetime: Duration = Field(default=300.0, gt=0, le=86400)
+    content_key_identifier: bool = True
+    """Add the ``contentkeyidentifier`` required claim (the key id as a GUID)."""
+    max_uses: int | None = Field(default=None, ge=1)
+    """Add the ``maxuses`` replay claim (Azure then refuses tokens living over 1 h)."""
+    claims: dict[str, str | int | bool] = Field(default_factory=dict)
+    """Fixed claims the restriction requires."""
+    forward_claims: list[str] = Field(default_factory=list)
+    """Claims copied from the customer's token (MK.IO elects a policy option by them)."""
+    policy_claim: str | None = None
+    """A claim that carries the elected policy's name, for option election by claim."""
+    bearer_in: Literal["header", "query"] = "header"
+    """``Authorization: Bearer`` or the ``token`` query parameter."""
+    fairplay_asset_id: bool = True
+    """Send ``assetId`` (the content id, else the key id) beside the SPC."""
+    widevine_request: Literal["raw", "template"] = "raw"
+    """``template``: send Widevine challenges in the JSON license-template form (seed 000)."""
+    widevine_provider: str | None = None
+    use_policy_overrides_exclusively: bool | None = None
+
+    @model_validator(mode="after")
+    def _mint_needs_keys(self) -> AzureSettings:
+        if self.bearer == "mint":
+            missing = [n for n in ("issuer", "audience", "signing_key") if getattr(self, n) is None]
+            if missing:
+                raise ValueError(f"bearer = 'mint' needs {', '.join(missing)}")
+        for drm, template in self.urls.items():
+            try:
+                fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            except ValueError:
+                raise ValueError(f"urls.{drm.value}: not a valid template") from None
+            unknown = fields - _PLACEHOLDERS
+            if unknown:
+                raise ValueError(
+                    f"urls.{drm.value}: unknown placeholder {sorted(unknown)[0]!r} "
+                    "(use {kid} or {content_id})"
+                )
+            if not template.startswith(("https://", "http://")):
+                raise ValueError(f"urls.{drm.value}: not an http(s) URL")
+        if self.service_certificate_url and not self.service_certificate_url.startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("service_certificate_url: not an http(s) URL")
+        return self
+
+
+def widevine_template(
+    call: VendorCall, provider: str | None, exclusive: bool | None, now: float
+) -> dict[str, Any]:
+    """The Widevine license template (seed 000) for ``call``, challenge as ``payload``."""
+    doc: dict[str, Any] = {"payload": b64(call.challenge.payload)}
+    if call.content_id:
+        doc["content_id"] = b64(call.content_id.encode("utf-8"))
+    if provider:
+        doc["provider"] = provider
+    doc.update(widevine_policy.track_selection(call.policy))
+    overrides = widevine_policy.policy_overrides(call.policy, now)
+    if overrides:
+        doc["policy_overrides"] = overrides
+    if exclusive is not None:
+        doc["use_policy_overrides_exclusively"] = exclusive
+    return doc
+
+
+class AzureAdapter:
+    """Builds Azure/MK.IO key-delivery requests and reads their answers."""
+
+    def __init__(self, name: str, settings: AzureSettings, services: Any) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = services.clock
+        self.key: Any = None
+        if settings.bearer == "mint":
+            assert settings.signing_key is not None
+            if settings.algorithm == "HS256":
+                # Azure's symmetric keys are base64 bytes (64 in its samples); allow 16-256.
+                self.key = key_material(settings.signing_key, "signing_key", lengths=range(16, 257))
+            else:
+                try:
+                    self.key = load_pem_private_key(settings.signing_key.value, password=None)
+                except (ValueError, TypeError):
+                    raise ValueError(
+                        f"signing_key ({settings.signing_key.reference}) is not an unencrypted "
+                        "PEM private key"
+                    ) from None
+                if not isinstance(self.key, rsa.RSAPrivateKey) or self.key.key_size < 2048:
+                    raise ValueError("signing_key: RS256 needs an RSA key of 2048 bits or more")
+
+    def claims(self, call: VendorCall) -> dict[str, Any]:
+        """The claims of the minted token."""
+        settings = self.settings
+        now = int(self.clock.time())
+        claims: dict[str, Any] = {
+            "iss": settings.issuer,
+            "aud": settings.audience,
+            "iat": now,
+            "nbf": now,
+            "exp": now + int(settings.token_lifetime),
+        }
+        if settings.content_key_identifier and call.key_ids:
+            claims[CONTENT_KEY_CLAIM] = guid(call.key_ids[0])
+        if settings.max_uses is not None:
+            claims[MAX_USES_CLAIM] = settings.max_uses
+        for name in settings.forward_claims:
+            if name in call.principal.claims:
+                claims[name] = call.principal.claims[name]
+        claims.update(settings.claims)
+        if settings.policy_claim:
+            claims[settings.policy_claim] = call.policy.name
+        return claims
+
+    def token(self, call: VendorCall) -> str:
+        """The token for key delivery: minted, or the customer's own."""
+        if self.settings.bearer == "passthrough":
+            token = call.principal.token
+            if not token:
+                raise ProxyError(
+                    Reason.INTERNAL, "token passthrough is on but the request's token is unknown"
+                )
+            return token
+        headers = {"kid": self.settings.key_id} if self.settings.key_id else None
+        return jwt.encode(
+            self.claims(call), self.key, algorithm=self.settings.algorithm, headers=headers
+        )
+
+    def url(self, call: VendorCall) -> str:
+        """The license URL from the DRM's template."""
+        drm = call.challenge.drm_system
+        template = self.settings.urls.get(drm)
+        certificate = call.challenge.request_type is RequestType.SERVICE_CERTIFICATE
+        if certificate and self.settings.service_certificate_url and not call.key_ids:
+            return self.settings.service_certificate_url
+        if template is None:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        values = {"kid": "", "content_id": quote(call.content_id or "", safe="")}
+        if "{kid}" in template:
+            if not call.key_ids:
+                raise ProxyError(
+                    Reason.REQUEST_INVALID,
+                    "this backend's license URL needs the key id: send a key_id hint"
+                    + (" (or set service_certificate_url)" if certificate else ""),
+                )
+            values["kid"] = guid(call.key_ids[0])
+        if "{content_id}" in template and not call.content_id:
+            raise ProxyError(
+                Reason.REQUEST_INVALID,
+                "this backend's license URL needs the content id: send content_id",
+            )
+        return template.format(**values)
+
+    def build_request(self, call: VendorCall) -> UpstreamRequest:
+        """The key-delivery request for ``call``."""
+        drm = call.challenge.drm_system
+        url = self.url(call)
+        token = self.token(call)
+        headers: dict[str, str] = {}
+        if self.settings.bearer_in == "header":
+            headers["Authorization"] = f"Bearer {token}"
+        else:
+            url += ("&" if "?" in url else "?") + urlencode({"token": token})
+        body = call.challenge.payload
+        if drm is DrmSystem.FAIRPLAY:
+            form = {"spc": b64(body)}
+            asset = fairplay_content_id(call.content_id) or (
+                guid(call.key_ids[0]) if call.key_ids else None
+            )
+            if self.settings.fairplay_asset_id and asset:
+                form["assetId"] = asset
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            body = urlencode(form).encode("ascii")
+        elif drm is DrmSystem.PLAYREADY:
+            headers["Content-Type"] = PLAYREADY_CONTENT_TYPE
+            headers["SOAPAction"] = PLAYREADY_SOAP_ACTION
+        elif self.settings.widevine_request == "template":
+            headers["Content-Type"] = "application/json"
+            body = json_bytes(
+                widevine_template(
+                    call,
+                    self.settings.widevine_provider,
+                    self.settings.use_policy_overrides_exclusively,
+                    self.clock.time(),
+                )
+            )
+        else:
+            headers["Content-Type"] = OCTET_STREAM
+        return UpstreamRequest(url=url, body=body, headers=headers)
+
+    def parse_response(self, call: VendorCall, response: UpstreamResponse) -> VendorLicense:
+        """The raw license (CKC unwrapped, template answers decoded), or a typed error."""
+        drm = call.challenge.drm_system
+        if response.status != 200:
+            if drm is DrmSystem.PLAYREADY:
+                fault = playready_fault_error(VENDOR, response)
+                if fault is not None:
+                    raise fault
+            message = response.body[:300].decode("utf-8", "replace")
+            code = "Unauthorized" if response.status == 401 else None
+            raise status_error(VENDOR, response, code=code, message=message)
+        body = response.body
+        if drm is DrmSystem.FAIRPLAY:
+            match = _CKC.search(body)
+            if match is None:
+                raise bad_response(VENDOR, "has no <ckc> element")
+            try:
+                body = b64decode_any(match.group(1).decode("ascii"))
+            except ValueError:
+                raise bad_response(VENDOR, "has a <ckc> that is not base64") from None
+            return VendorLicense(body, None, call.key_ids, {})
+        if drm is DrmSystem.WIDEVINE and body[:1] == b"{":
+            body = _template_answer(response)
+        return VendorLicense(check_license(VENDOR, drm, body), None, call.key_ids, {})
+
+
+def _template_answer(response: UpstreamResponse) -> bytes:
+    """The license in a JSON answer to a template request: ``status`` then base64 ``license``."""
+    doc = json_object(VENDOR, response)
+    status = doc.get("status", "OK")
+    if status != "OK":
+        raise vendor_error(
+            Reason.UPSTREAM_REJECTED,
+            VENDOR,
+            "the Widevine license service refused the license",
+            status=response.status,
+            code=str(status),
+            message=str(doc.get("status_message", "")),
+        )
+    license_b64 = doc.get("license")
+    if not isinstance(license_b64, str):
+        raise bad_response(VENDOR, "has no license")
+    try:
+        return b64decode_any(license_b64)
+    except ValueError:
+        raise bad_response(VENDOR, "has a license that is not base64") from None
+
+
+class AzureVendorPlugin:
+    """Registers the ``azure`` vendor (Azure Media Services and MK.IO)."""
+
+    @hookimpl
+    def proxy_register_vendors(self, register: Any) -> None:
+        """Register the Azure Media Services / MK.IO key-delivery adapter."""
+        register(
+            VendorSpec(
+                name=VENDOR,
+                settings=AzureSettings,
+                adapter=AzureAdapter,
+                drm_systems=frozenset(
+                    {DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY}
+                ),
+                description="Azure Media Services / MK.IO key delivery with a minted bearer token",
+            )
+        )
+
+
+__all__ = ["AzureAdapter", "AzureSettings", "AzureVendorPlugin", "widevine_template"]

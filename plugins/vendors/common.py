@@ -1,0 +1,332 @@
+"""What the vendor adapters share: key material, vendor errors, wrapped answers.
+
+Nothing here touches the network; every function takes bytes or a response
+the core already read and returns values or raises ``ProxyError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import defusedxml.ElementTree as SafeET
+from defusedxml import DefusedXmlException
+
+from proxy.errors import ProxyError, Reason
+from proxy.model import DrmSystem
+from proxy.secrets import Secret
+from proxy.upstream import retry_after_seconds
+from proxy.vendors import UpstreamResponse
+
+#: What PlayReady servers expect in the request (VENDOR_FACTS 7.2).
+PLAYREADY_CONTENT_TYPE = "text/xml; charset=utf-8"
+PLAYREADY_SOAP_ACTION = '"http://schemas.microsoft.com/DRM/2007/03/protocols/AcquireLicense"'
+OCTET_STREAM = "application/octet-stream"
+
+_HEX = re.compile(r"^[0-9a-fA-F]+$")
+_B64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
+#: Anything shaped like a JWT, or a long run of base64: never echoed to a caller.
+_SECRETISH = re.compile(
+    r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|[A-Za-z0-9+/=_-]{33,}"
+)
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+
+#: PlayReady fault status codes that mean the server failed, not that it refused.
+PLAYREADY_SERVER_FAULTS = frozenset({"0x8004C600"})
+
+
+def key_material(
+    secret: Secret, what: str, *, lengths: Iterable[int], encodings: Iterable[str] = ("base64",)
+) -> bytes:
+    """The key bytes behind a secret reference.
+
+    Vendors hand out keys as text (Axinom: base64; Widevine: hex). A
+    reference to such text (``env:``, ``file:``) is decoded with the first of
+    ``encodings`` that yields a valid length; an inline ``hex:``/``base64:``
+    reference is already bytes and used as it is. Raises ``ValueError``
+    naming ``what`` (never the value) when no reading fits.
+    """
+    lengths = tuple(lengths)
+    raw = secret.value
+    text = raw.strip()
+    for encoding in encodings:
+        decoded = _decode(text, encoding)
+        if decoded is not None and len(decoded) in lengths:
+            return decoded
+    if len(raw) in lengths:
+        return raw
+    wanted = " or ".join(str(n) for n in lengths)
+    names = "/".join(encodings)
+    raise ValueError(f"{what} ({secret.reference}) must be {wanted} bytes, given as {names} text")
+
+
+def _decode(text: bytes, encoding: str) -> bytes | None:
+    try:
+        value = text.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    if encoding == "hex" and _HEX.match(value) and len(value) % 2 == 0:
+        return bytes.fromhex(value)
+    if encoding == "base64" and _B64.match(value):
+        try:
+            return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    return None
+
+
+def b64decode_any(text: str) -> bytes:
+    """Decode standard or URL-safe base64, padded or not; ValueError otherwise."""
+    if not isinstance(text, str) or not _B64.match(text.strip()):
+        raise ValueError("not base64")
+    value = text.strip().rstrip("=").replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64") from None
+
+
+def b64(data: bytes) -> str:
+    """Standard base64 text."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def guid(key_id: bytes) -> str:
+    """A 16-byte key id as a GUID string (big-endian, UUID order)."""
+    return str(uuid.UUID(bytes=key_id))
+
+
+def scrub(text: str | None, limit: int = 200) -> str:
+    """A vendor's message made safe to pass on: printable, short, with nothing token-like."""
+    if not text:
+        return ""
+    text = _UNPRINTABLE.sub(" ", str(text))
+    text = _SECRETISH.sub("[redacted]", text).strip()
+    return text[:limit]
+
+
+def vendor_error(
+    reason: Reason,
+    vendor: str,
+    detail: str,
+    *,
+    status: int | None = None,
+    code: str | None = None,
+    message: str | None = None,
+    retry_after: float | None = None,
+) -> ProxyError:
+    """A ``ProxyError`` carrying the vendor's own status, code and scrubbed message."""
+    metadata = {"vendor": vendor}
+    if status is not None:
+        metadata["vendor_status"] = str(status)
+    if code:
+        metadata["vendor_code"] = scrub(code, 64)
+    if message:
+        metadata["vendor_message"] = scrub(message)
+    return ProxyError(reason, detail, metadata=metadata, retry_after=retry_after)
+
+
+def status_error(
+    vendor: str,
+    response: UpstreamResponse,
+    *,
+    code: str | None = None,
+    message: str | None = None,
+) -> ProxyError:
+    """The error for a non-success HTTP status when the body said nothing more precise.
+
+    5xx and 429 are outages (``UPSTREAM_UNAVAILABLE``, with the vendor's
+    ``Retry-After``); other 4xx are refusals (``UPSTREAM_REJECTED``); any
+    other status is ``UPSTREAM_BAD_RESPONSE``.
+    """
+    status = response.status
+    if status >= 500 or status == 429:
+        return vendor_error(
+            Reason.UPSTREAM_UNAVAILABLE,
+            vendor,
+            f"the {vendor} license service failed (HTTP {status})",
+            status=status,
+            code=code,
+            message=message,
+            retry_after=retry_after_seconds(response.headers),
+        )
+    if 400 <= status < 500:
+        return vendor_error(
+            Reason.UPSTREAM_REJECTED,
+            vendor,
+            f"the {vendor} license service refused the request (HTTP {status})",
+            status=status,
+            code=code,
+            message=message,
+        )
+    return vendor_error(
+        Reason.UPSTREAM_BAD_RESPONSE,
+        vendor,
+        f"the {vendor} license service answered HTTP {status}",
+        status=status,
+        code=code,
+        message=message,
+    )
+
+
+def bad_response(vendor: str, detail: str, status: int | None = None) -> ProxyError:
+    """``UPSTREAM_BAD_RESPONSE`` for an answer in a shape the vendor never documents."""
+    return vendor_error(
+        Reason.UPSTREAM_BAD_RESPONSE, vendor, f"the {vendor} answer {detail}", status=status
+    )
+
+
+def json_object(vendor: str, response: UpstreamResponse) -> dict[str, Any]:
+    """The response body as a JSON object, or ``UPSTREAM_BAD_RESPONSE``."""
+    try:
+        doc = json.loads(response.body)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_response(vendor, "is not JSON", response.status) from None
+    if not isinstance(doc, dict):
+        raise bad_response(vendor, "is not a JSON object", response.status)
+    return doc
+
+
+def json_bytes(doc: Mapping[str, Any]) -> bytes:
+    """Compact JSON bytes (serialized once; signatures cover exactly these bytes)."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find(root: Element, name: str) -> Element | None:
+    for element in root.iter():
+        if _local(element.tag) == name:
+            return element
+    return None
+
+
+def soap_fault(body: bytes) -> dict[str, str] | None:
+    """The SOAP fault in a PlayReady answer: ``faultcode``, ``faultstring``, ``status_code``.
+
+    None when the body is not a SOAP fault. Parsed with defusedxml (no
+    entities, no external references).
+    """
+    if b"Fault" not in body:
+        return None
+    try:
+        root = SafeET.fromstring(body)
+    except (SafeET.ParseError, DefusedXmlException, ValueError):
+        return None
+    fault = _find(root, "Fault")
+    if fault is None:
+        return None
+    found: dict[str, str] = {}
+    for name, key in (
+        ("faultcode", "faultcode"),
+        ("faultstring", "faultstring"),
+        ("StatusCode", "status_code"),
+    ):
+        element = _find(fault, name)
+        if element is not None and element.text:
+            found[key] = element.text.strip()
+    return found
+
+
+def playready_fault_error(vendor: str, response: UpstreamResponse) -> ProxyError | None:
+    """The error a PlayReady SOAP fault stands for, or None when the body holds none.
+
+    PlayReady answers every error with HTTP 500 and a fault; the fault's
+    ``StatusCode`` tells a refusal (revoked device, bad challenge) from a
+    server failure (``0x8004C600``).
+    """
+    fault = soap_fault(response.body)
+    if fault is None:
+        return None
+    code = fault.get("status_code") or fault.get("faultcode")
+    message = fault.get("faultstring")
+    if fault.get("status_code", "").upper().replace("0X", "0x") in PLAYREADY_SERVER_FAULTS:
+        return vendor_error(
+            Reason.UPSTREAM_UNAVAILABLE,
+            vendor,
+            f"the {vendor} PlayReady service failed",
+            status=response.status,
+            code=code,
+            message=message,
+        )
+    return vendor_error(
+        Reason.UPSTREAM_REJECTED,
+        vendor,
+        f"the {vendor} PlayReady service refused the license",
+        status=response.status,
+        code=code,
+        message=message,
+    )
+
+
+#: SignedMessage.type values a Widevine license server answers with.
+_WIDEVINE_LICENSE = 2
+_WIDEVINE_ERROR_RESPONSE = 3
+_WIDEVINE_SERVICE_CERTIFICATE = 5
+
+
+def check_widevine_answer(vendor: str, body: bytes, status: int = 200) -> bytes:
+    """``body`` when it is a Widevine SignedMessage LICENSE or SERVICE_CERTIFICATE.
+
+    The first field of a SignedMessage is ``type`` (tag ``08``); an
+    ERROR_RESPONSE (3) is the vendor's refusal, anything else is not a
+    Widevine answer at all (``UPSTREAM_BAD_RESPONSE``).
+    """
+    if len(body) < 2 or body[0] != 0x08:
+        raise bad_response(vendor, "is not a Widevine message", status)
+    if body[1] == _WIDEVINE_ERROR_RESPONSE:
+        raise vendor_error(
+            Reason.UPSTREAM_REJECTED,
+            vendor,
+            f"the {vendor} Widevine service answered with an error message",
+            status=status,
+            code="ERROR_RESPONSE",
+        )
+    if body[1] not in (_WIDEVINE_LICENSE, _WIDEVINE_SERVICE_CERTIFICATE):
+        raise bad_response(vendor, "is not a Widevine license", status)
+    return body
+
+
+def check_playready_answer(vendor: str, body: bytes, status: int = 200) -> bytes:
+    """``body`` when it is a PlayReady AcquireLicenseResponse, else ``UPSTREAM_BAD_RESPONSE``."""
+    if b"AcquireLicenseResponse" not in body:
+        raise bad_response(vendor, "is not a PlayReady license response", status)
+    return body
+
+
+def check_license(vendor: str, drm: DrmSystem, body: bytes, status: int = 200) -> bytes:
+    """The raw license bytes after the shape check that suits ``drm``."""
+    if not body:
+        raise bad_response(vendor, "is empty", status)
+    if drm is DrmSystem.WIDEVINE:
+        return check_widevine_answer(vendor, body, status)
+    if drm is DrmSystem.PLAYREADY:
+        return check_playready_answer(vendor, body, status)
+    return body
+
+
+def fairplay_content_id(value: str | None) -> str | None:
+    """A FairPlay asset id as vendors want it: no ``skd://`` scheme, no ``?query``."""
+    if not value:
+        return value
+    if value.lower().startswith("skd://"):
+        value = value[6:]
+    return value.split("?", 1)[0] or None
+
+
+def header_metadata(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    """The named response headers (lower-cased keys), scrubbed, for ``vendor_metadata``."""
+    found = {}
+    for name in names:
+        value = headers.get(name)
+        if value:
+            found[name.lower()] = scrub(value, 120)
+    return found

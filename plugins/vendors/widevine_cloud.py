@@ -1,0 +1,207 @@
+"""The ``widevine_cloud`` vendor: Google's Widevine license proxy API (``getlicense``).
+
+The proxy posts ``{"request", "signature", "signer"}``: ``request`` is the
+base64 of the inner JSON message (``payload`` = the CDM's challenge,
+``provider``, ``content_id``, the track selection and ``policy_overrides``
+rendered from the policy), serialized once; ``signature`` is the base64 of
+AES-CBC(provider key, IV, PKCS#7(SHA-1(those exact bytes))). The answer is
+JSON at HTTP 200 even for refusals: ``status`` other than ``OK`` is an error,
+and ``license`` is base64-decoded for the player.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cryptography.hazmat.primitives import padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from pydantic import Field, model_validator
+
+from plugins.vendors import widevine_policy
+from plugins.vendors.common import (
+    b64,
+    b64decode_any,
+    bad_response,
+    check_widevine_answer,
+    json_bytes,
+    json_object,
+    key_material,
+    scrub,
+    status_error,
+    vendor_error,
+)
+from proxy import hookimpl
+from proxy.errors import ProxyError, Reason
+from proxy.model import DrmSystem, RequestType
+from proxy.secrets import SecretRef
+from proxy.upstream import UpstreamSettings
+from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+
+VENDOR = "widevine_cloud"
+DEFAULT_URL = "https://license.widevine.com/cenc/getlicense"
+#: ``status`` values that mean the service failed rather than refused.
+TRANSIENT_STATUSES = frozenset({"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "BACKEND_UNAVAILABLE"})
+#: Answer fields worth keeping in ``vendor_metadata``.
+KEPT_FIELDS = ("security_level", "system_id", "make", "model", "platform", "internal_status")
+
+
+class WidevineCloudSettings(UpstreamSettings):
+    """``[backends.NAME]`` with ``vendor = "widevine_cloud"``."""
+
+    url: str = DEFAULT_URL
+    """The getlicense URL; whether yours ends in ``/<provider>`` is in your onboarding
+    document (UNVERIFIED which one an account requires)."""
+    provider: str = Field(min_length=1)
+    """The provider name (``signer``); ``widevine_test`` on the UAT host."""
+    signing_key: SecretRef | None = None
+    """The provider's AES key (hex or base64 text; 16, 24 or 32 bytes) by reference."""
+    signing_iv: SecretRef | None = None
+    """The provider's 16-byte IV (hex or base64 text) by reference."""
+    sign: bool = True
+    """Sign requests; only the public UAT test provider takes unsigned ones."""
+    use_policy_overrides_exclusively: bool | None = None
+    policy_name: str | None = None
+    """A policy registered with Google, applied before ``policy_overrides``."""
+
+    @model_validator(mode="after")
+    def _signing_needs_keys(self) -> WidevineCloudSettings:
+        if self.sign and (self.signing_key is None or self.signing_iv is None):
+            raise ValueError("sign = true needs signing_key and signing_iv")
+        if not self.url.startswith(("https://", "http://")):
+            raise ValueError("url: not an http(s) URL")
+        return self
+
+
+def sign_request(message: bytes, key: bytes, iv: bytes) -> bytes:
+    """AES-CBC with PKCS#7 padding over the SHA-1 of ``message`` (32 bytes out)."""
+    padder = padding.PKCS7(128).padder()
+    padded = padder.update(hashlib.sha1(message).digest()) + padder.finalize()  # noqa: S324 - the API's scheme
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return encryptor.update(padded) + encryptor.finalize()
+
+
+class WidevineCloudAdapter:
+    """Builds signed getlicense requests and reads their JSON answers."""
+
+    def __init__(self, name: str, settings: WidevineCloudSettings, services: Any) -> None:
+        self.name = name
+        self.settings = settings
+        self.clock = services.clock
+        self.key: bytes | None = None
+        self.iv: bytes | None = None
+        if settings.sign:
+            assert settings.signing_key is not None and settings.signing_iv is not None
+            self.key = key_material(
+                settings.signing_key,
+                "signing_key",
+                lengths=(16, 24, 32),
+                encodings=("hex", "base64"),
+            )
+            self.iv = key_material(
+                settings.signing_iv, "signing_iv", lengths=(16,), encodings=("hex", "base64")
+            )
+
+    def message(self, call: VendorCall) -> dict[str, Any]:
+        """The inner request message for ``call``."""
+        doc: dict[str, Any] = {
+            "payload": b64(call.challenge.payload),
+            "provider": self.settings.provider,
+        }
+        if call.challenge.request_type is RequestType.SERVICE_CERTIFICATE:
+            return doc
+        if call.content_id:
+            doc["content_id"] = b64(call.content_id.encode("utf-8"))
+        if self.settings.policy_name:
+            doc["policy_name"] = self.settings.policy_name
+        doc.update(widevine_policy.track_selection(call.policy))
+        overrides = widevine_policy.policy_overrides(call.policy, self.clock.time())
+        if overrides:
+            doc["policy_overrides"] = overrides
+        if self.settings.use_policy_overrides_exclusively is not None:
+            doc["use_policy_overrides_exclusively"] = self.settings.use_policy_overrides_exclusively
+        return doc
+
+    def envelope(self, call: VendorCall) -> dict[str, str]:
+        """``{request, signature, signer}``: the signature covers the exact ``request`` bytes."""
+        inner = json_bytes(self.message(call))
+        doc = {"request": b64(inner), "signer": self.settings.provider}
+        if self.key is not None and self.iv is not None:
+            doc["signature"] = b64(sign_request(inner, self.key, self.iv))
+        return doc
+
+    def build_request(self, call: VendorCall) -> UpstreamRequest:
+        """The getlicense POST for ``call``."""
+        if call.challenge.drm_system is not DrmSystem.WIDEVINE:
+            raise ProxyError(Reason.DRM_NOT_SUPPORTED, "the Widevine cloud issues Widevine only")
+        return UpstreamRequest(
+            url=self.settings.url,
+            body=json_bytes(self.envelope(call)),
+            headers={"Content-Type": "application/json"},
+        )
+
+    def parse_response(self, call: VendorCall, response: UpstreamResponse) -> VendorLicense:
+        """The decoded license, or the error its ``status`` names (HTTP 200 included)."""
+        if response.status != 200:
+            raise status_error(
+                VENDOR, response, message=response.body[:300].decode("utf-8", "replace")
+            )
+        doc = json_object(VENDOR, response)
+        status = doc.get("status")
+        if not isinstance(status, str):
+            raise bad_response(VENDOR, "has no status")
+        if status != "OK":
+            reason = (
+                Reason.UPSTREAM_UNAVAILABLE
+                if status in TRANSIENT_STATUSES
+                else Reason.UPSTREAM_REJECTED
+            )
+            error = vendor_error(
+                reason,
+                VENDOR,
+                f"the Widevine license service answered {scrub(status, 64)}",
+                status=response.status,
+                code=status,
+                message=doc.get("status_message")
+                if isinstance(doc.get("status_message"), str)
+                else None,
+            )
+            if "internal_status" in doc:
+                error.metadata["vendor_internal_status"] = scrub(str(doc["internal_status"]), 32)
+            raise error
+        license_b64 = doc.get("license")
+        if not isinstance(license_b64, str) or not license_b64:
+            raise bad_response(VENDOR, "has no license")
+        try:
+            body = b64decode_any(license_b64)
+        except ValueError:
+            raise bad_response(VENDOR, "has a license that is not base64") from None
+        check_widevine_answer(VENDOR, body)
+        metadata = {
+            f"widevine.{name}": scrub(str(doc[name]), 64)
+            for name in KEPT_FIELDS
+            if isinstance(doc.get(name), str | int) and name != "internal_status"
+        }
+        license_metadata = doc.get("license_metadata")
+        if isinstance(license_metadata, dict) and isinstance(
+            license_metadata.get("license_type"), str
+        ):
+            metadata["widevine.license_type"] = scrub(license_metadata["license_type"], 32)
+        return VendorLicense(body, None, call.key_ids, metadata)
+
+
+class WidevineCloudVendorPlugin:
+    """Registers the ``widevine_cloud`` vendor."""
+
+    @hookimpl
+    def proxy_register_vendors(self, register: Any) -> None:
+        """Register Google's Widevine license proxy API adapter."""
+        register(
+            VendorSpec(
+                name=VENDOR,
+                settings=WidevineCloudSettings,
+                adapter=WidevineCloudAdapter,
+                drm_systems=frozenset({DrmSystem.WIDEVINE}),
+                description="Google Widevine cloud license service, signed getlicense requests",
+            )
+        )

@@ -1,0 +1,112 @@
+"""The policy in Widevine's own vocabulary: ``policy_overrides``, ``content_key_specs``,
+``allowed_track_types``.
+
+Google's license proxy API (``widevine_cloud``) and the Azure/MK.IO Widevine
+template (seed 000) share these names, so both adapters render from here.
+Unset policy fields are left out: the vendor's default applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.errors import ProxyError, Reason
+from proxy.policy import EffectivePolicy, TrackRules, TrackType
+
+#: Widevine's ``allowed_track_types`` values and the track types each lets through.
+ALLOWED_TRACK_TYPES: dict[str, frozenset[TrackType]] = {
+    "SD_ONLY": frozenset({TrackType.SD}),
+    "SD_HD": frozenset({TrackType.SD, TrackType.HD}),
+    "SD_UHD1": frozenset({TrackType.SD, TrackType.HD, TrackType.UHD1}),
+    "SD_UHD2": frozenset({TrackType.SD, TrackType.HD, TrackType.UHD1, TrackType.UHD2}),
+}
+
+#: Every track type, in the order content key specs list them.
+ALL_TRACKS = (TrackType.AUDIO, TrackType.SD, TrackType.HD, TrackType.UHD1, TrackType.UHD2)
+
+
+def _put(doc: dict[str, Any], name: str, value: Any) -> None:
+    if value is not None:
+        doc[name] = value
+
+
+def policy_overrides(policy: EffectivePolicy, now: float) -> dict[str, Any]:
+    """``policy_overrides`` from the license settings (renewal fields only when renewal is on).
+
+    An absolute ``expiry`` caps ``license_duration_seconds`` (Widevine has no
+    absolute end date); a policy whose expiry has passed issues nothing.
+    """
+    settings = policy.license
+    doc: dict[str, Any] = {}
+    _put(doc, "can_play", settings.can_play)
+    _put(doc, "can_persist", settings.persistent)
+    _put(doc, "can_renew", settings.renewal.enabled)
+    duration = settings.license_duration
+    if settings.expiry is not None:
+        left = int(settings.expiry.timestamp() - now)
+        if left <= 0:
+            raise ProxyError(Reason.NOT_ENTITLED, "the policy's license window has closed")
+        duration = left if not duration else min(duration, left)
+    _put(doc, "license_duration_seconds", duration)
+    _put(doc, "rental_duration_seconds", settings.rental_duration)
+    _put(doc, "playback_duration_seconds", settings.playback_duration)
+    renewal = settings.renewal
+    if renewal.enabled:
+        _put(doc, "renewal_server_url", renewal.url)
+        _put(doc, "renewal_delay_seconds", renewal.delay)
+        _put(doc, "renewal_retry_interval_seconds", renewal.retry_interval)
+        _put(doc, "renewal_recovery_duration_seconds", renewal.recovery_window)
+        _put(doc, "renew_with_usage", renewal.renew_with_usage)
+    return doc
+
+
+def output_protection(rules: TrackRules) -> dict[str, Any]:
+    """``required_output_protection`` for one track's rules."""
+    doc: dict[str, Any] = {}
+    _put(doc, "hdcp", rules.hdcp.value if rules.hdcp else None)
+    _put(doc, "cgms_flags", rules.cgms_a.value if rules.cgms_a else None)
+    _put(doc, "disable_analog_output", rules.disable_analog_output)
+    return doc
+
+
+def _spec(track: TrackType, rules: TrackRules) -> dict[str, Any]:
+    spec: dict[str, Any] = {"track_type": track.value}
+    if rules.widevine_security_level is not None:
+        spec["security_level"] = int(rules.widevine_security_level)
+    protection = output_protection(rules)
+    if protection:
+        spec["required_output_protection"] = protection
+    return spec
+
+
+def _has_widevine_rules(rules: TrackRules) -> bool:
+    return any(
+        v is not None
+        for v in (
+            rules.widevine_security_level,
+            rules.hdcp,
+            rules.cgms_a,
+            rules.disable_analog_output,
+        )
+    )
+
+
+def track_selection(policy: EffectivePolicy) -> dict[str, Any]:
+    """``allowed_track_types`` or ``content_key_specs`` (never both; the API forbids it).
+
+    With no track rules and an allowed set Widevine can name (SD, SD+HD,
+    ...) the short form is used. Otherwise each allowed track type (every
+    type when the policy names none) gets a content key spec: Widevine leaves
+    a track out of the license when specs are given and its type is missing.
+    """
+    allowed = set(policy.allowed_track_types) if policy.allowed_track_types else None
+    tracks = [t for t in ALL_TRACKS if allowed is None or t in allowed]
+    rules = {t: policy.rules_for_track(t) for t in tracks}
+    if not any(_has_widevine_rules(r) for r in rules.values()):
+        if allowed is None:
+            return {}
+        video = allowed - {TrackType.AUDIO}
+        for name, members in ALLOWED_TRACK_TYPES.items():
+            if video == members:
+                return {"allowed_track_types": name}
+    return {"content_key_specs": [_spec(t, rules[t]) for t in tracks]}

@@ -1,0 +1,139 @@
+"""Start, drain on SIGTERM, reload on SIGHUP, and refuse a taken port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from proxy.builder import build_pipeline
+from proxy.errors import ConfigError
+from proxy.server import ProxyApp
+from proxy.testing import proxy_config
+from tests.conftest import clearkey_request
+from tests.plugins.slow import Hold
+
+KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
+ROOT = Path(__file__).resolve().parent.parent
+LISTENING = re.compile(rb"serving gRPC on [\d.]+:(\d+) and HTTP on [\d.]+:(\d+)")
+
+
+async def _post(url: str, token: str, hold: float = 0) -> int:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{url}/v1/licenses/clearkey",
+            data=clearkey_request(KID),
+            headers={"Authorization": f"Bearer {token}", "x-hold": str(hold)},
+        ) as response,
+    ):
+        await response.read()
+        return response.status
+
+
+async def test_sigterm_drains_in_flight_requests_then_exits(tmp_path, dev_token):
+    config = tmp_path / "proxy.toml"
+    config.write_text(
+        (ROOT / "proxy" / "default.toml")
+        .read_text()
+        .replace("port = 50051", "port = 0")
+        .replace("port = 8080", "port = 0")
+        + '\n[plugins]\nmodules = ["tests.plugins.slow:Hold"]\n'
+    )
+    command = Path(sys.executable).with_name("license-proxy")
+    process = await asyncio.create_subprocess_exec(
+        str(command),
+        "serve",
+        "--config",
+        str(config),
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = b""
+        while not (match := LISTENING.search(line)):
+            line = await asyncio.wait_for(process.stderr.readline(), 30)
+            assert line, "the proxy exited before listening"
+        url = f"http://127.0.0.1:{int(match[2])}"
+        token = dev_token()
+        assert await _post(url, token) == 200
+        in_flight = asyncio.create_task(_post(url, token, hold=1.0))
+        await asyncio.sleep(0.3)  # let the request reach the plugin
+        process.send_signal(signal.SIGTERM)
+        assert await in_flight == 200  # finished during the drain
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await _post(url, token)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_stop_reports_not_serving_and_finishes_in_flight_work(dev_token):
+    pipeline = build_pipeline(proxy_config({"server": {"shutdown_delay": 0.3}}), plugins=[Hold()])
+    app = ProxyApp(pipeline)
+    await app.start()
+    url = f"http://127.0.0.1:{app.http_port}"
+    in_flight = asyncio.create_task(_post(url, dev_token(), hold=0.5))
+    await asyncio.sleep(0.1)
+    stopping = asyncio.create_task(app.stop())
+    await asyncio.sleep(0.05)
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/readyz") as response:
+        assert response.status == 503
+    assert await in_flight == 200
+    await stopping
+
+
+async def test_reload_swaps_the_pipeline_and_keeps_serving(dev_token):
+    state = {"config": proxy_config()}
+    app = ProxyApp(build_pipeline(state["config"]), rebuild=lambda: build_pipeline(state["config"]))
+    await app.start()
+    try:
+        url = f"http://127.0.0.1:{app.http_port}"
+        assert await _post(url, dev_token()) == 200
+        state["config"] = proxy_config(
+            {
+                "policies": [
+                    {
+                        "name": "default",
+                        "backends": ["clearkey"],
+                        "match": {"claims": {"tier": "gold"}},
+                    }
+                ]
+            }
+        )
+        assert await app.reload()
+        assert await _post(url, dev_token()) == 403  # the new policy needs a gold tier
+        state["config"] = proxy_config({"server": {"http": {"port": "not a port"}}})
+        assert not await app.reload()  # a broken config is refused; the last one serves on
+        assert await _post(url, dev_token({"tier": "gold"})) == 200
+    finally:
+        await app.stop()
+
+
+async def test_a_taken_port_fails_the_start():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        app = ProxyApp(build_pipeline(proxy_config({"server": {"http": {"port": port}}})))
+        with pytest.raises(OSError):
+            await app.start()
+        app = ProxyApp(build_pipeline(proxy_config({"server": {"grpc": {"port": port}}})))
+        with pytest.raises(OSError):
+            await app.start()
+
+
+def test_reload_config_errors_are_config_errors():
+    with pytest.raises(ConfigError):
+        build_pipeline(proxy_config({"server": {"http": {"port": -1}}}))

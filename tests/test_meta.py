@@ -1,0 +1,65 @@
+"""Documentation and coverage can't drift: every hook has a docstring a plugin author can work
+from, a section in docs/hooks.md, and a test of its own (datasette's two meta-tests)."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+from proxy import hookspecs
+from proxy.pluginhost import PER_REQUEST_HOOKS, hook_rule
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOKS = hookspecs.HOOK_NAMES
+
+
+def test_every_hookspec_is_listed_in_pipeline_order():
+    declared = {
+        name
+        for name, value in vars(hookspecs).items()
+        if name.startswith("proxy_") and callable(value)
+    }
+    assert declared == set(HOOKS)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_docstring_with_params_rule_and_example(hook):
+    function = getattr(hookspecs, hook)
+    doc = inspect.getdoc(function) or ""
+    for param in inspect.signature(function).parameters:
+        assert f":param {param}:" in doc, f"{hook} does not document {param}"
+    assert hook_rule(hook) in ("first", "all", "observer", "startup")
+    assert "Example::" in doc
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_section_in_docs(hook):
+    text = (ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## `{hook}\(", text, re.MULTILINE), f"docs/hooks.md lacks a {hook} section"
+
+
+def _test_function_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names.update(
+            node.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        )
+    return names
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_test_of_its_own(hook):
+    assert f"test_hook_{hook}" in _test_function_names()
+
+
+def test_per_request_hooks_are_never_firstresult():
+    for hook in PER_REQUEST_HOOKS:
+        opts = getattr(hookspecs, hook).license_proxy_spec
+        assert not opts.get("firstresult"), hook

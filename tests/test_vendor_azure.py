@@ -1,0 +1,185 @@
+"""The Azure Media Services / MK.IO adapter with no network."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from plugins.vendors.azure import CONTENT_KEY_CLAIM, AzureAdapter, AzureSettings
+from proxy.errors import ProxyError, Reason
+from proxy.model import DrmSystem, Principal
+from proxy.services import Services
+from proxy.testing import FakeClock
+from tests.test_vendor_common import (
+    DOWNLOAD,
+    KID_HD,
+    KID_SD,
+    RENTAL,
+    SPLIT,
+    challenge,
+    make_call,
+    response,
+)
+
+SYMMETRIC = bytes(range(64))
+URLS = {
+    "widevine": "https://acct.keydelivery.westeurope.media.azure.net/Widevine/?kid={kid}",
+    "playready": "https://acct.keydelivery.westeurope.media.azure.net/PlayReady/?kid={kid}",
+    "fairplay": "https://acct.keydelivery.westeurope.media.azure.net/FairPlay/?kid={kid}",
+}
+
+
+def adapter(clock: FakeClock | None = None, **settings) -> AzureAdapter:
+    doc = {
+        "vendor": "azure",
+        "urls": URLS,
+        "issuer": "https://sts.example/",
+        "audience": "urn:test",
+        "signing_key": base64.b64encode(SYMMETRIC).decode(),
+        **settings,
+    }
+    return AzureAdapter(
+        "az", AzureSettings.model_validate(doc), Services(clock=clock or FakeClock())
+    )
+
+
+def bearer(request, key=SYMMETRIC, algorithm="HS256") -> dict:
+    header = request.headers["Authorization"]
+    assert header.startswith("Bearer ")
+    return jwt.decode(
+        header[7:],
+        key,
+        algorithms=[algorithm],
+        audience="urn:test",
+        issuer="https://sts.example/",
+        options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+    )
+
+
+def test_rental_request_url_and_minted_claims():
+    clock = FakeClock()
+    request = adapter(clock).build_request(make_call(RENTAL, clock))
+    kid = str(uuid.UUID(bytes=KID_SD))
+    assert request.url == URLS["widevine"].format(kid=kid)
+    assert request.headers["Content-Type"] == "application/octet-stream"
+    claims = bearer(request)
+    assert claims[CONTENT_KEY_CLAIM] == kid
+    assert claims["exp"] == int(clock.time()) + 300
+
+
+def test_mk_io_option_election_claims_are_forwarded_and_fixed_claims_added():
+    principal = Principal(subject="a", issuer="i", claims={"persistency": "permanent", "other": 1})
+    az = adapter(
+        forward_claims=["persistency"],
+        claims={"tier": "gold"},
+        policy_claim="license_policy",
+        max_uses=1,
+    )
+    claims = bearer(az.build_request(make_call(DOWNLOAD, principal=principal)))
+    assert claims["persistency"] == "permanent"
+    assert "other" not in claims
+    assert claims["tier"] == "gold"
+    assert claims["license_policy"] == "download"
+    assert claims["urn:microsoft:azure:mediaservices:maxuses"] == 1
+
+
+def test_rs256_key_by_reference():
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    az = adapter(
+        algorithm="RS256", signing_key="base64:" + base64.b64encode(pem).decode(), key_id="k1"
+    )
+    request = az.build_request(make_call(RENTAL))
+    assert jwt.get_unverified_header(request.headers["Authorization"][7:])["kid"] == "k1"
+    assert bearer(request, key.public_key(), "RS256")[CONTENT_KEY_CLAIM]
+
+
+def test_passthrough_forwards_the_customer_token_and_query_transport():
+    principal = Principal(subject="a", issuer="i", claims={}, token="customer.jwt.token")
+    az = adapter(bearer="passthrough", bearer_in="query")
+    request = az.build_request(make_call(RENTAL, principal=principal))
+    assert "Authorization" not in request.headers
+    assert parse_qs(urlsplit(request.url).query)["token"] == ["customer.jwt.token"]
+
+
+def test_fairplay_form_in_and_ckc_tags_out():
+    info = challenge(DrmSystem.FAIRPLAY, payload=b"\x00\x00\x00\x01spc")
+    call = make_call(RENTAL, challenge=info, content_id="skd://asset-7")
+    request = adapter().build_request(call)
+    assert request.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    form = parse_qs(request.body.decode())
+    assert base64.b64decode(form["spc"][0]) == info.payload
+    assert form["assetId"] == ["asset-7"]
+    answer = response(200, b"<ckc>" + base64.b64encode(b"the-ckc") + b"</ckc>")
+    assert adapter().parse_response(call, answer).license == b"the-ckc"
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(call, response(200, b"no tags here"))
+    assert caught.value.reason is Reason.UPSTREAM_BAD_RESPONSE
+
+
+def test_widevine_template_is_rendered_from_the_policy_for_each_case():
+    az = adapter(widevine_request="template", widevine_provider="acme")
+    rental = json.loads(az.build_request(make_call(RENTAL, content_id="m1")).body)
+    assert base64.b64decode(rental["payload"]) == b"\x08\x01\x12\x04test"
+    assert base64.b64decode(rental["content_id"]) == b"m1"
+    assert rental["provider"] == "acme"
+    assert rental["policy_overrides"]["rental_duration_seconds"] == 172800
+    download = json.loads(az.build_request(make_call(DOWNLOAD)).body)
+    assert download["policy_overrides"]["can_persist"] is True
+    split = json.loads(
+        az.build_request(make_call(SPLIT, challenge=challenge(key_ids=(KID_HD,)))).body
+    )
+    assert "allowed_track_types" not in split
+    assert [s["track_type"] for s in split["content_key_specs"]] == ["AUDIO", "SD", "HD"]
+
+
+def test_template_answers_in_json_are_decoded_and_refusals_read():
+    call = make_call(RENTAL)
+    ok = json.dumps({"status": "OK", "license": base64.b64encode(b"\x08\x02\x12\x00").decode()})
+    assert adapter().parse_response(call, response(200, ok.encode())).license == b"\x08\x02\x12\x00"
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(call, response(200, b'{"status":"ACCESS_DENIED"}'))
+    assert caught.value.reason is Reason.UPSTREAM_REJECTED
+    assert caught.value.metadata["vendor_code"] == "ACCESS_DENIED"
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "code"),
+    [
+        (401, Reason.UPSTREAM_REJECTED, "Unauthorized"),
+        (403, Reason.UPSTREAM_REJECTED, None),
+        (500, Reason.UPSTREAM_UNAVAILABLE, None),
+        (302, Reason.UPSTREAM_BAD_RESPONSE, None),
+    ],
+)
+def test_http_errors(status, reason, code):
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(
+            make_call(RENTAL), response(status, b"No token present in authorization header or URL.")
+        )
+    assert caught.value.reason is reason
+    assert caught.value.metadata.get("vendor_code") == code
+
+
+def test_config_checks_templates_and_mint_settings():
+    with pytest.raises(ValueError, match="unknown placeholder 'account'"):
+        adapter(urls={"widevine": "https://{account}.example/?kid={kid}"})
+    with pytest.raises(ValueError, match="needs issuer"):
+        AzureSettings.model_validate(
+            {"vendor": "azure", "urls": URLS, "audience": "a", "signing_key": "x"}
+        )
+
+
+def test_a_template_needing_the_key_id_refuses_a_request_without_one():
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(make_call(RENTAL, challenge=challenge(key_ids=())))
+    assert caught.value.reason is Reason.REQUEST_INVALID
