@@ -8,6 +8,9 @@ Fixtures:
 - ``dev_token``: ``dev_token({"sub": "alice"})`` mints a token the embedded
   default accepts.
 - ``fake_clock``: a :class:`FakeClock` to hand to ``proxy_factory(clock=...)``.
+- ``redis_server``: a real ``redis-server`` on a free loopback port for the
+  whole session (:class:`proxy.redisproc.RedisServer`), emptied before each
+  test that asks for it; skipped when the binary is not installed.
 
 Config helpers: :func:`proxy_config` merges a test's overrides into the
 embedded default; :func:`toml_config` reads a TOML string.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,3 +200,25 @@ if pytest_asyncio is not None:
         finally:
             for proxy in reversed(running):
                 await proxy.stop()
+
+
+@pytest.fixture(scope="session")
+def _redis_session() -> Iterator[Any]:
+    from proxy.redisproc import RedisServer, redis_binary
+
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed (make redis-server installs it)")
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_session: Any) -> Any:
+    """A running :class:`proxy.redisproc.RedisServer` shared by the session, emptied for this test."""
+    _redis_session.start()  # a test may have stopped it
+    _redis_session.flush()
+    return _redis_session
