@@ -201,7 +201,8 @@ class MemoryStore(StateStore):
     @classmethod
     def shared(cls, prefix: str = "") -> MemoryStore:
         """The running store for ``prefix``, or a new one (registered when it starts)."""
-        return cls._live.get(prefix) or cls(prefix)
+        live = cls._live.get(prefix)
+        return live if live is not None else cls(prefix)
 
     async def start(self) -> None:
         """Register as the process's store for this prefix."""
