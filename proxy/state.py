@@ -503,7 +503,8 @@ class RedisStore(StateStore):
             return await make()
         except (RedisError, OSError) as exc:
             # redis-py messages name host and port at most; never the password.
-            raise StateUnavailable(f"redis: {type(exc).__name__}") from exc
+            message = " ".join(str(exc).split())[:200]
+            raise StateUnavailable(f"redis {type(exc).__name__}: {message}") from exc
 
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome:
         keys = [self.prefix + op.key for op in ops]

@@ -117,6 +117,7 @@ class StateRules:
         self.store: StateStore | None = None
         self._last_log = float("-inf")
         self._unlogged = 0
+        self._failing = False
 
     @hookimpl(tryfirst=True)
     def proxy_configure(self, config: ConfigContext) -> None:
@@ -164,6 +165,15 @@ class StateRules:
         except StateUnavailable as exc:
             self._unavailable(ctx, checks, exc)
             return
+        if self._failing:
+            self._failing = False
+            self._last_log = float("-inf")  # the next outage is reported at once
+            log.warning(
+                "state store %s is reachable again (%d request(s) met it down since the last report)",
+                self.store.describe(),
+                self._unlogged,
+            )
+            self._unlogged = 0
         if outcome.denied is not None:
             check = checks[outcome.denied]
             ACCESS_DENIALS.labels(check.rule, check.reason.value).inc()
@@ -180,6 +190,7 @@ class StateRules:
     def _unavailable(
         self, ctx: RequestContext, checks: list[StateCheck], exc: StateUnavailable
     ) -> None:
+        self._failing = True
         admit = all(c.fail_open for c in checks)
         decision = "allow" if admit else "deny"
         STATE_UNAVAILABLE.labels(decision).inc()
