@@ -9,6 +9,7 @@ spellings match the same rule.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +18,30 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+#: ``(version, integer)``: an address as the compiled sets compare it.
+AddressKey = tuple[int, int]
+
+
+def address_key(text: str | None) -> AddressKey | None:
+    """The key of a textual address (IPv4-mapped IPv6 as IPv4), or None when unreadable.
+
+    ``inet_pton`` parses in a fraction of ``ipaddress``'s time; it takes the
+    canonical forms :func:`proxy.clientaddr.normalize_ip` writes (no port,
+    brackets or zone), which is what a request's client address holds.
+    """
+    if not text:
+        return None
+    try:
+        if ":" in text:
+            value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+            if value >> 32 == 0xFFFF:
+                return 4, value & 0xFFFFFFFF
+            return 6, value
+        return 4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        return None
 
 
 def parse_address(text: str | None) -> IPAddress | None:
@@ -111,9 +136,15 @@ class CidrSet:
     def __len__(self) -> int:
         return self.size
 
+    def contains_key(self, key: AddressKey | None) -> bool:
+        """Membership of an :func:`address_key` (the fast path of the access rules)."""
+        if key is None:
+            return False
+        return key[1] in (self._v4 if key[0] == 4 else self._v6)
+
     def __contains__(self, address: object) -> bool:
         if isinstance(address, str):
-            address = parse_address(address)
+            return self.contains_key(address_key(address))
         if isinstance(address, ipaddress.IPv6Address):
             address = unmap(address)
         if isinstance(address, ipaddress.IPv4Address):
@@ -146,9 +177,11 @@ def read_network_file(path: str) -> list[IPNetwork]:
 
 
 __all__ = [
+    "AddressKey",
     "CidrSet",
     "IPAddress",
     "IPNetwork",
+    "address_key",
     "parse_address",
     "parse_network",
     "read_network_file",

@@ -17,6 +17,7 @@ claims about the end user (gRPC ``client`` fields) believed.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,11 +30,29 @@ from proxy.config import ServerConfig
 MAX_HOPS = 32
 
 
+def _canonical_fast(text: str) -> str | None:
+    """The canonical form of a plain IPv4 or IPv6 address via ``inet_pton`` (ten times faster
+    than ``ipaddress``); None for anything else (ports, brackets, zones, IPv4 inside IPv6)."""
+    try:
+        if ":" not in text:
+            socket.inet_pton(socket.AF_INET, text)  # only canonical dotted quads pass
+            return text
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return None
+    if int.from_bytes(packed[:12], "big") in (0, 0xFFFF):
+        return None  # ::a.b.c.d and ::ffff:a.b.c.d: ipaddress decides how they read
+    return socket.inet_ntop(socket.AF_INET6, packed)
+
+
 def normalize_ip(text: str | None) -> str | None:
     """A canonical IP string (IPv4-mapped IPv6 shown as IPv4; brackets and ports removed), or None."""
     if not text:
         return None
     text = text.strip()
+    fast = _canonical_fast(text)
+    if fast is not None:
+        return fast
     if text.startswith("["):
         text = text[1:].partition("]")[0]
     elif text.count(":") == 1:  # IPv4 with a port

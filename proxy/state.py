@@ -132,6 +132,8 @@ class StateStore(ABC):
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
+        self._seconds = STATE_SECONDS.labels(self.kind)
+        self._calls = {o: STATE_CALLS.labels(self.kind, o) for o in ("ok", "denied", "error")}
 
     @abstractmethod
     async def start(self) -> None:
@@ -150,10 +152,10 @@ class StateStore(ABC):
         try:
             outcome = await self._apply(ops, now, commit)
         except StateUnavailable:
-            STATE_CALLS.labels(self.kind, "error").inc()
+            self._calls["error"].inc()
             raise
-        STATE_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
-        STATE_CALLS.labels(self.kind, "ok" if outcome.denied is None else "denied").inc()
+        self._seconds.observe(time.perf_counter() - started)
+        self._calls["ok" if outcome.denied is None else "denied"].inc()
         return outcome
 
     async def undo(self, ops: Sequence[Op]) -> None:

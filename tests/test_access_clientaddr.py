@@ -219,3 +219,27 @@ async def test_trusted_callers_client_ip_must_be_an_address(proxy_factory, dev_t
 def test_forwarded_header_setting_is_validated():
     with pytest.raises(ValueError):
         ServerConfig(forwarded_header="x-real-ip")
+
+
+def _canonical(value: int) -> str:
+    ip = ipaddress.IPv6Address(value)
+    return str(ip.ipv4_mapped) if ip.ipv4_mapped is not None else str(ip)
+
+
+_v6_values = st.one_of(
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 2**32 - 1),  # ::a.b.c.d
+    st.integers(0, 2**32 - 1).map(lambda v: 0xFFFF << 32 | v),  # ::ffff:a.b.c.d
+    st.integers(0, 2**16 - 1).map(lambda v: v << 64),
+)
+
+
+@settings(deadline=None, max_examples=500)
+@given(value=_v6_values, v4=st.integers(0, 2**32 - 1))
+def test_the_fast_path_writes_what_ipaddress_writes(value, v4):
+    ip = ipaddress.IPv6Address(value)
+    for text in (str(ip), ip.exploded, ip.exploded.upper(), f"[{ip}]:443"):
+        assert normalize_ip(text) == _canonical(value)
+    four = str(ipaddress.IPv4Address(v4))
+    assert normalize_ip(four) == four
+    assert normalize_ip(f"{four}:80") == four

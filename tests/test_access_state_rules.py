@@ -393,3 +393,32 @@ def test_the_store_url_may_come_from_the_environment(monkeypatch):
         proxy_config({"access": {"state": {"store": "env:TEST_REDIS_URL"}, "replay": {}}})
     )
     assert pipeline.services.state.describe() == "redis://127.0.0.1:6399/3"
+
+
+async def test_one_redis_round_trip_per_request_for_every_state_rule(
+    redis_server, proxy_factory, dev_token
+):
+    import redis.asyncio as aioredis
+
+    rules = {
+        "state": {"store": redis_server.url},
+        "replay": {},
+        "concurrency": {"limit": 100},
+        "rate_limit": {"subject": {"requests": 100}, "client_ip": {"requests": 100}},
+    }
+    proxy = await proxy_factory(proxy_config({"access": rules}))
+    assert (await grpc_call(proxy, dev_token(), content_id="warm-up")).ok  # loads the script
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await admin.config_resetstat()
+        for i in range(10):
+            assert (await grpc_call(proxy, dev_token(), content_id=f"title-{i}")).ok
+        stats = await admin.info("commandstats")
+    finally:
+        await admin.aclose()
+    top_level = {
+        name: stat["calls"]
+        for name, stat in stats.items()
+        if name.startswith(("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script", "cmdstat_multi"))
+    }
+    assert top_level == {"cmdstat_evalsha": 10}

@@ -139,8 +139,11 @@ def _normalizer(ignore_case: bool) -> Callable[[str], str]:
     return str.strip
 
 
+_DENIALS = ACCESS_DENIALS.labels(RULE, Reason.DEVICE_NOT_ALLOWED.value)
+
+
 def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
-    ACCESS_DENIALS.labels(RULE, Reason.DEVICE_NOT_ALLOWED.value).inc()
+    _DENIALS.inc()
     metadata = {"policy": policy} if policy else None
     return ProxyError(Reason.DEVICE_NOT_ALLOWED, detail, metadata=metadata)
 

@@ -34,6 +34,7 @@ from proxy.model import DrmSystem, Principal, RequestContext
 RULE = "access_entitlement"
 
 ClaimValue = str | int | bool
+_DENIALS = ACCESS_DENIALS.labels(RULE, Reason.NOT_ENTITLED.value)
 
 
 class EntitlementCondition(StrictModel):
@@ -140,7 +141,7 @@ class EntitlementRule:
                 continue
             reason = failure(rule, ctx, principal)
             if reason is not None:
-                ACCESS_DENIALS.labels(RULE, Reason.NOT_ENTITLED.value).inc()
+                _DENIALS.inc()
                 raise ProxyError(Reason.NOT_ENTITLED, f"{rule.label}: {reason}")
             ctx.note(f"{rule.label}: entitled")
 

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, Field
 from plugins.access.claims import as_list
 from plugins.access.metrics import ACCESS_DENIALS
 from proxy import hookimpl
-from proxy.cidr import CidrSet, IPAddress, parse_address, parse_network, read_network_file
+from proxy.cidr import AddressKey, CidrSet, address_key, parse_network, read_network_file
 from proxy.config import ConfigContext, StrictModel
 from proxy.errors import ProxyError, Reason
 from proxy.model import Principal, RequestContext
@@ -73,13 +73,13 @@ class IpLists:
     def __bool__(self) -> bool:
         return bool(self.allow or self.deny)
 
-    def refusal(self, ip: IPAddress | None) -> str | None:
+    def refusal(self, ip: AddressKey | None) -> str | None:
         """Why ``ip`` is refused, or None when the lists admit it."""
         if ip is None:
             return "the client's address is unknown"
-        if ip in self.deny:
+        if self.deny.contains_key(ip):
             return "the client's address is on the deny list"
-        if self.allow and ip not in self.allow:
+        if self.allow and not self.allow.contains_key(ip):
             return "the client's address is not on the allow list"
         return None
 
@@ -100,8 +100,11 @@ def claim_networks(value: Any) -> CidrSet | None:
     return _claim_set(tuple(entries))
 
 
+_DENIALS = ACCESS_DENIALS.labels(RULE, Reason.IP_NOT_ALLOWED.value)
+
+
 def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
-    ACCESS_DENIALS.labels(RULE, Reason.IP_NOT_ALLOWED.value).inc()
+    _DENIALS.inc()
     metadata = {"policy": policy} if policy else None
     return ProxyError(Reason.IP_NOT_ALLOWED, detail, metadata=metadata)
 
@@ -144,7 +147,7 @@ class IpRule:
         claimed = principal.claims.get(self.claim) if self.claim else None
         if not self.lists and claimed is None:
             return
-        ip = parse_address(ctx.request.client.ip_address)
+        ip = address_key(ctx.request.client.ip_address)
         refusal = self.lists.refusal(ip)
         if refusal is not None:
             raise _deny(refusal)
@@ -152,7 +155,7 @@ class IpRule:
             networks = claim_networks(claimed)
             if networks is None:
                 raise _deny(f"the token's {self.claim} claim is unreadable")
-            if ip not in networks:
+            if not networks.contains_key(ip):
                 raise _deny("the token is not valid from the client's address")
         ctx.note("client address admitted")
 
@@ -174,7 +177,7 @@ class IpRule:
         access = getattr(policy.policy, "access", None)
         if access is None or not (access.ip_allow or access.ip_deny):
             return None
-        refusal = self._lists_for(access).refusal(parse_address(ctx.request.client.ip_address))
+        refusal = self._lists_for(access).refusal(address_key(ctx.request.client.ip_address))
         if refusal is not None:
             raise _deny(f"{refusal} of policy {policy.name!r}", policy=policy.name)
         ctx.note(f"client address admitted by policy {policy.name!r}")

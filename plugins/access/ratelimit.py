@@ -12,14 +12,14 @@ a whole /64 and could otherwise rotate addresses to escape its limit.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 
 from pydantic import Field, model_validator
 
 from plugins.access.claims import identity, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import hookimpl
-from proxy.cidr import parse_address
+from proxy.cidr import address_key
 from proxy.config import ConfigContext, Duration, StrictModel
 from proxy.errors import Reason
 from proxy.model import Principal, RequestContext
@@ -67,13 +67,15 @@ class RateLimitSettings(StrictModel):
 
 
 def address_bucket(ip_text: str | None, ipv6_prefix: int) -> str | None:
-    """The key an address is counted under: the IPv4 address, or its IPv6 /prefix network."""
-    ip = parse_address(ip_text)
-    if ip is None:
+    """The bucket an address is counted in: the IPv4 address, or its IPv6 /prefix network."""
+    key = address_key(ip_text)
+    if key is None:
         return None
-    if ip.version == 4:
-        return str(ip)
-    return str(ipaddress.IPv6Network((int(ip), ipv6_prefix), strict=False))
+    version, value = key
+    if version == 4:
+        return socket.inet_ntoa(value.to_bytes(4, "big"))
+    network = value >> (128 - ipv6_prefix) << (128 - ipv6_prefix)
+    return f"{socket.inet_ntop(socket.AF_INET6, network.to_bytes(16, 'big'))}/{ipv6_prefix}"
 
 
 class RateLimitRule:
