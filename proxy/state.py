@@ -93,7 +93,7 @@ class SessionOp:
     """Count a session in a set of at most ``limit`` live sessions.
 
     :ivar key: the set (one per subject).
-    :ivar session: the session id.
+    :ivar session: the session id (no whitespace: the rules pass digests).
     :ivar ttl: seconds a session stays live after its last request.
     """
 
@@ -102,6 +102,10 @@ class SessionOp:
     limit: int
     ttl: float
     mode: SessionMode = SessionMode.TAKE
+
+    def __post_init__(self) -> None:
+        if not self.session or any(c.isspace() for c in self.session):
+            raise ValueError("a session id is a non-empty string without whitespace")
 
 
 Op = RateOp | UseOp | SessionOp
@@ -227,8 +231,11 @@ class MemoryStore(StateStore):
         return entry[0]
 
     def _set(self, key: str, value: Any, expires: float) -> None:
+        # One heap entry per key: a key already scheduled is rescheduled when its entry
+        # comes up (see _sweep), so a busy key doesn't grow the heap on every request.
+        if key not in self._values:
+            heapq.heappush(self._expiries, (expires, key))
         self._values[key] = (value, expires)
-        heapq.heappush(self._expiries, (expires, key))
 
     def _sweep(self, now: float) -> None:
         heap = self._expiries
@@ -237,8 +244,12 @@ class MemoryStore(StateStore):
                 return
             _, key = heapq.heappop(heap)
             entry = self._values.get(key)
-            if entry is not None and entry[1] <= now:
+            if entry is None:
+                continue
+            if entry[1] <= now:
                 del self._values[key]
+            else:
+                heapq.heappush(heap, (entry[1], key))
 
     def _sessions(self, key: str, now: float) -> dict[str, float]:
         sessions: dict[str, float] = self._get(key, now, {})
@@ -288,8 +299,8 @@ class MemoryStore(StateStore):
                     sessions[op.session] = now + op.ttl
                 if sessions:
                     self._set(key, sessions, max(sessions.values()))
-                else:
-                    self._values.pop(key, None)
+                elif key in self._values:
+                    self._values[key] = ({}, now)  # empty: swept when its entry comes up
                 if index in fresh:
                     taken.append(op)
         return Outcome(taken=tuple(taken))
@@ -309,7 +320,8 @@ class MemoryStore(StateStore):
 # -- redis -----------------------------------------------------------------------------
 
 # Times travel as integer microseconds (exact in Lua's doubles until the year 2255).
-# ARGV: now, commit, then five values per key: kind, a, b, c, d.
+# ARGV: now, commit, then one space-separated field list per key (one argument per
+# operation keeps the client's encoding work small):
 #   rate    R interval tolerance
 #   use     U limit    ttl_seconds
 #   session S limit    ttl         session mode
@@ -319,8 +331,11 @@ local now = tonumber(ARGV[1])
 local commit = ARGV[2] == '1'
 local ops = {}
 for k = 1, #KEYS do
-  local i = 3 + (k - 1) * 5
-  ops[k] = {ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]}
+  local op = {}
+  for field in string.gmatch(ARGV[2 + k], '%S+') do
+    op[#op + 1] = field
+  end
+  ops[k] = op
 end
 for k, op in ipairs(ops) do
   if op[1] == 'R' then
@@ -413,13 +428,13 @@ def _micros(seconds: float) -> int:
     return round(seconds * _MICROS)
 
 
-def _encode(op: Op) -> tuple[str, ...]:
+def _encode(op: Op) -> str:
     if isinstance(op, RateOp):
         interval = max(1, _micros(op.interval))
-        return ("R", str(interval), str(interval * (op.burst - 1)), "", "")
+        return f"R {interval} {interval * (op.burst - 1)}"
     if isinstance(op, UseOp):
-        return ("U", str(op.limit), str(max(1, math.ceil(op.ttl))), "", "")
-    return ("S", str(op.limit), str(max(1, _micros(op.ttl))), op.session, op.mode.value)
+        return f"U {op.limit} {max(1, math.ceil(op.ttl))}"
+    return f"S {op.limit} {max(1, _micros(op.ttl))} {op.session} {op.mode.value}"
 
 
 def redacted_url(url: str) -> str:
@@ -452,6 +467,9 @@ class RedisStore(StateStore):
         self._url = url
         self._password = password
         self._timeout = timeout
+        from redis.exceptions import RedisError
+
+        self._errors = RedisError
         self._client: Any = None
         self._apply_script: Any = None
         self._undo_script: Any = None
@@ -497,22 +515,18 @@ class RedisStore(StateStore):
         return True
 
     async def _call(self, make: Any) -> Any:
-        from redis.exceptions import RedisError
-
         if self._client is None:
             await self.start()
         try:
             return await make()
-        except (RedisError, OSError) as exc:
+        except (self._errors, OSError) as exc:
             # redis-py messages name host and port at most; never the password.
             message = " ".join(str(exc).split())[:200]
             raise StateUnavailable(f"redis {type(exc).__name__}: {message}") from exc
 
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome:
         keys = [self.prefix + op.key for op in ops]
-        args: list[str] = [str(_micros(now)), "1" if commit else "0"]
-        for op in ops:
-            args.extend(_encode(op))
+        args = [str(_micros(now)), "1" if commit else "0", *map(_encode, ops)]
         denied, retry, flags = await self._call(lambda: self._apply_script(keys=keys, args=args))
         if denied:
             retry_after = int(retry) / _MICROS if int(retry) >= 0 else None

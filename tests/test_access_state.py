@@ -182,3 +182,11 @@ def test_redacted_url_drops_credentials():
     assert redacted_url("redis://user:s3cret@cache:6380/2") == "redis://cache:6380/2"
     assert "s3cret" not in redacted_url("rediss://:s3cret@cache/0")
     assert redacted_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
+
+
+async def test_a_busy_key_does_not_grow_the_memory_stores_schedule():
+    store = MemoryStore()
+    for i in range(1000):
+        ops = [RateOp("busy", interval=0.001, burst=10), SessionOp("s", "a", limit=1, ttl=60)]
+        await store.apply(ops, now=NOW + i)
+    assert len(store._expiries) <= 2
