@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -319,16 +318,34 @@ class MemoryStore(StateStore):
 
 # -- redis -----------------------------------------------------------------------------
 
-# Times travel as integer microseconds (exact in Lua's doubles until the year 2255).
+# Every decision compares stored times with the caller's ``now``; Redis TTLs only reclaim
+# memory, GC_MARGIN_MS after the last moment a key matters, so a Redis clock that runs ahead
+# of the proxy's never drops a counter early. Times travel as integer microseconds (exact in
+# Lua's doubles until the year 2255).
 # ARGV: now, commit, then one space-separated field list per key (one argument per
 # operation keeps the client's encoding work small):
-#   rate    R interval tolerance
-#   use     U limit    ttl_seconds
-#   session S limit    ttl         session mode
+#   rate    R interval tolerance            value: the theoretical arrival time
+#   use     U limit    ttl                  value: "count expires"
+#   session S limit    ttl session mode     sorted set: session -> expiry
 # Answer: {index of the refusing op or 0, retry-after in microseconds or -1, taken flags}.
+GC_MARGIN_MS = 60_000
 APPLY_SCRIPT = """
 local now = tonumber(ARGV[1])
 local commit = ARGV[2] == '1'
+local margin = GC_MARGIN_MS
+local function keep(key, until_us)
+  redis.call('PEXPIRE', key, math.max(1, math.ceil((until_us - now) / 1000)) + margin)
+end
+local function read_use(key)
+  local raw = redis.call('GET', key)
+  if raw then
+    local used, expires = string.match(raw, '^(%d+) (%d+)$')
+    if used and tonumber(expires) > now then
+      return tonumber(used), tonumber(expires)
+    end
+  end
+  return 0, nil
+end
 local ops = {}
 for k = 1, #KEYS do
   local op = {}
@@ -351,13 +368,13 @@ end
 for k, op in ipairs(ops) do
   if op[1] == 'R' then
     local tat = op.tat + tonumber(op[2])
-    redis.call('SET', KEYS[k], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000))
+    redis.call('SET', KEYS[k], string.format('%.0f', tat))
+    keep(KEYS[k], tat)
   end
 end
 for k, op in ipairs(ops) do
   if op[1] == 'U' then
-    local used = tonumber(redis.call('GET', KEYS[k])) or 0
-    if used >= tonumber(op[2]) then
+    if read_use(KEYS[k]) >= tonumber(op[2]) then
       return {k, -1, ''}
     end
   elseif op[1] == 'S' then
@@ -381,20 +398,20 @@ local taken = {}
 for k, op in ipairs(ops) do
   local flag = '0'
   if op[1] == 'U' then
-    if redis.call('INCR', KEYS[k]) == 1 then
-      redis.call('EXPIRE', KEYS[k], op[3])
-    end
+    local used, expires = read_use(KEYS[k])
+    expires = expires or (now + tonumber(op[3]))
+    redis.call('SET', KEYS[k], string.format('%d %.0f', used + 1, expires))
+    keep(KEYS[k], expires)
     flag = '1'
   elseif op[1] == 'S' then
-    local ttl = tonumber(op[3])
     if op[5] == 'X' then
       redis.call('ZREM', KEYS[k], op[4])
     elseif op[5] == 'T' or redis.call('ZSCORE', KEYS[k], op[4]) then
-      redis.call('ZADD', KEYS[k], string.format('%.0f', now + ttl), op[4])
+      redis.call('ZADD', KEYS[k], string.format('%.0f', now + tonumber(op[3])), op[4])
     end
     local last = redis.call('ZRANGE', KEYS[k], -1, -1, 'WITHSCORES')
     if last[2] then
-      redis.call('PEXPIRE', KEYS[k], math.max(1, math.ceil((tonumber(last[2]) - now) / 1000)))
+      keep(KEYS[k], tonumber(last[2]))
     end
     if op.fresh then
       flag = '1'
@@ -403,16 +420,17 @@ for k, op in ipairs(ops) do
   taken[k] = flag
 end
 return {0, -1, table.concat(taken)}
-"""
+""".replace("GC_MARGIN_MS", str(GC_MARGIN_MS))
 
 # ARGV: two values per key: kind (U or S), session id (S only).
 UNDO_SCRIPT = """
 for k = 1, #KEYS do
   local kind = ARGV[2 * k - 1]
   if kind == 'U' then
-    local used = tonumber(redis.call('GET', KEYS[k]))
-    if used and used > 0 then
-      redis.call('DECR', KEYS[k])
+    local raw = redis.call('GET', KEYS[k])
+    local used, expires = string.match(raw or '', '^(%d+) (%d+)$')
+    if used and tonumber(used) > 0 then
+      redis.call('SET', KEYS[k], string.format('%d %s', tonumber(used) - 1, expires), 'KEEPTTL')
     end
   elseif kind == 'S' then
     redis.call('ZREM', KEYS[k], ARGV[2 * k])
@@ -433,7 +451,7 @@ def _encode(op: Op) -> str:
         interval = max(1, _micros(op.interval))
         return f"R {interval} {interval * (op.burst - 1)}"
     if isinstance(op, UseOp):
-        return f"U {op.limit} {max(1, math.ceil(op.ttl))}"
+        return f"U {op.limit} {max(1, _micros(op.ttl))}"
     return f"S {op.limit} {max(1, _micros(op.ttl))} {op.session} {op.mode.value}"
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from proxy.state import (
     MemoryStore,
@@ -190,3 +193,58 @@ async def test_a_busy_key_does_not_grow_the_memory_stores_schedule():
         ops = [RateOp("busy", interval=0.001, burst=10), SessionOp("s", "a", limit=1, ttl=60)]
         await store.apply(ops, now=NOW + i)
     assert len(store._expiries) <= 2
+
+
+_op = st.one_of(
+    st.builds(
+        RateOp,
+        key=st.sampled_from(["r1", "r2"]),
+        interval=st.sampled_from([0.5, 1.0, 7.0]),
+        burst=st.integers(1, 3),
+    ),
+    st.builds(
+        UseOp,
+        key=st.sampled_from(["u1", "u2"]),
+        limit=st.integers(1, 3),
+        ttl=st.sampled_from([5.0, 60.0]),
+    ),
+    st.builds(
+        SessionOp,
+        key=st.sampled_from(["s1", "s2"]),
+        session=st.sampled_from(["a", "b", "c", "d"]),
+        limit=st.integers(0, 3),
+        ttl=st.sampled_from([10.0, 30.0]),
+        mode=st.sampled_from(list(SessionMode)),
+    ),
+)
+_step = st.tuples(st.lists(_op, max_size=4), st.sampled_from([0.0, 0.5, 3.0, 12.0]), st.booleans())
+_examples = itertools.count()
+
+
+@settings(
+    deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(_step, min_size=1, max_size=25))
+def test_both_stores_answer_every_sequence_alike(redis_server, steps):
+    prefix = f"eq{next(_examples)}:"
+
+    async def run() -> None:
+        memory = MemoryStore(prefix)
+        redis = RedisStore(redis_server.url, prefix=prefix, timeout=2)
+        await redis.start()
+        try:
+            now = NOW
+            for ops, advance, commit in steps:
+                now += advance
+                expected = await memory.apply(ops, now=now, commit=commit)
+                actual = await redis.apply(ops, now=now, commit=commit)
+                assert actual.denied == expected.denied, (ops, expected, actual)
+                assert actual.taken == expected.taken
+                if expected.retry_after is None:
+                    assert actual.retry_after is None
+                else:
+                    assert actual.retry_after == pytest.approx(expected.retry_after, abs=1e-5)
+        finally:
+            await redis.close()
+
+    asyncio.run(run())
