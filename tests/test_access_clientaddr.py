@@ -243,3 +243,32 @@ def test_the_fast_path_writes_what_ipaddress_writes(value, v4):
     four = str(ipaddress.IPv4Address(v4))
     assert normalize_ip(four) == four
     assert normalize_ip(f"{four}:80") == four
+
+
+async def test_the_json_route_believes_client_fields_only_from_a_trusted_origin(
+    proxy_factory, http, dev_token
+):
+    from proxy.encoding import b64url_encode
+    from tests.access_support import KID
+    from tests.conftest import clearkey_request
+
+    seen = SeesClient()
+    config = proxy_config({"server": {"trusted_proxies": ["127.0.0.0/8"]}})
+    proxy = await proxy_factory(config, plugins=[seen])
+    body = {
+        "challenge": b64url_encode(clearkey_request(KID)),
+        "token": dev_token(),
+        "client": {"ipAddress": "198.51.100.4", "deviceId": "dev-1"},
+    }
+    url = f"{proxy.http_url}/v1/license:acquire"
+    async with http.post(url, json=body) as response:
+        assert response.status == 200
+    async with http.post(url, json=body, headers={"X-Forwarded-For": "192.0.2.8"}) as response:
+        assert response.status == 200
+    direct, forwarded = seen.clients
+    assert (direct.ip_address, direct.device_id, direct.trusted) == ("198.51.100.4", "dev-1", True)
+    assert (forwarded.ip_address, forwarded.device_id, forwarded.trusted) == (
+        "192.0.2.8",
+        None,
+        False,
+    )

@@ -422,3 +422,23 @@ async def test_one_redis_round_trip_per_request_for_every_state_rule(
         if name.startswith(("cmdstat_evalsha", "cmdstat_eval", "cmdstat_script", "cmdstat_multi"))
     }
     assert top_level == {"cmdstat_evalsha": 10}
+
+
+async def test_a_config_reload_keeps_the_memory_store(dev_token):
+    from proxy.server import ProxyApp
+    from proxy.testing import RunningProxy
+
+    config = proxy_config({"access": {"replay": {}, "state": {"key_prefix": "reload-test:"}}})
+    app = ProxyApp(build_pipeline(config), rebuild=lambda: build_pipeline(config))
+    await app.start()
+    proxy = RunningProxy(app)
+    try:
+        token = dev_token()
+        assert (await grpc_call(proxy, token)).ok
+        old = app.pipeline
+        assert await app.reload()
+        assert app.pipeline is not old
+        assert app.pipeline.services.state is old.services.state
+        assert (await grpc_call(proxy, token)).reason == "TOKEN_REPLAYED"
+    finally:
+        await proxy.stop()
