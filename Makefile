@@ -13,29 +13,37 @@ FUZZ_SECONDS ?= 60
 
 .PHONY: run test lint format bench fuzz protos install clean
 
-run: $(GENERATED)
+run: $(STAMP)
 	$(VENV)/bin/license-proxy serve
 
-test: $(GENERATED) lint redis-server
+test: $(STAMP) lint redis-server
 	$(PY) -m pytest -q
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
-	touch $@
 
-protos: $(GENERATED)
+# The generator first, so that the editable install below already sees the
+# generated `licenseproxy` package.
+$(VENV)/.grpc-tools: $(PY)
+	$(PY) -m pip install -q 'grpcio-tools>=1.66'
+	touch $@
 
 # Generated code is never committed: it is made here from protos/ and the
 # grpcio-tools the venv pins, so it can't go stale.
-$(GENERATED): $(STAMP) $(PROTOS)
+$(GENERATED): $(VENV)/.grpc-tools $(PROTOS)
 	rm -rf licenseproxy
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 	find licenseproxy -type d -exec touch {}/__init__.py \;
 	touch $@
+
+$(STAMP): pyproject.toml $(GENERATED)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+protos: $(GENERATED)
 
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf
@@ -57,12 +65,12 @@ redis-server:
 	  $(SUDO) apt-get install -y -q redis-server >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
 
-bench: $(GENERATED) redis-server
+bench: $(STAMP) redis-server
 	$(PY) -m bench
 
 # FUZZ_SECONDS per parser. Without an atheris wheel (it builds from source only
 # with clang) bench.fuzz falls back to random mutation and says so.
-fuzz: $(GENERATED)
+fuzz: $(STAMP)
 	$(PY) -m pip install -q atheris || echo "atheris unavailable: random-mutation fuzzing instead"
 	$(PY) -m bench.fuzz --seconds $(FUZZ_SECONDS)
 

@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -108,6 +108,9 @@ class ServerConfig(StrictModel):
     )
     """CIDRs whose X-Forwarded-For / Forwarded headers, X-Request-Id and gRPC
     ``client`` fields are believed. Nobody is trusted by default."""
+    forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
+    """The forwarding header the trusted proxies append to: ``X-Forwarded-For`` or RFC 7239
+    ``Forwarded``. Only this one is read, so a client can't pick its address with the other."""
     max_challenge_bytes: dict[DrmSystem, int] = Field(default_factory=_default_challenge_limits)
     """Largest challenge accepted per DRM, checked before any parsing."""
     max_token_bytes: int = Field(default=8 * 1024, gt=0)

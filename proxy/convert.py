@@ -35,6 +35,7 @@ REQUEST_TYPE_TO_PROTO = {
     RequestType.SERVICE_CERTIFICATE: pb.REQUEST_TYPE_SERVICE_CERTIFICATE,
 }
 MAX_KEY_ID_HINTS = 64
+MAX_CLIENT_FIELD = 512
 
 
 def drm_from_proto(value: int) -> DrmSystem | None:
@@ -58,11 +59,17 @@ def key_id_hints(values: list[bytes] | tuple[bytes, ...]) -> tuple[bytes, ...]:
 def client_from_proto(
     message: pb.ClientInfo, *, peer: str | None, resolved_ip: str | None, trusted: bool
 ) -> ClientInfo:
-    """The client facts: the message's fields count only when the caller is trusted."""
+    """The client facts: the message's fields count only when the request originates from a
+    trusted caller (see :func:`proxy.clientaddr.resolve_client`); otherwise they are ignored."""
     if trusted:
         claimed_ip = normalize_ip(message.ip_address) if message.ip_address else None
         if message.ip_address and claimed_ip is None:
             raise ProxyError(Reason.REQUEST_INVALID, "client.ip_address is not an IP address")
+        if len(message.device_id) > MAX_CLIENT_FIELD or len(message.user_agent) > MAX_CLIENT_FIELD:
+            raise ProxyError(
+                Reason.REQUEST_INVALID,
+                f"client fields are limited to {MAX_CLIENT_FIELD} characters",
+            )
         return ClientInfo(
             ip_address=claimed_ip or resolved_ip,
             device_id=message.device_id or None,

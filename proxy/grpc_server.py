@@ -80,7 +80,10 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
         headers = _metadata(context)
         peer = grpc_peer_ip(context.peer())
         client_ip, trusted = resolve_client_ip(peer, headers, server)
-        request_id = accept_request_id(headers.get(server.request_id_header), trusted)
+        # A trusted proxy's request id is believed even when it forwards an outside client.
+        request_id = accept_request_id(
+            headers.get(server.request_id_header), server.is_trusted(peer)
+        )
         return headers, peer, client_ip, trusted, request_id
 
     async def AcquireLicense(

@@ -10,6 +10,9 @@ Fixtures:
 - ``fake_clock``: a :class:`FakeClock` to hand to ``proxy_factory(clock=...)``.
 - ``vendor_sandbox``: every vendor emulator on loopback, with a config routing
   a proxy to them (see ``docs/vendors.md``).
+- ``redis_server``: a real ``redis-server`` on a free loopback port for the
+  whole session (:class:`proxy.redisproc.RedisServer`), emptied before each
+  test that asks for it; skipped when the binary is not installed.
 
 Adapter authors: :func:`vendor_call` builds the ``VendorCall`` an adapter's
 ``build_request``/``parse_response`` take, for unit tests with no network.
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,3 +259,25 @@ if pytest_asyncio is not None:
             yield sandbox
         finally:
             await sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def _redis_session() -> Iterator[Any]:
+    from proxy.redisproc import RedisServer, redis_binary
+
+    if redis_binary() is None:
+        pytest.skip("redis-server is not installed (make redis-server installs it)")
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(_redis_session: Any) -> Any:
+    """A running :class:`proxy.redisproc.RedisServer` shared by the session, emptied for this test."""
+    _redis_session.start()  # a test may have stopped it
+    _redis_session.flush()
+    return _redis_session

@@ -49,7 +49,7 @@ def test_the_w3c_release_example_is_a_release():
         (b"[]", "JSON object"),
         (b'{"kids": []}', "non-empty"),
         (b'{"kids": ["!!!"]}', "base64url"),
-        (b'{"kids": ["AAAA"]}', "16 bytes"),
+        (b'{"kids": ["AAAA"]}', "not 16"),
         (b'{"kids": ["LwVHf8JLtPrv2GUXFW2v_A"], "type": "forever"}', "type must be"),
         (b"[" * 100_000, "JSON"),
     ],

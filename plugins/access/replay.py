@@ -1,0 +1,132 @@
+"""The ``access_replay`` plugin: a token buys one license (or N) within its lifetime.
+
+A token is known by its issuer and ``jti``; without a ``jti``, by a digest of
+its signed part (header and payload). The signed part and not the signature:
+an ECDSA signature can be rewritten into a second valid one for the same
+token, which would make a "new" token out of a used one. The use counter is
+kept until the token expires (plus the issuer's leeway), after which the token
+is refused anyway.
+
+Only requests for a new license spend a use: service-certificate requests,
+renewals and releases are verified like any other but never spend one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from pydantic import Field
+
+from plugins.access.claims import MAX_ID_LENGTH, request_type, state_key
+from plugins.access.state import StateCheck, queue_check, require_store
+from proxy import hookimpl
+from proxy.config import ConfigContext, Duration, StrictModel
+from proxy.errors import ProxyError, Reason
+from proxy.model import Principal, RequestContext, RequestType
+from proxy.state import UseOp
+
+RULE = "access_replay"
+
+
+class ReplaySettings(StrictModel):
+    """``[access.replay]``: how many licenses one token may buy."""
+
+    max_uses: int = Field(default=1, ge=1)
+    """Licenses one token may obtain within its lifetime."""
+    max_uses_claim: str | None = None
+    """A claim that lowers ``max_uses`` for one token (e.g. Azure's
+    ``urn:microsoft:azure:mediaservices:maxuses``); it can never raise it."""
+    id_claim: str = "jti"
+    """The claim that names a token; the signed part's digest stands in without it."""
+    require_id_claim: bool = False
+    """Refuse tokens without ``id_claim`` (TOKEN_CLAIM_MISSING) instead of using the digest."""
+    default_lifetime: Duration = 86400.0
+    """How long uses are remembered for a token without ``exp``."""
+    default_leeway: Duration = 30.0
+    """Added to the remembered lifetime when the issuer states no leeway of its own."""
+    fail_open: bool = False
+    """Admit requests when the state store is unreachable (default: STATE_UNAVAILABLE)."""
+
+
+class ReplayRule:
+    """Counts the licenses each token buys."""
+
+    def __init__(self) -> None:
+        self.settings: ReplaySettings | None = None
+
+    @hookimpl
+    def proxy_configure(self, config: ConfigContext) -> None:
+        """Read ``[access.replay]``; the rule is on when the section is present."""
+        if config.get("access.replay") is None:
+            config.claim("access.replay")
+            return
+        settings = config.section("access.replay", ReplaySettings)
+        if settings is not None and require_store(config, "access.replay"):
+            self.settings = settings
+
+    def _token_id(self, principal: Principal, settings: ReplaySettings) -> str:
+        value = principal.claims.get(settings.id_claim)
+        if isinstance(value, str) and value:
+            if len(value) > MAX_ID_LENGTH:
+                raise ProxyError(
+                    Reason.TOKEN_MALFORMED, f"the token's {settings.id_claim} claim is too long"
+                )
+            return state_key("replay", "id", principal.issuer or "", value)
+        if settings.require_id_claim or not principal.token:
+            raise ProxyError(
+                Reason.TOKEN_CLAIM_MISSING,
+                f"replay prevention needs the token's {settings.id_claim} claim",
+            )
+        signed_part = principal.token.rpartition(".")[0].encode()
+        return state_key("replay", "signed", hashlib.sha256(signed_part).hexdigest())
+
+    def _max_uses(self, principal: Principal, settings: ReplaySettings) -> int:
+        if settings.max_uses_claim is None:
+            return settings.max_uses
+        value = principal.claims.get(settings.max_uses_claim)
+        if value is None:
+            return settings.max_uses
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ProxyError(
+                Reason.TOKEN_MALFORMED,
+                f"the token's {settings.max_uses_claim} claim is not a positive integer",
+            )
+        return min(value, settings.max_uses)
+
+    def _lifetime(
+        self, ctx: RequestContext, principal: Principal, settings: ReplaySettings
+    ) -> float:
+        leeway = getattr(principal.issuer_settings, "leeway", None)
+        if not isinstance(leeway, int | float):
+            leeway = settings.default_leeway
+        exp = principal.claims.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            return max(1.0, exp - ctx.services.clock.time() + leeway)
+        return settings.default_lifetime
+
+    @hookimpl
+    def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
+        """Queue one use of this token (new-license requests only)."""
+        settings = self.settings
+        if settings is None:
+            return
+        kind = request_type(ctx)
+        if kind is not RequestType.NEW:
+            ctx.note(f"a {kind.value} request spends no use of the token")
+            return
+        uses = self._max_uses(principal, settings)
+        detail = (
+            "the token was already used"
+            if uses == 1
+            else f"the token was already used {uses} times"
+        )
+        op = UseOp(
+            self._token_id(principal, settings), uses, self._lifetime(ctx, principal, settings)
+        )
+        queue_check(
+            ctx,
+            StateCheck(op, RULE, Reason.TOKEN_REPLAYED, detail, fail_open=settings.fail_open),
+        )
+        ctx.note(f"queued: one use of at most {uses}")

@@ -1,0 +1,250 @@
+"""The state stores: the memory store and the Redis Lua script answer alike, atomically."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from proxy.state import (
+    MemoryStore,
+    RateOp,
+    RedisStore,
+    SessionMode,
+    SessionOp,
+    StateStore,
+    StateUnavailable,
+    UseOp,
+    open_store,
+    redacted_url,
+)
+
+NOW = 1_800_000_000.0
+
+
+@pytest_asyncio.fixture(params=["memory", "redis"])
+async def store(request) -> AsyncIterator[StateStore]:
+    """Each test runs against both stores."""
+    if request.param == "memory":
+        instance: StateStore = MemoryStore("test:")
+    else:
+        server = request.getfixturevalue("redis_server")
+        instance = RedisStore(server.url, prefix="test:")
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+async def test_a_use_counter_allows_exactly_its_limit(store):
+    op = UseOp("token", limit=2, ttl=60)
+    assert (await store.apply([op], now=NOW)).denied is None
+    assert (await store.apply([op], now=NOW)).denied is None
+    refused = await store.apply([op], now=NOW)
+    assert refused.denied == 0 and refused.retry_after is None
+
+
+async def test_a_refused_batch_spends_nothing(store):
+    full = SessionOp("sessions", "other", limit=1, ttl=60)
+    assert (await store.apply([full], now=NOW)).denied is None
+    use = UseOp("token", limit=1, ttl=60)
+    mine = SessionOp("sessions", "mine", limit=1, ttl=60)
+    assert (await store.apply([use, mine], now=NOW)).denied == 1
+    # the token was not spent by the refused request
+    assert (await store.apply([use], now=NOW)).denied is None
+
+
+async def test_sessions_count_once_expire_and_release(store):
+    def take(session: str) -> SessionOp:
+        return SessionOp("alice", session, limit=2, ttl=100)
+
+    assert (await store.apply([take("a")], now=NOW)).taken == (take("a"),)
+    assert (await store.apply([take("b")], now=NOW + 10)).denied is None
+    again = await store.apply([take("a")], now=NOW + 20)
+    assert again.denied is None and again.taken == ()  # the same session is not counted twice
+    refused = await store.apply([take("c")], now=NOW + 30)
+    assert refused.denied == 0
+    assert refused.retry_after == pytest.approx(80)  # "b" lapses at NOW + 110
+    release = SessionOp("alice", "a", limit=2, ttl=100, mode=SessionMode.RELEASE)
+    assert (await store.apply([release], now=NOW + 40)).denied is None
+    assert (await store.apply([take("c")], now=NOW + 41)).denied is None
+    # "b" lapses 100 s after its last request; then "d" fits
+    assert (await store.apply([take("d")], now=NOW + 109)).denied == 0
+    assert (await store.apply([take("d")], now=NOW + 111)).denied is None
+
+
+async def test_a_touch_keeps_a_session_alive_and_never_adds_or_refuses(store):
+    def op(session: str, mode: SessionMode = SessionMode.TAKE) -> SessionOp:
+        return SessionOp("bob", session, limit=1, ttl=100, mode=mode)
+
+    await store.apply([op("a")], now=NOW)
+    assert (await store.apply([op("a", SessionMode.TOUCH)], now=NOW + 90)).denied is None
+    assert (await store.apply([op("b")], now=NOW + 150)).denied == 0  # kept alive by the touch
+    # touching an unknown session at a full limit neither refuses nor adds it
+    touched = await store.apply([op("z", SessionMode.TOUCH)], now=NOW + 150)
+    assert touched.denied is None and touched.taken == ()
+    assert (await store.apply([op("b")], now=NOW + 191)).denied is None
+
+
+async def test_gcra_rate_with_burst_and_retry_after(store):
+    op = RateOp("carol", interval=10, burst=3)
+    for _ in range(3):
+        assert (await store.apply([op], now=NOW)).denied is None
+    refused = await store.apply([op], now=NOW)
+    assert refused.denied == 0 and refused.retry_after == pytest.approx(10)
+    assert (await store.apply([op], now=NOW + 9)).denied == 0
+    assert (await store.apply([op], now=NOW + 10)).denied is None
+    assert (await store.apply([op], now=NOW + 10)).denied == 0
+
+
+async def test_a_rate_bucket_counts_attempts_even_when_a_later_check_refuses(store):
+    used = UseOp("spent", limit=1, ttl=60)
+    await store.apply([used], now=NOW)
+    rate = RateOp("dave", interval=10, burst=2)
+    assert (await store.apply([rate, used], now=NOW)).denied == 1
+    assert (await store.apply([rate, used], now=NOW)).denied == 1
+    assert (await store.apply([rate, used], now=NOW)).denied == 0  # the bucket is empty now
+
+
+async def test_a_dry_run_writes_nothing(store):
+    use = UseOp("token", limit=1, ttl=60)
+    session = SessionOp("erin", "a", limit=1, ttl=60)
+    for _ in range(3):
+        outcome = await store.apply([use, session], now=NOW, commit=False)
+        assert outcome.denied is None and outcome.taken == ()
+    assert (await store.apply([use, session], now=NOW)).denied is None
+    assert (await store.apply([use], now=NOW, commit=False)).denied == 0
+
+
+async def test_undo_gives_back_a_use_and_a_new_session(store):
+    use = UseOp("token", limit=1, ttl=60)
+    session = SessionOp("frank", "a", limit=1, ttl=60)
+    outcome = await store.apply([use, session], now=NOW)
+    assert outcome.taken == (use, session)
+    await store.undo(outcome.taken)
+    assert (
+        await store.apply([use, SessionOp("frank", "b", limit=1, ttl=60)], now=NOW)
+    ).denied is None
+
+
+async def test_many_concurrent_batches_admit_exactly_the_limit(store):
+    async def one(i: int) -> bool:
+        ops = [UseOp(f"token-{i}", 1, 60), SessionOp("grace", f"s{i}", limit=5, ttl=60)]
+        return (await store.apply(ops, now=NOW)).denied is None
+
+    admitted = await asyncio.gather(*(one(i) for i in range(40)))
+    assert sum(admitted) == 5
+
+
+async def test_redis_down_is_state_unavailable_and_recovers(redis_server):
+    store = RedisStore(redis_server.url, prefix="down:", timeout=0.5)
+    await store.start()
+    try:
+        op = UseOp("token", 1, 60)
+        assert (await store.apply([op], now=NOW)).denied is None
+        redis_server.kill()
+        with pytest.raises(StateUnavailable) as raised:
+            await store.apply([op], now=NOW)
+        assert "redis" in str(raised.value)
+        assert not await store.ping()
+        redis_server.start()  # empty again: the script is loaded anew (NOSCRIPT handled)
+        assert (await store.apply([op], now=NOW)).denied is None
+        assert (await store.apply([op], now=NOW)).denied == 0
+    finally:
+        await store.close()
+
+
+async def test_the_memory_store_is_shared_by_pipelines_while_one_runs():
+    first = open_store("memory", prefix="shared-test:")
+    await first.start()
+    try:
+        assert open_store("memory", prefix="shared-test:") is first  # a reload finds it
+        assert open_store("memory", prefix="other:") is not first
+    finally:
+        await first.close()
+    assert open_store("memory", prefix="shared-test:") is not first
+
+
+async def test_the_memory_store_forgets_what_expired():
+    store = MemoryStore()
+    for i in range(100):
+        await store.apply([UseOp(f"t{i}", 1, 10)], now=NOW)
+    assert len(store) == 100
+    for step in range(3):
+        await store.apply([], now=NOW + 11 + step)
+    assert len(store) == 0
+
+
+def test_redacted_url_drops_credentials():
+    assert redacted_url("redis://user:s3cret@cache:6380/2") == "redis://cache:6380/2"
+    assert "s3cret" not in redacted_url("rediss://:s3cret@cache/0")
+    assert redacted_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
+
+
+async def test_a_busy_key_does_not_grow_the_memory_stores_schedule():
+    store = MemoryStore()
+    for i in range(1000):
+        ops = [RateOp("busy", interval=0.001, burst=10), SessionOp("s", "a", limit=1, ttl=60)]
+        await store.apply(ops, now=NOW + i)
+    assert len(store._expiries) <= 2
+
+
+_op = st.one_of(
+    st.builds(
+        RateOp,
+        key=st.sampled_from(["r1", "r2"]),
+        interval=st.sampled_from([0.5, 1.0, 7.0]),
+        burst=st.integers(1, 3),
+    ),
+    st.builds(
+        UseOp,
+        key=st.sampled_from(["u1", "u2"]),
+        limit=st.integers(1, 3),
+        ttl=st.sampled_from([5.0, 60.0]),
+    ),
+    st.builds(
+        SessionOp,
+        key=st.sampled_from(["s1", "s2"]),
+        session=st.sampled_from(["a", "b", "c", "d"]),
+        limit=st.integers(0, 3),
+        ttl=st.sampled_from([10.0, 30.0]),
+        mode=st.sampled_from(list(SessionMode)),
+    ),
+)
+_step = st.tuples(st.lists(_op, max_size=4), st.sampled_from([0.0, 0.5, 3.0, 12.0]), st.booleans())
+_examples = itertools.count()
+
+
+@settings(
+    deadline=None, max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(_step, min_size=1, max_size=25))
+def test_both_stores_answer_every_sequence_alike(redis_server, steps):
+    prefix = f"eq{next(_examples)}:"
+
+    async def run() -> None:
+        memory = MemoryStore(prefix)
+        redis = RedisStore(redis_server.url, prefix=prefix, timeout=2)
+        await redis.start()
+        try:
+            now = NOW
+            for ops, advance, commit in steps:
+                now += advance
+                expected = await memory.apply(ops, now=now, commit=commit)
+                actual = await redis.apply(ops, now=now, commit=commit)
+                assert actual.denied == expected.denied, (ops, expected, actual)
+                assert actual.taken == expected.taken
+                if expected.retry_after is None:
+                    assert actual.retry_after is None
+                else:
+                    assert actual.retry_after == pytest.approx(expected.retry_after, abs=1e-5)
+        finally:
+            await redis.close()
+
+    asyncio.run(run())
