@@ -1,0 +1,343 @@
+"""docs/policies.md: its worked examples elect as shown, and each vendor adapter is sent
+what the "What each vendor is sent" tables say."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+
+from plugins.policy.settings import CatalogSettings, ElectionSettings
+from proxy import hookimpl
+from proxy.builder import build_pipeline
+from proxy.explain import SyntheticInspector
+from proxy.model import ChallengeInfo, DrmSystem, LicenseRequest, RequestType
+from proxy.policy import Policy
+from proxy.testing import proxy_config, vendor_call
+
+DOC = Path(__file__).parent.parent / "docs" / "policies.md"
+KIDS = tuple(uuid.UUID(f"1f7c3d2a-54b4-4f38-9a52-0c6a1e9e0a0{i}").bytes for i in range(1, 5))
+AUDIO, SD, HD, UHD1 = (str(uuid.UUID(bytes=k)) for k in KIDS)
+
+
+def fenced(language: str) -> list[str]:
+    """The doc's fenced blocks of one language ("" for blocks without one)."""
+    blocks, body, current = [], [], None
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            if current is None:
+                current, body = line[3:].strip(), []
+            else:
+                if current == language:
+                    blocks.append("\n".join(body))
+                current = None
+        elif current is not None:
+            body.append(line)
+    return blocks
+
+
+def examples() -> dict[str, dict[str, Any]]:
+    """The worked examples' configs, by their first policy's name."""
+    found = [tomllib.loads(b) for b in fenced("toml") if 'backend = "primary"' in b]
+    return {doc["policies"][0]["name"]: doc for doc in found}
+
+
+#: (example, claims, content id)
+CASES = {
+    "movie-rental": ({"entitlement": "rental"}, "movies/night-train"),
+    "offline-download": ({"subscription": "family", "offline": True}, "series/s01e01"),
+    "studio-split": ({}, "movies/night-train"),
+}
+
+
+def test_the_doc_has_the_three_examples():
+    assert set(examples()) == set(CASES)
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.policy: Any = None
+
+    @hookimpl(tryfirst=True)
+    def proxy_select_backends(self, ctx, principal, policy):
+        self.policy = policy
+
+
+async def rendered(sandbox, example: str, vendor: str, drm: DrmSystem, dev_token) -> dict[str, Any]:
+    """What the adapter of ``vendor`` puts in its request for the example's elected policy."""
+    doc = examples()[example]
+    claims, content_id = CASES[example]
+    config = proxy_config()
+    extra = {"widevine_request": "template"} if vendor == "azure" else {}
+    config["backends"] = {"primary": sandbox.backend(vendor, **extra)}
+    config["policies"] = doc["policies"]
+    if "catalog" in doc:
+        config["catalog"] = doc["catalog"]
+    capture = Capture()
+    pipeline = build_pipeline(
+        config,
+        plugins=[("synthetic", SyntheticInspector(drm, KIDS, content_id)), ("capture", capture)],
+    )
+    await pipeline.acquire(
+        LicenseRequest(challenge=b"x", token=dev_token(claims), request_id="doc", dry_run=True)
+    )
+    challenge = ChallengeInfo(drm, RequestType.NEW, b"challenge", KIDS, content_id)
+    call = vendor_call(challenge, capture.policy, content_id=content_id, backend="primary")
+    request = pipeline.backends["primary"].adapter.build_request(call)
+    unverified = {"verify_signature": False, "verify_aud": False}
+    if vendor == "axinom":
+        return jwt.decode(request.headers["X-AxDRM-Message"], options=unverified)["message"]
+    if vendor == "verimatrix":
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        return jwt.decode(token, options=unverified)
+    if vendor == "widevine_cloud":
+        return json.loads(base64.b64decode(json.loads(request.body)["request"]))
+    if request.headers.get("Content-Type") == "application/json":
+        return json.loads(request.body)
+    return {}
+
+
+def usage(message: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in message.get("content_key_usage_policies", [])}
+
+
+def key_usage(message: dict[str, Any]) -> dict[str, str | None]:
+    return {k["id"]: k.get("usage_policy") for k in message["content_keys_source"]["inline"]}
+
+
+def specs(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["track_type"]: s for s in template.get("content_key_specs", [])}
+
+
+@pytest.mark.parametrize("drm", [DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY])
+async def test_the_rental_as_each_vendor_gets_it(vendor_sandbox, dev_token, drm):
+    message = await rendered(vendor_sandbox, "movie-rental", "axinom", drm, dev_token)
+    license = message["license"]
+    assert license["allow_persistence"] is True and license["duration"] == 2592000
+    assert license["widevine"]["allow_playback"] is True
+    for section in ("widevine", "playready", "fairplay"):
+        assert license[section]["playback_duration"] == 172800
+    assert "rental_duration" not in json.dumps(license)
+    assert set(key_usage(message).values()) == {"DEFAULT"}
+    assert usage(message)["DEFAULT"]["widevine"] == {
+        "device_security_level": "SW_SECURE_CRYPTO",
+        "hdcp": "NONE",
+    }
+
+    claims = await rendered(vendor_sandbox, "movie-rental", "verimatrix", drm, dev_token)
+    assert claims["policy"][drm.value] == {
+        "can_play": True,
+        "can_persist": True,
+        "license_duration": 2592000,
+        "rental_duration": 2592000,
+        "playback_duration": 172800,
+    }
+    if drm is DrmSystem.WIDEVINE:
+        [only] = claims["security_policy"].values()
+        assert claims["default_security_policy"] in claims["security_policy"]
+        assert only["widevine"] == {
+            "security_level": 1,
+            "required_output_protection": {"hdcp": "HDCP_NONE"},
+        }
+        for vendor in ("widevine_cloud", "azure"):
+            template = await rendered(vendor_sandbox, "movie-rental", vendor, drm, dev_token)
+            assert template["policy_overrides"] == {
+                "can_play": True,
+                "can_persist": True,
+                "license_duration_seconds": 2592000,
+                "rental_duration_seconds": 2592000,
+                "playback_duration_seconds": 172800,
+            }
+            assert list(specs(template)) == ["AUDIO", "SD", "HD", "UHD1", "UHD2"]
+            for spec in specs(template).values():
+                assert spec["security_level"] == 1
+                assert spec["required_output_protection"] == {"hdcp": "HDCP_NONE"}
+    else:
+        assert "security_policy" not in claims
+        assert await rendered(vendor_sandbox, "movie-rental", "azure", drm, dev_token) == {}
+
+
+@pytest.mark.parametrize(
+    ("drm", "duration"),
+    [(DrmSystem.WIDEVINE, 604800), (DrmSystem.PLAYREADY, 259200), (DrmSystem.FAIRPLAY, 604800)],
+)
+async def test_the_download_as_each_vendor_gets_it(vendor_sandbox, dev_token, drm, duration):
+    message = await rendered(vendor_sandbox, "offline-download", "axinom", drm, dev_token)
+    license = message["license"]
+    assert license["allow_persistence"] is True and license["duration"] == duration
+    assert license["widevine"] == {
+        "allow_playback": True,
+        "allow_renewal": True,
+        "renewal_delay": 86400,
+        "renewal_retry_interval": 3600,
+        "renewal_recovery": 172800,
+        "renewal_url": "https://licenses.example.com/v1/licenses/widevine",
+        "renew_with_usage": False,
+    }
+    assert "content_key_usage_policies" not in message
+
+    claims = await rendered(vendor_sandbox, "offline-download", "verimatrix", drm, dev_token)
+    assert claims["policy"] == {
+        drm.value: {
+            "can_play": True,
+            "can_persist": True,
+            "can_renew": True,
+            "license_duration": duration,
+        }
+    }
+    if drm is DrmSystem.WIDEVINE:
+        for vendor in ("widevine_cloud", "azure"):
+            template = await rendered(vendor_sandbox, "offline-download", vendor, drm, dev_token)
+            assert template["policy_overrides"] == {
+                "can_play": True,
+                "can_persist": True,
+                "can_renew": True,
+                "license_duration_seconds": 604800,
+                "renewal_server_url": "https://licenses.example.com/v1/licenses/widevine",
+                "renewal_delay_seconds": 86400,
+                "renewal_retry_interval_seconds": 3600,
+                "renewal_recovery_duration_seconds": 172800,
+                "renew_with_usage": False,
+            }
+            assert "content_key_specs" not in template and "allowed_track_types" not in template
+    else:
+        assert await rendered(vendor_sandbox, "offline-download", "azure", drm, dev_token) == {}
+
+
+@pytest.mark.parametrize("drm", [DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY])
+async def test_the_split_as_each_vendor_gets_it(vendor_sandbox, dev_token, drm):
+    message = await rendered(vendor_sandbox, "studio-split", "axinom", drm, dev_token)
+    assert key_usage(message) == {AUDIO: "DEFAULT", SD: "DEFAULT", HD: "HD", UHD1: "UHD1"}
+    policies = usage(message)
+    assert policies["HD"]["widevine"] == {
+        "device_security_level": "HW_SECURE_CRYPTO",
+        "hdcp": "1.0",
+    }
+    assert policies["HD"]["playready"] == {
+        "min_device_security_level": 3000,
+        "analog_video_opl": 200,
+        "uncompressed_digital_video_opl": 300,
+    }
+    assert policies["HD"]["fairplay"] == {"hdcp": "TYPE0"}
+    assert policies["UHD1"]["widevine"] == {
+        "device_security_level": "HW_SECURE_ALL",
+        "hdcp": "2.2",
+        "cgms-a": "never",
+        "disable_analog_output": True,
+    }
+    assert policies["UHD1"]["playready"] == {
+        "min_device_security_level": 3000,
+        "compressed_digital_video_opl": 500,
+        "uncompressed_digital_video_opl": 300,
+    }
+    assert policies["UHD1"]["fairplay"] == {
+        "hdcp": "TYPE1",
+        "allow_airplay": False,
+        "allow_av_adapter": False,
+    }
+    assert message["license"]["allow_persistence"] is False
+    assert message["license"]["duration"] == 43200
+
+    claims = await rendered(vendor_sandbox, "studio-split", "verimatrix", drm, dev_token)
+    assert claims["policy"][drm.value] == {
+        "can_play": True,
+        "can_persist": False,
+        "license_duration": 43200,
+    }
+    if drm is not DrmSystem.WIDEVINE:
+        assert "security_policy" not in claims
+        assert await rendered(vendor_sandbox, "studio-split", "azure", drm, dev_token) == {}
+        return
+    security = claims["security_policy"]
+    assert len(security) == 3
+    assert security[claims["default_security_policy"]]["widevine"] == {
+        "security_level": 1,
+        "required_output_protection": {"hdcp": "HDCP_NONE"},
+    }
+    assert security[claims["track_type_policy"]["HD"]]["widevine"] == {
+        "security_level": 3,
+        "required_output_protection": {"hdcp": "HDCP_V1"},
+    }
+    assert security[claims["track_type_policy"]["UHD1"]]["widevine"] == {
+        "security_level": 5,
+        "required_output_protection": {
+            "hdcp": "HDCP_V2_2",
+            "cgms_flags": "COPY_NEVER",
+            "disable_analog_output": True,
+        },
+    }
+    for vendor in ("widevine_cloud", "azure"):
+        template = await rendered(vendor_sandbox, "studio-split", vendor, drm, dev_token)
+        by_track = specs(template)
+        assert list(by_track) == ["AUDIO", "SD", "HD", "UHD1"]
+        for track in ("AUDIO", "SD"):
+            assert by_track[track]["security_level"] == 1
+            assert by_track[track]["required_output_protection"] == {"hdcp": "HDCP_NONE"}
+        assert by_track["HD"]["security_level"] == 3
+        assert by_track["HD"]["required_output_protection"] == {"hdcp": "HDCP_V1"}
+        assert by_track["UHD1"]["security_level"] == 5
+        assert by_track["UHD1"]["required_output_protection"] == {
+            "hdcp": "HDCP_V2_2",
+            "cgms_flags": "COPY_NEVER",
+            "disable_analog_output": True,
+        }
+        assert template["policy_overrides"] == {
+            "can_play": True,
+            "can_persist": False,
+            "license_duration_seconds": 43200,
+        }
+
+
+#: The DRM each example's trace in the doc was taken with.
+TRACE_DRM = {
+    "movie-rental": DrmSystem.WIDEVINE,
+    "offline-download": DrmSystem.PLAYREADY,
+    "studio-split": DrmSystem.WIDEVINE,
+}
+
+
+async def test_the_traces_in_the_doc_are_what_explain_prints(dev_token):
+    shown = {}
+    for block in fenced(""):
+        found = re.search(r"proxy_select_policy \[policy\] -> policy:(\S+)", block)
+        if found:
+            shown[found[1]] = [
+                line.strip()[2:] for line in block.splitlines() if line.strip().startswith("- ")
+            ]
+    assert set(shown) == set(CASES)
+    for name, reasons in shown.items():
+        doc = examples()[name]
+        claims, content_id = CASES[name]
+        config = proxy_config({"policies": None})
+        config["policies"] = [dict(p, backend="clearkey") for p in doc["policies"]]
+        if "catalog" in doc:
+            config["catalog"] = doc["catalog"]
+        keys = KIDS[1:] + KIDS[:1] if name == "studio-split" else ()
+        pipeline = build_pipeline(
+            config, plugins=[("explain", SyntheticInspector(TRACE_DRM[name], keys, content_id))]
+        )
+        result = await pipeline.acquire(
+            LicenseRequest(challenge=b"x", token=dev_token(claims), request_id="doc", dry_run=True)
+        )
+        [step] = [s for s in result.trace if s.hook == "proxy_select_policy"]
+        assert step.reasons == reasons
+
+
+def test_every_toml_block_of_the_doc_parses_and_its_sections_validate():
+    blocks = fenced("toml")
+    assert len(blocks) == 7
+    for block in blocks:
+        doc = tomllib.loads(block)
+        for policy in doc.get("policies", []):
+            Policy.model_validate(policy)
+        if "policy_election" in doc:
+            ElectionSettings.model_validate(doc["policy_election"])
+        if "catalog" in doc:
+            CatalogSettings.model_validate(doc["catalog"])
