@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import grpc
 import pytest
 
 from proxy import ProxyError, Reason, hookimpl
@@ -462,11 +464,7 @@ async def test_security_policies_defined_but_never_assigned_change_nothing():
 
 
 async def test_the_token_plugin_s_issuer_trust_setting_is_honoured(dev_token):
-    """End to end with real tokens, once the token plugin has ``trust_policy_claims``."""
-    from plugins.token.config import IssuerConfig
-
-    if "trust_policy_claims" not in IssuerConfig.model_fields:
-        pytest.skip("the token plugin has no trust_policy_claims setting yet")
+    """End to end with real tokens: the dev issuer trusted, then not."""
     config = proxy_config({"policies": [POLICY], "catalog": CATALOG})
     config["auth"]["issuers"][0]["trust_policy_claims"] = True
     setup = make(config=config)
@@ -474,3 +472,38 @@ async def test_the_token_plugin_s_issuer_trust_setting_is_honoured(dev_token):
         LicenseRequest(challenge=b"x", token=dev_token(VMX_CLAIMS), request_id="t", dry_run=True)
     )
     assert setup.capture.policy.tracks["HD"].widevine_security_level == 5
+    config["auth"]["issuers"][0]["trust_policy_claims"] = False
+    setup = make(config=config)
+    await setup.pipeline.acquire(
+        LicenseRequest(challenge=b"x", token=dev_token(VMX_CLAIMS), request_id="t", dry_run=True)
+    )
+    assert setup.capture.policy.tracks["HD"].widevine_security_level == 3
+
+
+async def test_an_unreadable_trusted_claim_is_token_malformed_on_both_transports(
+    proxy_factory, http, dev_token
+):
+    from licenseproxy.v1 import license_proxy_pb2 as pb
+    from tests.conftest import clearkey_request
+
+    config = proxy_config({"policies": [POLICY]})
+    config["auth"]["issuers"][0]["trust_policy_claims"] = True
+    proxy = await proxy_factory(config)
+    token = dev_token({"security_policy": {"p": {"widevine": {"levels": 9}}}})
+    challenge = clearkey_request(SD_KID)
+    async with http.post(
+        f"{proxy.http_url}/v1/licenses/clearkey",
+        data=challenge,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as answer:
+        assert answer.status == 401
+        problem = await answer.json(content_type=None)
+    assert problem["reason"] == "TOKEN_MALFORMED"
+    assert "security_policy.p.widevine.levels: unknown rule" in problem["detail"]
+    assert token not in json.dumps(problem)
+    request = pb.AcquireLicenseRequest(
+        drm_system=pb.DRM_SYSTEM_CLEARKEY, challenge=challenge, token=token
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await proxy.stub().AcquireLicense(request)
+    assert raised.value.code() is grpc.StatusCode.UNAUTHENTICATED
