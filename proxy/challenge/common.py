@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable
 
@@ -10,6 +11,8 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import ChallengeInfo, RequestContext
 
 log = logging.getLogger("proxy.challenge")
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 #: Most key ids one challenge may ask for (the same bound as request hints).
 MAX_KEY_IDS = 64
@@ -33,7 +36,9 @@ def safe_text(value: str | bytes, limit: int = MAX_TEXT) -> str:
     """
     if isinstance(value, bytes):
         value = value[: limit * 4].decode("utf-8", "replace")
-    text = "".join(c if " " <= c <= "~" else "?" for c in value[: limit + 1])
+    text = value[: limit + 1]
+    if not (text.isascii() and text.isprintable()):
+        text = _UNSAFE.sub("?", text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -118,6 +118,7 @@ class _Reader:
         self.content_id: bytes | None = None
 
     def read(self) -> ChallengeInfo:
+        """Read the request type, content, client and the rest into a ChallengeInfo."""
         request = self.request
         try:
             request_type = _REQUEST_TYPES[request.type]
