@@ -127,14 +127,31 @@ class LoadResult:
 Call = Callable[[], Awaitable[bool]]
 
 
-async def drive(call: Call, concurrency: int, seconds: float) -> tuple[int, int, list[float]]:
-    """Run ``call`` from ``concurrency`` workers for ``seconds``; count ok/errors, keep latencies."""
-    deadline = time.perf_counter() + seconds
+async def drive(
+    call: Call, concurrency: int, seconds: float, rate: float | None = None
+) -> tuple[int, int, list[float]]:
+    """Run ``call`` from ``concurrency`` workers for ``seconds``; count ok/errors, keep latencies.
+
+    With ``rate``, calls start on a fixed schedule (open loop, ``rate`` per second)
+    instead of as fast as the workers can go, so two servers can be compared at the
+    same load rather than each at its own saturation.
+    """
+    start = time.perf_counter()
+    deadline = start + seconds
     latencies: list[float] = []
     counts = [0, 0]
+    slot = [0]
 
     async def worker() -> None:
         while time.perf_counter() < deadline:
+            if rate:
+                due = start + slot[0] / rate
+                slot[0] += 1
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if time.perf_counter() >= deadline:
+                    break
             started = time.perf_counter()
             try:
                 ok = await call()
@@ -151,13 +168,20 @@ async def drive(call: Call, concurrency: int, seconds: float) -> tuple[int, int,
 
 
 async def measure(
-    label: str, server: Server, call: Call, *, concurrency: int, seconds: float, warmup: float
+    label: str,
+    server: Server,
+    call: Call,
+    *,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    rate: float | None = None,
 ) -> LoadResult:
     """Warm up, then drive ``call`` for ``seconds`` and read the server's CPU around it."""
-    await drive(call, concurrency, warmup)
+    await drive(call, concurrency, warmup, rate)
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
-    ok, errors, latencies = await drive(call, concurrency, seconds)
+    ok, errors, latencies = await drive(call, concurrency, seconds, rate)
     elapsed = time.perf_counter() - started
     return LoadResult(label, ok, errors, elapsed, server.cpu_seconds() - cpu_before, latencies)
 

@@ -50,7 +50,7 @@ def proxy_config_file(folder: Path) -> Path:
 
 
 async def run_target(label: str, argv: list[str], args: argparse.Namespace) -> list[LoadResult]:
-    """HTTP then gRPC load against one server subprocess."""
+    """HTTP then gRPC load against one server subprocess: saturated, then at ``--rate``."""
     server = await start_server(argv)
     token = development_token(ttl=86400)
     results = []
@@ -63,31 +63,35 @@ async def run_target(label: str, argv: list[str], args: argparse.Namespace) -> l
                 CHALLENGE,
                 {"Authorization": f"Bearer {token}"},
             )
-            results.append(
-                await measure(
-                    f"HTTP {label}",
-                    server,
-                    call,
-                    concurrency=args.concurrency,
-                    seconds=args.seconds,
-                    warmup=args.warmup,
+            for rate in (None, args.rate):
+                results.append(
+                    await measure(
+                        f"HTTP {label}" + (f" @ {rate:.0f}/s" if rate else " saturated"),
+                        server,
+                        call,
+                        concurrency=args.concurrency,
+                        seconds=args.seconds,
+                        warmup=args.warmup,
+                        rate=rate,
+                    )
                 )
-            )
         async with grpc.aio.insecure_channel(server.grpc_target) as channel:
             stub = pb_grpc.LicenseProxyServiceStub(channel)
             request = pb.AcquireLicenseRequest(
                 drm_system=pb.DRM_SYSTEM_CLEARKEY, challenge=CHALLENGE, token=token
             )
-            results.append(
-                await measure(
-                    f"gRPC {label}",
-                    server,
-                    grpc_call(stub.AcquireLicense, request),
-                    concurrency=args.concurrency,
-                    seconds=args.seconds,
-                    warmup=args.warmup,
+            for rate in (None, args.rate):
+                results.append(
+                    await measure(
+                        f"gRPC {label}" + (f" @ {rate:.0f}/s" if rate else " saturated"),
+                        server,
+                        grpc_call(stub.AcquireLicense, request),
+                        concurrency=args.concurrency,
+                        seconds=args.seconds,
+                        warmup=args.warmup,
+                        rate=rate,
+                    )
                 )
-            )
     finally:
         await stop_server(server)
     return results
@@ -101,10 +105,19 @@ async def run(args: argparse.Namespace) -> str:
         proxy = await run_target(
             "proxy", [console_script("license-proxy"), "serve", "--config", str(config)], args
         )
-    lines = [table([bare[0], proxy[0], bare[1], proxy[1]]), ""]
-    for transport, b, p in (("HTTP", bare[0], proxy[0]), ("gRPC", bare[1], proxy[1])):
+    order = [bare[0], proxy[0], bare[1], proxy[1], bare[2], proxy[2], bare[3], proxy[3]]
+    lines = [table(order), ""]
+    for i, what in enumerate(
+        (
+            "HTTP saturated",
+            f"HTTP at {args.rate:.0f}/s",
+            "gRPC saturated",
+            f"gRPC at {args.rate:.0f}/s",
+        )
+    ):
+        b, p = bare[i], proxy[i]
         lines.append(
-            f"- {transport}: the pipeline adds {p.cpu_us_per_request - b.cpu_us_per_request:.0f} us "
+            f"- {what}: the pipeline adds {p.cpu_us_per_request - b.cpu_us_per_request:.0f} us "
             f"of server CPU per request ({p.cpu_us_per_request / b.cpu_us_per_request:.2f}x the bare "
             f"handler); throughput {p.rps / b.rps:.2f}x."
         )
@@ -117,6 +130,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=5.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="requests/s of the fixed-rate runs (same load for both servers)",
+    )
     return p
 
 

@@ -148,8 +148,8 @@ def proxy_authorize(ctx: RequestContext, principal: Principal) -> None:
     is the answer and later rules do not run. Rules that spend shared state
     (replay, concurrency) should be ``trylast`` so that they only spend it on
     requests every other rule allowed. The return value is ignored.
-    ``ctx.policy`` is not known yet; rules a policy adds are applied by the
-    policy plugin after election.
+    ``ctx.policy`` is not known yet: rules that depend on the elected policy
+    belong in ``proxy_authorize_policy``.
 
     Rule: all
 
@@ -185,6 +185,33 @@ def proxy_select_policy(ctx: RequestContext, principal: Principal) -> EffectiveP
         def proxy_select_policy(ctx, principal):
             if principal.claims.get("tier") == "trial":
                 return EffectivePolicy.from_policy(TRIAL_POLICY, ctx.key_ids)
+    """
+
+
+@hookspec
+def proxy_authorize_policy(
+    ctx: RequestContext, principal: Principal, policy: EffectivePolicy
+) -> None:
+    """Apply the access rules the elected policy carries; raise ``ProxyError`` to deny.
+
+    Called right after the election, before backends are chosen. Policies may
+    carry access rules of their own (``[[policies]] access``: addresses,
+    required device ids) on top of the global ``proxy_authorize`` rules; a
+    rule that only makes sense for some policies belongs here too. Like
+    ``proxy_authorize``, every implementation runs until one denies.
+
+    Rule: all
+
+    :param ctx: the request context (``ctx.policy`` is set).
+    :param principal: the verified principal.
+    :param policy: the elected :class:`proxy.policy.EffectivePolicy`.
+
+    Example::
+
+        @hookimpl
+        def proxy_authorize_policy(ctx, principal, policy):
+            if policy.name == "studio-4k" and not principal.claims.get("hdcp_verified"):
+                raise ProxyError(Reason.DEVICE_NOT_ALLOWED, "4K needs a verified device")
     """
 
 
@@ -265,6 +292,7 @@ HOOK_NAMES: tuple[str, ...] = (
     "proxy_authenticate",
     "proxy_authorize",
     "proxy_select_policy",
+    "proxy_authorize_policy",
     "proxy_select_backends",
     "proxy_license_issued",
     "proxy_license_denied",

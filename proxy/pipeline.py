@@ -188,6 +188,7 @@ class Pipeline:
         if policy is None:
             raise ProxyError(Reason.NO_MATCHING_POLICY, "no policy matches this request")
         ctx.policy = policy
+        await self.host.call_all("proxy_authorize_policy", ctx, principal=principal, policy=policy)
         _, names = await self.host.call_first(
             "proxy_select_backends", ctx, _describe_backends, principal=principal, policy=policy
         )

@@ -36,6 +36,7 @@ PER_REQUEST_HOOKS = (
     "proxy_authenticate",
     "proxy_authorize",
     "proxy_select_policy",
+    "proxy_authorize_policy",
     "proxy_select_backends",
     "proxy_license_issued",
     "proxy_license_denied",

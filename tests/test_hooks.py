@@ -62,6 +62,10 @@ class Recorder:
         self.calls.append("proxy_select_policy")
 
     @hookimpl
+    def proxy_authorize_policy(self, ctx, principal, policy):
+        self.calls.append("proxy_authorize_policy")
+
+    @hookimpl
     async def proxy_select_backends(self, ctx, principal, policy):
         self.calls.append("proxy_select_backends")
 
@@ -84,6 +88,7 @@ async def test_a_plugin_sees_every_hook_in_pipeline_order(dev_token):
         "proxy_authenticate",
         "proxy_authorize",
         "proxy_select_policy",
+        "proxy_authorize_policy",
         "proxy_select_backends",
         "proxy_license_issued",
     ]
@@ -323,6 +328,42 @@ async def test_no_policy_elected_is_no_matching_policy(dev_token):
     with pytest.raises(ProxyError) as raised:
         await pipeline.acquire(license_request(dev_token()))
     assert raised.value.reason is Reason.NO_MATCHING_POLICY
+
+
+class StudioRule:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @hookimpl
+    async def proxy_authorize_policy(self, ctx, principal, policy):
+        self.seen.append(policy.name)
+        assert ctx.policy is policy
+        if policy.name == "studio-4k" and not principal.claims.get("hdcp_verified"):
+            raise ProxyError(Reason.DEVICE_NOT_ALLOWED, "4K needs a verified device")
+
+
+async def test_hook_proxy_authorize_policy(dev_token):
+    rule = StudioRule()
+    config = proxy_config(
+        {
+            "policies": [
+                {
+                    "name": "studio-4k",
+                    "backends": ["clearkey"],
+                    "match": {"claims": {"tier": "4k"}},
+                },
+                {"name": "default", "backends": ["clearkey"]},
+            ]
+        }
+    )
+    pipeline = build_pipeline(config, plugins=[rule])
+    assert (await pipeline.acquire(license_request(dev_token()))).policy == "default"
+    with pytest.raises(ProxyError) as raised:
+        await pipeline.acquire(license_request(dev_token({"tier": "4k"})))
+    assert raised.value.reason is Reason.DEVICE_NOT_ALLOWED
+    ok = await pipeline.acquire(license_request(dev_token({"tier": "4k", "hdcp_verified": True})))
+    assert ok.policy == "studio-4k"
+    assert rule.seen == ["default", "studio-4k", "studio-4k"]
 
 
 class SecondBackend:

@@ -275,10 +275,10 @@ class DeviceRule:
             raise _deny("the device is not on the allow list")
         ctx.note("device admitted")
 
-    @hookimpl(tryfirst=True)
-    def proxy_select_backends(
+    @hookimpl
+    def proxy_authorize_policy(
         self, ctx: RequestContext, principal: Principal, policy: EffectivePolicy
-    ) -> list[str] | None:
+    ) -> None:
         """Refuse a request without a device id when the elected policy requires one."""
         access = getattr(policy.policy, "access", None)
         if access is None or not access.require_device_id:

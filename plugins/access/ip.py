@@ -8,8 +8,7 @@ as Axinom names it): the client must then be in the claim *and* pass the
 configured lists; a claim never admits an address the lists refuse.
 
 Policy rules (``[[policies]] access.ip_allow / ip_deny``) apply once the
-policy is elected, from ``proxy_select_backends`` (the hook right after the
-election), before any vendor is called.
+policy is elected, from ``proxy_authorize_policy``, before any vendor is called.
 
 A client whose address is unknown (a unix socket peer, a trusted proxy that
 names an unknown hop) is refused by every list, deny lists included.
@@ -169,11 +168,11 @@ class IpRule:
         self._policy_lists[id(access)] = (access, lists)
         return lists
 
-    @hookimpl(tryfirst=True)
-    def proxy_select_backends(
+    @hookimpl
+    def proxy_authorize_policy(
         self, ctx: RequestContext, principal: Principal, policy: EffectivePolicy
-    ) -> list[str] | None:
-        """Apply the elected policy's address lists; choose no backend (None)."""
+    ) -> None:
+        """Apply the elected policy's address lists."""
         access = getattr(policy.policy, "access", None)
         if access is None or not (access.ip_allow or access.ip_deny):
             return None
