@@ -7,17 +7,24 @@ bench/RESULTS.md.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import sys
 
-SUITES = ("pipeline",)
+#: In the order of a request's way: the whole pipeline first, then its parts.
+SUITES = ("pipeline", "challenge", "token", "access", "policy", "vendors")
 
 
 def main(argv: list[str]) -> None:
-    """Run the suites named in ``argv`` (all by default)."""
+    """Run the suites named in ``argv`` (all by default), each with its default options."""
     for name in argv or SUITES:
         print(f"\n## bench.{name}\n", flush=True)
-        importlib.import_module(f"bench.{name}").main([])
+        run = importlib.import_module(f"bench.{name}").main
+        if inspect.iscoroutinefunction(run):
+            asyncio.run(run([]))
+        else:
+            run([])
 
 
 if __name__ == "__main__":

@@ -267,11 +267,11 @@ async def main_async(args: argparse.Namespace) -> None:
         await bench_pipeline(server, args.requests)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m bench.access [--quick]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.lookups = 20_000 if args.quick else 200_000
     args.requests = 500 if args.quick else 5_000
     asyncio.run(main_async(args))

@@ -97,7 +97,7 @@ async def run() -> None:
         print(f"{name:<30} {len(body):>6} {parse_us:>9.1f} {per_kib:>7.1f} {whole_us:>11.1f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the benchmark."""
     asyncio.run(run())
 

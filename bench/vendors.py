@@ -236,13 +236,13 @@ async def _bench(
     print(json.dumps(results))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Parse arguments and run the benchmark (or, internally, the emulator process)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--emulator", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.emulator:
         _emulator_main()
         return

@@ -67,6 +67,7 @@ def build_pipeline(
     config.backend_names = frozenset(backends) | frozenset(config.get("backends", {}) or {})
     config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}
     host.configure(config)
+    host.drop_idle()
     for path in config.unclaimed():
         config.error(path, "unknown key (no loaded plugin reads it)")
     if config.errors:

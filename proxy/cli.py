@@ -77,7 +77,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         _print_errors(exc, args.config or "embedded default")
         return 1
     for info in pipeline.host.infos:
-        print(f"{info.name}  ({info.source})")
+        idle = "  [idle: nothing configured]" if info.idle else ""
+        print(f"{info.name}  ({info.source}){idle}")
         for hook in info.hooks:
             print(f"    {hook}")
     return 0

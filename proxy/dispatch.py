@@ -19,7 +19,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
 from proxy.services import Clock, Services
-from proxy.vendors import Backend, LocalAdapter, VendorCall, VendorLicense
+from proxy.vendors import Backend, VendorCall, VendorLicense
 
 log = logging.getLogger("proxy.dispatch")
 
@@ -99,6 +99,7 @@ class Dispatcher:
         self.backends = backends
         self.services = services
         self.certificates = ServiceCertificateCache(services.clock)
+        self._ok_counters = {name: metrics.BACKEND_CALLS.labels(name, "ok") for name in backends}
 
     async def issue(
         self,
@@ -137,7 +138,7 @@ class Dispatcher:
                 ctx.note(f"backend {name} failed with {error.reason.value}")
                 last_error = error
                 continue
-            metrics.BACKEND_CALLS.labels(name, "ok").inc()
+            self._ok_counters[name].inc()
             return backend, vendor_license
         if last_error is not None:
             raise last_error
@@ -161,7 +162,7 @@ class Dispatcher:
 
     async def _call_backend(self, backend: Backend, call: VendorCall) -> VendorLicense:
         adapter = backend.adapter
-        if isinstance(adapter, LocalAdapter):
+        if backend.local:
             try:
                 return await adapter.issue(call)
             except ProxyError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ def _describe_backends(names: list[str]) -> str:
     return "backends:" + ",".join(names)
 
 
-@dataclass
+@dataclass(eq=False)
 class Pipeline:
     """One configured pipeline; the transports share a single instance.
 
@@ -76,6 +77,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         self.dispatcher = Dispatcher(self.backends, self.services)
         self._idle: asyncio.Event | None = None
+        _LIVE_PIPELINES.add(self)
 
     async def wait_idle(self, grace: float) -> bool:
         """Wait until no request is in flight (at most ``grace`` seconds); True when idle."""
@@ -125,7 +127,7 @@ class Pipeline:
             )
         if not challenge:
             raise ProxyError(Reason.CHALLENGE_INVALID, "the challenge is empty")
-        _, info = await self.host.call_first("proxy_inspect_challenge", ctx, _describe_challenge)
+        _, info = await self.host.call("proxy_inspect_challenge", ctx, _describe_challenge)
         if info is None:
             if request.drm_system is not None:
                 raise ProxyError(
@@ -154,26 +156,24 @@ class Pipeline:
         ctx = self.new_context(request)
         token = request_id_var.set(ctx.request_id)
         self.in_flight += 1
-        metrics.IN_FLIGHT.inc()
         try:
             result = await self._acquire(ctx)
         except ProxyError as error:
-            await self.host.notify("proxy_license_denied", ctx, error=error)
+            await self.host.call("proxy_license_denied", ctx, error=error)
             self._count(ctx, "denied", error.reason.value)
             raise
         except Exception:
             log.exception("unexpected failure")
             error = ProxyError(Reason.INTERNAL)
-            await self.host.notify("proxy_license_denied", ctx, error=error)
+            await self.host.call("proxy_license_denied", ctx, error=error)
             self._count(ctx, "denied", error.reason.value)
             raise error from None
         else:
-            await self.host.notify("proxy_license_issued", ctx, result=result)
+            await self.host.call("proxy_license_issued", ctx, result=result)
             self._count(ctx, "dry_run" if result.dry_run else "issued", "")
             return result
         finally:
             self.in_flight -= 1
-            metrics.IN_FLIGHT.dec()
             request_id_var.reset(token)
             if self._idle is not None and self.in_flight == 0:
                 self._idle.set()
@@ -181,15 +181,15 @@ class Pipeline:
     async def _acquire(self, ctx: RequestContext) -> LicenseResult:
         info = await self.inspect(ctx)
         principal = await self.authenticate(ctx)
-        await self.host.call_all("proxy_authorize", ctx, principal=principal)
-        _, policy = await self.host.call_first(
+        await self.host.call("proxy_authorize", ctx, principal=principal)
+        _, policy = await self.host.call(
             "proxy_select_policy", ctx, _describe_policy, principal=principal
         )
         if policy is None:
             raise ProxyError(Reason.NO_MATCHING_POLICY, "no policy matches this request")
         ctx.policy = policy
-        await self.host.call_all("proxy_authorize_policy", ctx, principal=principal, policy=policy)
-        _, names = await self.host.call_first(
+        await self.host.call("proxy_authorize_policy", ctx, principal=principal, policy=policy)
+        _, names = await self.host.call(
             "proxy_select_backends", ctx, _describe_backends, principal=principal, policy=policy
         )
         if not names:
@@ -215,7 +215,7 @@ class Pipeline:
 
     async def authenticate(self, ctx: RequestContext) -> Principal:
         """Step 2: the first authenticator that verifies the token; nothing passes without one."""
-        _, principal = await self.host.call_first("proxy_authenticate", ctx, _describe_principal)
+        _, principal = await self.host.call("proxy_authenticate", ctx, _describe_principal)
         if principal is None:
             raise ProxyError(Reason.TOKEN_MISSING, "no access token was presented")
         ctx.principal = principal
@@ -268,6 +268,11 @@ class Pipeline:
             histogram = _LATENCY_HISTOGRAMS[transport] = metrics.REQUEST_SECONDS.labels(transport)
         histogram.observe(time.monotonic() - ctx.started)
 
+
+#: Every pipeline of the process (a reload briefly runs two): the in-flight gauge
+#: adds theirs up when scraped instead of costing two updates per request.
+_LIVE_PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()
+metrics.IN_FLIGHT.set_function(lambda: sum(p.in_flight for p in list(_LIVE_PIPELINES)))
 
 _REQUEST_COUNTERS: dict[tuple[str, str, str, str], Any] = {}
 _LATENCY_HISTOGRAMS: dict[str, Any] = {}

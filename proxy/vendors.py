@@ -138,11 +138,12 @@ class Backend:
     spec: VendorSpec
     settings: BackendSettings
     adapter: LocalAdapter | TranslatingAdapter
+    local: bool = field(init=False)
+    """True when the adapter answers by itself (decided once: a runtime Protocol
+    check costs microseconds, too much to repeat per request)."""
 
-    @property
-    def local(self) -> bool:
-        """True when the adapter answers by itself."""
-        return isinstance(self.adapter, LocalAdapter)
+    def __post_init__(self) -> None:
+        self.local = isinstance(self.adapter, LocalAdapter)
 
 
 class VendorRegistry:

@@ -66,6 +66,7 @@ class ConcurrencyRule:
         """Read ``[access.concurrency]``; the rule is on when the section is present."""
         if config.get("access.concurrency") is None:
             config.claim("access.concurrency")
+            self.enabled = False  # nothing to check: the host skips this rule per request
             return
         settings = config.section("access.concurrency", ConcurrencySettings)
         if settings is not None and require_store(config, "access.concurrency"):

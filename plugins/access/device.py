@@ -148,6 +148,16 @@ def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
     return ProxyError(Reason.DEVICE_NOT_ALLOWED, detail, metadata=metadata)
 
 
+def _a_policy_requires_device(config: ConfigContext) -> bool:
+    policies = config.get("policies", [])
+    return isinstance(policies, list) and any(
+        isinstance(p, dict)
+        and isinstance(p.get("access"), dict)
+        and p["access"].get("require_device_id") is True
+        for p in policies
+    )
+
+
 class DeviceRule:
     """Allows or refuses requests by device id."""
 
@@ -162,6 +172,8 @@ class DeviceRule:
     def proxy_configure(self, config: ConfigContext) -> None:
         """Read ``[access.device]`` and load its list files."""
         self.active = config.get("access.device") is not None
+        # Idle (skipped per request) unless a section or a policy asks for device checks.
+        self.enabled = self.active or _a_policy_requires_device(config)
         settings = config.section("access.device", DeviceSettings)
         if settings is None:
             return

@@ -132,6 +132,8 @@ class EntitlementRule:
         settings = config.section("access.entitlement", EntitlementSettings)
         if settings is not None:
             self.rules = settings.rules
+        # With no rules there is nothing to check: the host skips this plugin per request.
+        self.enabled = bool(self.rules)
 
     @hookimpl
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:

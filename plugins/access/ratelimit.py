@@ -89,6 +89,7 @@ class RateLimitRule:
         """Read ``[access.rate_limit]``; the rule is on when the section is present."""
         if config.get("access.rate_limit") is None:
             config.claim("access.rate_limit")
+            self.enabled = False  # nothing to check: the host skips this rule per request
             return
         settings = config.section("access.rate_limit", RateLimitSettings)
         if settings is None or not require_store(config, "access.rate_limit"):

@@ -59,6 +59,7 @@ class ReplayRule:
         """Read ``[access.replay]``; the rule is on when the section is present."""
         if config.get("access.replay") is None:
             config.claim("access.replay")
+            self.enabled = False  # nothing to check: the host skips this rule per request
             return
         settings = config.section("access.replay", ReplaySettings)
         if settings is not None and require_store(config, "access.replay"):

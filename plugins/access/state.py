@@ -110,6 +110,10 @@ def require_store(config: ConfigContext, path: str) -> bool:
     return False
 
 
+#: The sections of the rules that queue state checks for this plugin to settle.
+STATE_RULE_SECTIONS = ("access.replay", "access.concurrency", "access.rate_limit")
+
+
 class StateRules:
     """Owns the state store and settles every queued state check in one call."""
 
@@ -125,6 +129,9 @@ class StateRules:
         settings = config.section("access.state", StateSettings)
         if settings is None:
             return
+        # The per-request hooks only settle what the state rules queue; with none
+        # of them configured the host need not call them.
+        self.enabled = any(config.get(rule) is not None for rule in STATE_RULE_SECTIONS)
         password = settings.password.text() if settings.password is not None else None
         store = open_store(
             settings.store,

@@ -8,7 +8,6 @@ is what browser CDMs accept.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 from pathlib import Path
@@ -28,7 +27,7 @@ CONTENT_TYPE = "application/json"
 
 def derive_key(seed: bytes, key_id: bytes) -> bytes:
     """The ClearKey content key for ``key_id`` under ``seed`` (DESIGN.md's derivation)."""
-    return hmac.new(seed, key_id, hashlib.sha256).digest()[:16]
+    return hmac.digest(seed, key_id, "sha256")[:16]
 
 
 class ClearKeySettings(BackendSettings):
@@ -131,6 +130,7 @@ class ClearKeyAdapter:
             )
         allowed = call.policy.allowed_track_types
         keys = []
+        issued = []
         for key_id in key_ids:
             track = call.policy.key_track_types.get(key_id)
             if allowed is not None and track is not None and track not in allowed:
@@ -140,10 +140,12 @@ class ClearKeyAdapter:
             if key is None:
                 raise _rejected("KEY_NOT_FOUND", "a requested key is not known to this backend")
             keys.append({"kty": "oct", "kid": b64url_encode(key_id), "k": b64url_encode(key)})
+            issued.append(key_id)
         if not keys:
             raise _rejected("NO_KEYS_ALLOWED", "the policy allows none of the requested keys")
-        issued = tuple(b64url_decode(k["kid"]) for k in keys)
-        return VendorLicense(_json({"keys": keys, "type": session_type}), CONTENT_TYPE, issued)
+        return VendorLicense(
+            _json({"keys": keys, "type": session_type}), CONTENT_TYPE, tuple(issued)
+        )
 
 
 def _json(doc: dict[str, Any]) -> bytes:
