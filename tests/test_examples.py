@@ -3,6 +3,7 @@ configs pass check-config."""
 
 from __future__ import annotations
 
+import base64
 import sys
 from pathlib import Path
 
@@ -22,6 +23,23 @@ def test_the_inhouse_plugin_example_passes_its_own_tests():
         sys.path.remove(str(plugin_root))
 
 
+@pytest.fixture
+def example_secrets(monkeypatch):
+    """The secrets the example configs reference, with values of the right shape."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    monkeypatch.setenv("EXAMPLE_STS_SECRET", "s" * 48)
+    monkeypatch.setenv("EXAMPLE_AXINOM_COM_KEY", base64.b64encode(bytes(range(32))).decode())
+    monkeypatch.setenv("EXAMPLE_VERIMATRIX_KEY", pem.decode())
+    monkeypatch.setenv("EXAMPLE_MKIO_TOKEN_KEY", "m" * 48)
+
+
 @pytest.mark.parametrize("config", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
-def test_example_configs_are_valid(config, capsys):
+def test_example_configs_are_valid(config, capsys, example_secrets):
     assert main(["check-config", str(config)]) == 0, capsys.readouterr().err
