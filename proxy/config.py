@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
 
 from proxy.errors import ConfigError
 from proxy.model import DrmSystem
@@ -48,6 +57,17 @@ def parse_duration(value: Any) -> float:
             return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
     raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. '30s', '5m', '2h', '7d')")
 
+
+def _relative_to_config(path: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get(BASE_DIR_CONTEXT_KEY)
+    path = path.expanduser()
+    if not path.is_absolute() and base is not None:
+        return Path(base) / path
+    return path
+
+
+#: A file named in the config: a relative path is taken from the config file's folder.
+ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
 
 #: Seconds, written as a number or as ``"30s"``, ``"5m"``, ``"1h30m"``.
 Duration = Annotated[float, BeforeValidator(parse_duration)]

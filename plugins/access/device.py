@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 from plugins.access.claims import MAX_ID_LENGTH
 from plugins.access.metrics import ACCESS_DENIALS, LIST_RELOADS
 from proxy import hookimpl
-from proxy.config import ConfigContext, Duration, StrictModel
+from proxy.config import ConfigContext, ConfigPath, Duration, StrictModel
 from proxy.errors import ProxyError, Reason
 from proxy.model import Principal, RequestContext
 from proxy.policy import EffectivePolicy
@@ -48,9 +48,9 @@ class DeviceSettings(StrictModel):
     """A request header (or gRPC metadata key) carrying the device id."""
     allow: list[str] = Field(default_factory=list)
     deny: list[str] = Field(default_factory=list)
-    allow_file: Path | None = None
+    allow_file: ConfigPath | None = None
     """A file of allowed device ids, one per line (``#`` comments), re-read when it changes."""
-    deny_file: Path | None = None
+    deny_file: ConfigPath | None = None
     """A file of refused device ids, one per line, re-read when it changes."""
     reload_interval: Duration = 5.0
     """Seconds between checks of the list files for changes."""
@@ -184,7 +184,7 @@ class DeviceRule:
             ("allow", settings.allow, settings.allow_file),
             ("deny", settings.deny, settings.deny_file),
         ):
-            full = None if path is None else path if path.is_absolute() else config.base_dir / path
+            full = path
             device_list = DeviceList(name, inline, full, self.normalize)
             try:
                 device_list.load()

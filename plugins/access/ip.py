@@ -17,7 +17,6 @@ names an unknown hop) is refused by every list, deny lists included.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -26,7 +25,7 @@ from plugins.access.claims import as_list
 from plugins.access.metrics import ACCESS_DENIALS
 from proxy import hookimpl
 from proxy.cidr import AddressKey, CidrSet, address_key, parse_network, read_network_file
-from proxy.config import ConfigContext, StrictModel
+from proxy.config import ConfigContext, ConfigPath, StrictModel
 from proxy.errors import ProxyError, Reason
 from proxy.model import Principal, RequestContext
 from proxy.policy import EffectivePolicy, PolicyAccess
@@ -51,9 +50,9 @@ class IpSettings(StrictModel):
     """Networks allowed (none: every address not denied)."""
     deny: list[Cidr] = Field(default_factory=list)
     """Networks refused, whatever ``allow`` says."""
-    allow_file: Path | None = None
+    allow_file: ConfigPath | None = None
     """A file with more allowed networks, one per line (``#`` comments)."""
-    deny_file: Path | None = None
+    deny_file: ConfigPath | None = None
     """A file with more refused networks, one per line."""
     claim: str | None = "allowed_ip_addresses"
     """A token claim (an address, a CIDR, or a list of them) that narrows the lists for
@@ -130,7 +129,7 @@ class IpRule:
         ):
             if path is None:
                 continue
-            full = path if path.is_absolute() else config.base_dir / path
+            full = path
             try:
                 target.extend(read_network_file(str(full)))
             except OSError as exc:

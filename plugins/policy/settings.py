@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from proxy.config import StrictModel
+from proxy.config import ConfigPath, StrictModel
 from proxy.policy import TrackType
-from proxy.secrets import BASE_DIR_CONTEXT_KEY
 
 
 class PolicyClaimNames(StrictModel):
@@ -48,7 +46,7 @@ class ElectionSettings(StrictModel):
 class CatalogSettings(StrictModel):
     """``[catalog]``: which key ids each content holds, and their track types."""
 
-    file: Path | None = None
+    file: ConfigPath | None = None
     """A JSON or TOML file of the same shape as ``contents`` (``{"contents": {...}}``)."""
     contents: dict[str, dict[str, TrackType]] = Field(default_factory=dict)
     """Content id -> key id (UUID, hex or base64) -> track type."""
@@ -66,11 +64,3 @@ class CatalogSettings(StrictModel):
             )
             for content, keys in contents.items()
         }
-
-    @field_validator("file", mode="after")
-    @classmethod
-    def _relative_to_config(cls, path: Path | None, info: Any) -> Path | None:
-        base = (info.context or {}).get(BASE_DIR_CONTEXT_KEY)
-        if path is not None and not path.is_absolute() and base is not None:
-            return Path(base) / path
-        return path

@@ -45,6 +45,7 @@ from proxy.policy import (
     CgmsA,
     EffectivePolicy,
     Hdcp,
+    PlayReadyOutputProtection,
     TrackRules,
 )
 from proxy.secrets import SecretRef
@@ -117,13 +118,7 @@ def _rules_doc(rules: TrackRules) -> dict[str, Any]:
         playready["min_device_security_level"] = int(rules.playready_min_security_level)
     opl = rules.playready_output_protection
     if opl is not None:
-        for name in (
-            "analog_video",
-            "compressed_digital_audio",
-            "uncompressed_digital_audio",
-            "compressed_digital_video",
-            "uncompressed_digital_video",
-        ):
+        for name in PlayReadyOutputProtection.model_fields:
             value = getattr(opl, name)
             if value is not None:
                 playready[f"{name}_opl"] = value

@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from proxy import hookimpl
+from proxy.config import ConfigPath
 from proxy.encoding import b64url_decode, b64url_encode, parse_key_id
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
-from proxy.secrets import BASE_DIR_CONTEXT_KEY, SecretRef
+from proxy.secrets import SecretRef
 from proxy.vendors import BackendSettings, VendorCall, VendorLicense, VendorSpec
 
 CONTENT_TYPE = "application/json"
@@ -35,7 +36,7 @@ class ClearKeySettings(BackendSettings):
 
     keys: dict[str, SecretRef] = Field(default_factory=dict)
     """Key id (UUID, hex or base64url) -> key reference (``hex:...``, ``env:...``)."""
-    keys_file: Path | None = None
+    keys_file: ConfigPath | None = None
     """A JSON file: a key set ``{"keys": [{"kid": ..., "k": ...}]}`` or ``{kid: key-hex}``."""
     key_seed: SecretRef | None = None
     """Derive the key of any key id from this seed."""
@@ -48,14 +49,6 @@ class ClearKeySettings(BackendSettings):
             if len(secret.value) != 16:
                 raise ValueError(f"the key for {kid} is {len(secret.value)} bytes, not 16")
         return keys
-
-    @field_validator("keys_file", mode="after")
-    @classmethod
-    def _relative_to_config(cls, path: Path | None, info: Any) -> Path | None:
-        base = (info.context or {}).get(BASE_DIR_CONTEXT_KEY)
-        if path is not None and not path.is_absolute() and base is not None:
-            return Path(base) / path
-        return path
 
     @model_validator(mode="after")
     def _has_a_source(self) -> ClearKeySettings:
