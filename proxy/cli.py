@@ -45,7 +45,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup_logging(pipeline.log.level, pipeline.log.format)
     for path, message in pipeline.warnings:
         print(f"warning: {path}: {message}", file=sys.stderr)
-    app = ProxyApp(pipeline, rebuild=lambda: _build(args.config), access_log=pipeline.log.access)
+
+    def rebuild() -> Pipeline:
+        fresh = _build(args.config)
+        setup_logging(fresh.log.level, fresh.log.format)
+        return fresh
+
+    app = ProxyApp(pipeline, rebuild=rebuild, access_log=pipeline.log.access)
     try:
         asyncio.run(app.serve_forever())
     except OSError as exc:

@@ -26,6 +26,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    field_validator,
 )
 
 from proxy.errors import ConfigError
@@ -71,8 +72,18 @@ ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
 
 #: Seconds, written as a number or as ``"30s"``, ``"5m"``, ``"1h30m"``.
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _whole_seconds(value: Any) -> int:
+    seconds = parse_duration(value)
+    if 0 < seconds < 0.5:
+        # It would round to 0, which license settings read as "unlimited".
+        raise ValueError(f"{value!r} is less than a second; give whole seconds")
+    return round(seconds)
+
+
 #: Whole seconds, written as a number or a duration string.
-Seconds = Annotated[int, BeforeValidator(lambda v: round(parse_duration(v)))]
+Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
 
 
 class StrictModel(BaseModel):
@@ -131,8 +142,11 @@ class ServerConfig(StrictModel):
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     """The forwarding header the trusted proxies append to: ``X-Forwarded-For`` or RFC 7239
     ``Forwarded``. Only this one is read, so a client can't pick its address with the other."""
-    max_challenge_bytes: dict[DrmSystem, int] = Field(default_factory=_default_challenge_limits)
-    """Largest challenge accepted per DRM, checked before any parsing."""
+    max_challenge_bytes: dict[DrmSystem, Annotated[int, Field(gt=0)]] = Field(
+        default_factory=_default_challenge_limits
+    )
+    """Largest challenge accepted per DRM, checked before any parsing. A table naming
+    some DRMs keeps the defaults of the others."""
     max_token_bytes: int = Field(default=8 * 1024, gt=0)
     """Largest access token accepted (an oversize token is TOKEN_MALFORMED)."""
     cors: CorsConfig = CorsConfig()
@@ -142,6 +156,14 @@ class ServerConfig(StrictModel):
     """How long SIGTERM keeps serving with /readyz at 503 and gRPC health NOT_SERVING
     before the listeners close, so load balancers stop sending new requests first."""
     request_id_header: str = "x-request-id"
+    inspect_requires_token: bool = False
+    """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
+    (they parse only and issue nothing, so by default they don't)."""
+
+    @field_validator("max_challenge_bytes", mode="after")
+    @classmethod
+    def _over_the_defaults(cls, limits: dict[DrmSystem, int]) -> dict[DrmSystem, int]:
+        return {**_default_challenge_limits(), **limits}
 
     def challenge_limit(self, drm: DrmSystem | None) -> int:
         """The size limit for a challenge of this DRM (the largest one when unknown)."""
@@ -175,7 +197,7 @@ class PluginsConfig(StrictModel):
 class LogConfig(StrictModel):
     """``[log]``: log level and format."""
 
-    level: str = "INFO"
+    level: str = Field(default="INFO", pattern="(?i)^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
     format: str = Field(default="text", pattern="^(text|json)$")
     access: bool = True
     """One line per HTTP request (method, path without query, status, time, request id)."""

@@ -155,7 +155,8 @@ class HttpBridge:
     ) -> None:
         self._pipeline = pipeline
         self._server = server
-        self._cors = Cors(server, extra_headers)
+        # CORS follows the pipeline serving now, so a reload can change it.
+        self._cors_for: tuple[Pipeline | None, Cors] = (None, Cors(server, extra_headers))
         self.raw_limit = server.challenge_limit(None)
         self.json_limit = self.raw_limit * 4 // 3 + server.max_token_bytes + JSON_OVERHEAD
         self.app = web.Application(
@@ -176,14 +177,16 @@ class HttpBridge:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        server = self._pipeline().server
+        pipeline = self._pipeline()
+        server = pipeline.server
+        cors = self._cors_of(pipeline)
         trusted = server.is_trusted(normalize_ip(request.remote))
         request_id = accept_request_id(request.headers.get(server.request_id_header), trusted)
         request[REQUEST_ID] = request_id
         token = request_id_var.set(request_id)
         try:
             if request.method == "OPTIONS":
-                response: web.StreamResponse = self._cors.preflight(request)
+                response: web.StreamResponse = cors.preflight(request)
             else:
                 try:
                     response = await handler(request)
@@ -195,12 +198,19 @@ class HttpBridge:
                     error, status = _transport_error(exc)
                     response = problem(error, request_id, status=status)
             response.headers["X-Request-Id"] = request_id
-            self._cors.apply(request, response)
+            cors.apply(request, response)
             return response
         finally:
             request_id_var.reset(token)
 
     # -- helpers ---------------------------------------------------------------------
+
+    def _cors_of(self, pipeline: Pipeline) -> Cors:
+        owner, cors = self._cors_for
+        if owner is not pipeline:
+            cors = Cors(pipeline.server, pipeline.request_headers)
+            self._cors_for = (pipeline, cors)
+        return cors
 
     def _client(self, request: web.Request, server: ServerConfig) -> ClientInfo:
         peer = normalize_ip(request.remote)

@@ -180,10 +180,15 @@ class RequestContext:
 
     @property
     def content_id(self) -> str | None:
-        """The content id from the request, else from the challenge."""
-        if self.request.content_id:
-            return self.request.content_id
-        return self.challenge.content_id if self.challenge else None
+        """The content id: the inspector's (read from the challenge, or the request's
+        normalized by the DRM's conventions), else the request's as given.
+
+        The caller's ``content_id`` is never preferred over what the challenge says:
+        entitlement and policy election key on this value.
+        """
+        if self.challenge is not None and self.challenge.content_id:
+            return self.challenge.content_id
+        return self.request.content_id
 
     @property
     def key_ids(self) -> tuple[bytes, ...]:

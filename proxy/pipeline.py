@@ -168,6 +168,14 @@ class Pipeline:
             await self.host.call("proxy_license_denied", ctx, error=error)
             self._count(ctx, "denied", error.reason.value)
             raise error from None
+        except asyncio.CancelledError:
+            # The caller went away (deadline, disconnect, shutdown grace). Observers must
+            # still hear of it: the state rules give back a token use or a session slot
+            # they already took, audit logs stay complete.
+            error = ProxyError(Reason.UPSTREAM_TIMEOUT, "the request was cancelled")
+            await asyncio.shield(self.host.call("proxy_license_denied", ctx, error=error))
+            self._count(ctx, "cancelled", error.reason.value)
+            raise
         else:
             await self.host.call("proxy_license_issued", ctx, result=result)
             self._count(ctx, "dry_run" if result.dry_run else "issued", "")
@@ -241,10 +249,13 @@ class Pipeline:
         )
 
     async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo:
-        """``InspectChallenge``: parse and report, issue nothing."""
+        """``InspectChallenge``: parse and report, issue nothing (a token is checked first
+        when ``server.inspect_requires_token`` says so)."""
         ctx = self.new_context(request)
         token = request_id_var.set(ctx.request_id)
         try:
+            if self.server.inspect_requires_token:
+                await self.authenticate(ctx)
             info = await self.inspect(ctx)
         except ProxyError as error:
             self._count(ctx, "denied", error.reason.value)

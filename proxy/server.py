@@ -19,6 +19,28 @@ from proxy.pipeline import Pipeline
 log = logging.getLogger("proxy.server")
 
 
+#: [server] settings the listeners were built with: a reload can't change them.
+RESTART_ONLY = (
+    "grpc",
+    "http",
+    "max_challenge_bytes",
+    "max_token_bytes",
+    "shutdown_grace",
+)
+
+
+def restart_only_changes(old: Pipeline, fresh: Pipeline) -> list[str]:
+    """The listener-bound settings that differ between two pipelines."""
+    changed = [
+        f"server.{name}"
+        for name in RESTART_ONLY
+        if getattr(old.server, name) != getattr(fresh.server, name)
+    ]
+    if old.log.access != fresh.log.access:
+        changed.append("log.access")
+    return changed
+
+
 class ProxyApp:
     """The running proxy: one pipeline (swapped on reload), a gRPC server and the HTTP bridge.
 
@@ -40,6 +62,7 @@ class ProxyApp:
         self._stack = AsyncExitStack()
         self._pipeline_stacks: dict[int, AsyncExitStack] = {}
         self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
         self.grpc: GrpcServer | None = None
         self.runner: web.AppRunner | None = None
         self.grpc_port = 0
@@ -121,23 +144,30 @@ class ProxyApp:
         self._stopped.set()
 
     async def reload(self) -> bool:
-        """Build a new pipeline and swap it in; in-flight requests finish on the old one."""
+        """Build a new pipeline and swap it in; in-flight requests finish on the old one.
+
+        Reloads run one at a time, so two quick SIGHUPs never leave a pipeline
+        running unclosed.
+        """
         if self.rebuild is None:
             return False
-        try:
-            fresh = self.rebuild()
-        except ConfigError as exc:
-            log.error("reload refused, the config has errors:\n%s", exc)
-            return False
-        old = self.pipeline
-        if (fresh.server.grpc, fresh.server.http) != (old.server.grpc, old.server.http):
-            log.warning("listener changes take effect only after a restart")
-        await self._start_pipeline(fresh)
-        self.pipeline = fresh
-        log.info("configuration reloaded")
-        await old.wait_idle(old.server.shutdown_grace)
-        await self._close_pipeline(old)
-        return True
+        async with self._reload_lock:
+            try:
+                fresh = self.rebuild()
+            except ConfigError as exc:
+                log.error("reload refused, the config has errors:\n%s", exc)
+                return False
+            await self._start_pipeline(fresh)
+            old, self.pipeline = self.pipeline, fresh
+            changed = restart_only_changes(old, fresh)
+            if changed:
+                log.warning(
+                    "these settings take effect only after a restart: %s", ", ".join(changed)
+                )
+            log.info("configuration reloaded")
+            await old.wait_idle(old.server.shutdown_grace)
+            await self._close_pipeline(old)
+            return True
 
     async def serve_forever(self) -> None:
         """Start, then serve until SIGTERM/SIGINT (drain and exit); SIGHUP reloads."""

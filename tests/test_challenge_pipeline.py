@@ -235,13 +235,17 @@ async def test_later_hooks_see_what_the_inspector_found(dev_token):
     assert result.request_type is RequestType.NEW
 
 
-async def test_the_request_content_id_fills_in_and_disagreement_is_a_warning(proxy_factory):
+async def test_the_request_content_id_fills_in_and_a_contradiction_is_refused(proxy_factory):
     proxy = await proxy_factory()
     ck = await inspect(proxy, clearkey_request(KID), content_id="movie-2")
     assert ck.content_id == "movie-2"
-    wv = await inspect(proxy, WIDEVINE, content_id="other")
+    wv = await inspect(proxy, WIDEVINE, content_id="movie-1")
     assert wv.content_id == "movie-1"
-    assert any("differs" in w for w in wv.warnings)
+    # The CDM's content id can't be swapped for another: entitlement keys on it.
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await inspect(proxy, WIDEVINE, content_id="other")
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "contradicts" in raised.value.details()
 
 
 def test_a_parser_bug_becomes_challenge_invalid_and_is_logged(caplog):

@@ -160,3 +160,38 @@ def test_token_command_prints_the_token_alone(capsys):
     claims = jwt.decode(out.strip(), options={"verify_signature": False})
     assert claims["sub"] == "alice" and claims["groups"] == ["a", "b"]
     assert claims["iss"] == "license-proxy-dev" and claims["aud"] == "license-proxy"
+
+
+def test_a_partial_challenge_limit_table_keeps_the_other_defaults():
+    pipeline = build_pipeline(proxy_config({"server": {"max_challenge_bytes": {"widevine": 1000}}}))
+    limits = pipeline.server.max_challenge_bytes
+    assert limits["widevine"] == 1000
+    assert limits["playready"] == 128 * 1024
+
+
+@pytest.mark.parametrize(
+    ("overrides", "path"),
+    [
+        (
+            {"server": {"max_challenge_bytes": {"clearkey": 0}}},
+            "server.max_challenge_bytes.clearkey",
+        ),
+        ({"log": {"level": "verbose"}}, "log.level"),
+        (
+            {
+                "policies": [
+                    {
+                        "name": "default",
+                        "backends": ["clearkey"],
+                        "license": {"license_duration": "400ms"},
+                    }
+                ]
+            },
+            "policies[0].license.license_duration",
+        ),
+    ],
+)
+def test_values_that_would_break_at_run_time_fail_at_start(overrides, path):
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(proxy_config(overrides))
+    assert path in [p for p, _ in raised.value.errors]

@@ -14,8 +14,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from proxy import hookimpl
 from proxy.builder import build_pipeline
 from proxy.errors import ConfigError
+from proxy.model import LicenseRequest
 from proxy.server import ProxyApp
 from proxy.testing import proxy_config
 from tests.conftest import clearkey_request
@@ -137,3 +139,91 @@ async def test_a_taken_port_fails_the_start():
 def test_reload_config_errors_are_config_errors():
     with pytest.raises(ConfigError):
         build_pipeline(proxy_config({"server": {"http": {"port": -1}}}))
+
+
+async def test_a_cancelled_request_is_observed_as_denied(dev_token):
+    denied = []
+
+    class Observer:
+        @hookimpl
+        def proxy_license_denied(self, ctx, error):
+            denied.append(error.reason.value)
+
+    pipeline = build_pipeline(proxy_config(), plugins=[Hold(), Observer()])
+    request = LicenseRequest(
+        challenge=clearkey_request(KID),
+        token=dev_token(),
+        headers={"x-hold": "5"},
+        request_id="cancel-me",
+    )
+    task = asyncio.create_task(pipeline.acquire(request))
+    await asyncio.sleep(0.1)  # inside the held authorize step
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert denied == ["UPSTREAM_TIMEOUT"]
+    assert pipeline.in_flight == 0
+
+
+async def test_a_cancelled_request_gives_its_single_use_token_back(dev_token):
+    class HoldAfterAuthorize:
+        @hookimpl(tryfirst=True)
+        async def proxy_select_policy(self, ctx, principal):
+            seconds = float(ctx.request.headers.get("x-hold", "0") or 0)
+            await asyncio.sleep(seconds)
+
+    config = proxy_config({"access": {"replay": {"max_uses": 1}}})
+    pipeline = build_pipeline(config, plugins=[HoldAfterAuthorize()])
+    token = dev_token()
+    held = LicenseRequest(
+        challenge=clearkey_request(KID), token=token, headers={"x-hold": "5"}, request_id="a"
+    )
+    task = asyncio.create_task(pipeline.acquire(held))
+    await asyncio.sleep(0.1)  # the token's one use is spent; the election is waiting
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    again = LicenseRequest(challenge=clearkey_request(KID), token=token, request_id="b")
+    assert (await pipeline.acquire(again)).license
+
+
+async def test_reload_applies_cors_and_names_what_needs_a_restart(caplog):
+    state = {"config": proxy_config({"server": {"cors": {"allow_origins": ["https://a.example"]}}})}
+    app = ProxyApp(build_pipeline(state["config"]), rebuild=lambda: build_pipeline(state["config"]))
+    await app.start()
+    try:
+        url = f"http://127.0.0.1:{app.http_port}/v1/licenses/clearkey"
+
+        async def allowed(origin: str) -> str | None:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.options(url, headers={"Origin": origin}) as response,
+            ):
+                return response.headers.get("Access-Control-Allow-Origin")
+
+        assert await allowed("https://b.example") is None
+        state["config"] = proxy_config(
+            {
+                "server": {
+                    "cors": {"allow_origins": ["https://b.example"]},
+                    "max_token_bytes": 4096,
+                }
+            }
+        )
+        assert await app.reload()
+        assert await allowed("https://b.example") == "https://b.example"
+        assert "server.max_token_bytes" in caplog.text
+    finally:
+        await app.stop()
+
+
+async def test_quick_reloads_run_one_at_a_time_and_close_every_old_pipeline():
+    app = ProxyApp(build_pipeline(proxy_config()), rebuild=lambda: build_pipeline(proxy_config()))
+    await app.start()
+    try:
+        results = await asyncio.gather(app.reload(), app.reload(), app.reload())
+        assert results == [True, True, True]
+        # only the serving pipeline still has background work open
+        assert list(app._pipeline_stacks) == [id(app.pipeline)]
+    finally:
+        await app.stop()

@@ -385,3 +385,21 @@ async def test_an_oversize_token_is_malformed_not_a_transport_error(proxy_factor
             metadata=(("authorization", "Bearer " + token),),
         )
     assert grpc_error(raised.value)[1].reason == "TOKEN_MALFORMED"
+
+
+async def test_inspect_needs_a_token_only_when_configured(proxy_factory, http, dev_token):
+    proxy = await proxy_factory(proxy_config({"server": {"inspect_requires_token": True}}))
+    request = pb.InspectChallengeRequest(challenge=clearkey_request(KID))
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await proxy.stub().InspectChallenge(request)
+    assert grpc_error(raised.value)[1].reason == "TOKEN_MISSING"
+    request.token = dev_token()
+    assert (await proxy.stub().InspectChallenge(request)).key_ids == [KID]
+    body = {"challenge": b64url_encode(clearkey_request(KID))}
+    async with http.post(f"{proxy.http_url}/v1/challenge:inspect", json=body) as response:
+        assert response.status == 401
+    headers = {"Authorization": f"Bearer {dev_token()}"}
+    async with http.post(
+        f"{proxy.http_url}/v1/challenge:inspect", json=body, headers=headers
+    ) as response:
+        assert response.status == 200

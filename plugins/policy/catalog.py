@@ -30,6 +30,18 @@ class KeyCatalog:
 
     by_key: dict[bytes, TrackType] = field(default_factory=dict)
     by_content: dict[str, dict[bytes, TrackType]] = field(default_factory=dict)
+    owners: dict[bytes, set[str]] = field(default_factory=dict)
+    """key id -> the contents that list it."""
+
+    def foreign_keys(self, key_ids: Iterable[bytes], content_id: str | None) -> list[bytes]:
+        """Requested keys the catalog files under other contents than ``content_id``.
+
+        A caller names the content (entitlement and election key on it) but the CDM
+        names the keys: a key the catalog knows must belong to the content asked for.
+        """
+        if content_id is None:
+            return []
+        return [k for k in key_ids if k in self.owners and content_id not in self.owners[k]]
 
     def track_types(
         self, key_ids: Iterable[bytes], content_id: str | None
@@ -105,3 +117,4 @@ def _add_contents(
                 continue
             catalog.by_key[key_id] = track
             table[key_id] = track
+            catalog.owners.setdefault(key_id, set()).add(content_id)

@@ -90,6 +90,11 @@ class PolicyPlugin:
         first listed (or the one the token names); tie key ids to track types; tighten it
         with the policy claims of a trusted issuer."""
         note = ctx.note if ctx.tracing else None
+        if self.catalog.foreign_keys(ctx.key_ids, ctx.content_id):
+            raise ProxyError(
+                Reason.REQUEST_INVALID,
+                "a requested key id belongs to another content than the content id",
+            )
         election = elect(
             self.compiled,
             RequestFacts.of(ctx, principal),

@@ -120,12 +120,16 @@ def guarded(drm: str, parse: Callable[[], ChallengeInfo]) -> ChallengeInfo:
 
 
 def adopt_request_content_id(ctx: RequestContext, info: ChallengeInfo) -> ChallengeInfo:
-    """Fill ``info.content_id`` from the request when the challenge names none,
-    and warn when both name one and they differ (the request's wins downstream)."""
+    """Fill ``info.content_id`` from the request when the challenge names none; refuse a
+    request whose ``content_id`` contradicts the challenge's (REQUEST_INVALID), as a
+    contradicting key id hint is: entitlement and election key on the content id, so the
+    caller must not be able to swap it."""
     requested = ctx.request.content_id
     if requested:
         if info.content_id is None:
             info.content_id = requested
         elif info.content_id != requested:
-            info.warnings.append("the request's content_id differs from the challenge's")
+            raise ProxyError(
+                Reason.REQUEST_INVALID, "the request's content_id contradicts the challenge's"
+            )
     return info
