@@ -89,8 +89,16 @@ def _header_values(headers: Mapping[str, str], name: str) -> list[str]:
     return [value] if value else []
 
 
+class _UnclosedQuote(ValueError):
+    """A header line ends inside a quoted string (or right after its escape character)."""
+
+
 def _split_outside_quotes(text: str, separator: str) -> list[str]:
-    """Split ``text`` on ``separator`` except inside RFC 7230 quoted strings."""
+    """Split ``text`` on ``separator`` except inside RFC 9110 quoted strings.
+
+    Raises :class:`_UnclosedQuote` when ``text`` ends inside a quoted string: where
+    that string would have ended, and so what follows it, can't be known.
+    """
     parts: list[str] = []
     current: list[str] = []
     quoted = escaped = False
@@ -106,6 +114,8 @@ def _split_outside_quotes(text: str, separator: str) -> list[str]:
             current = []
             continue
         current.append(char)
+    if quoted:
+        raise _UnclosedQuote(text)
     parts.append("".join(current))
     return parts
 
@@ -127,13 +137,37 @@ def _unquote(value: str) -> str:
 
 
 def _forwarded_for(element: str) -> str | None:
-    """The address in one ``Forwarded`` element's ``for=`` parameter, or None (absent, unknown,
-    obfuscated or unreadable)."""
-    for pair in _split_outside_quotes(element, ";"):
+    """The address in one ``Forwarded`` element's ``for=`` parameter, or None: absent,
+    ``unknown``, obfuscated, or an element that does not read as RFC 7239 (a pair without
+    ``=``, ``for`` given twice, an unclosed quote)."""
+    address: str | None = None
+    seen_for = False
+    try:
+        pairs = _split_outside_quotes(element, ";")
+    except _UnclosedQuote:
+        return None
+    for pair in pairs:
+        if not pair.strip():
+            continue  # RFC 7239 allows empty pairs (``for=a;;proto=https``)
         name, sep, value = pair.partition("=")
-        if sep and name.strip().lower() == "for":
-            return normalize_ip(_unquote(value))
-    return None
+        if not sep or not name.strip():
+            return None
+        if name.strip().lower() == "for":
+            if seen_for:
+                return None  # a parameter must not occur twice in one element
+            seen_for = True
+            address = normalize_ip(_unquote(value))
+    return address
+
+
+def _forwarded_line(line: str) -> list[str | None]:
+    """The hops of one ``Forwarded`` header line; one unknown hop when the line ends inside
+    a quoted string, since which of its elements a proxy appended can't be told."""
+    try:
+        elements = _split_outside_quotes(line, ",")
+    except _UnclosedQuote:
+        return [None]
+    return [_forwarded_for(e) for e in elements if e.strip()]
 
 
 def forwarded_chain(
@@ -142,18 +176,21 @@ def forwarded_chain(
     """The hops a request claims to have passed, left (client) to right (nearest proxy).
 
     Each hop is a normalized IP, or None where the header names no readable
-    address (``for=unknown``, an obfuscated identifier, garbage). At most
+    address (``for=unknown``, an obfuscated identifier, garbage, a ``Forwarded``
+    line that ends inside a quoted string). Header lines are read one by one. At most
     :data:`MAX_HOPS` hops are kept; a longer chain starts with a None.
     """
     values = _header_values(headers, header)
     if not values:
         return []
-    combined = ",".join(values)
-    hops: list[str | None]
-    if header == "forwarded":
-        hops = [_forwarded_for(e) for e in _split_outside_quotes(combined, ",") if e.strip()]
-    else:
-        hops = [normalize_ip(p) for p in combined.split(",") if p.strip()]
+    hops: list[str | None] = []
+    # Each line is read on its own: a quote the client leaves open in its own line must
+    # not swallow the element a trusted proxy appended as a line of its own.
+    for line in values:
+        if header == "forwarded":
+            hops.extend(_forwarded_line(line))
+        else:
+            hops.extend(normalize_ip(p) for p in line.split(",") if p.strip())
     if len(hops) > MAX_HOPS:
         return [None, *hops[-MAX_HOPS:]]
     return hops

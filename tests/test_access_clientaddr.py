@@ -85,6 +85,43 @@ def test_forwarded_elements_quotes_and_unknown_hops():
     ]
 
 
+RFC7239 = ServerConfig(trusted_proxies=["10.0.0.0/8"], forwarded_header="forwarded")
+
+
+def test_an_unclosed_quote_never_swallows_the_line_a_proxy_appended():
+    # The client's own line leaves a quote open; our proxy appends its hop as a new line.
+    # Joined, the quote would swallow the proxy's element and the client's 10.0.0.9 win.
+    headers = CIMultiDict([("Forwarded", 'for=10.0.0.9;x="'), ("Forwarded", "for=203.0.113.9")])
+    assert forwarded_chain(headers, "forwarded") == [None, "203.0.113.9"]
+    resolved = resolve_client("10.0.0.1", headers, RFC7239)
+    assert (resolved.ip, resolved.origin_trusted) == ("203.0.113.9", False)
+
+
+def test_a_forwarded_line_ending_inside_a_quote_is_one_unknown_hop():
+    # Appended to the client's own line, the proxy's element can't be told apart: fail closed.
+    line = 'for=10.0.0.9;x=", for=203.0.113.9'
+    assert forwarded_chain({"forwarded": line}, "forwarded") == [None]
+    resolved = resolve_client("10.0.0.1", {"forwarded": line}, RFC7239)
+    assert (resolved.ip, resolved.origin_trusted) == (None, False)
+    escaped_end = 'for="10.0.0.9\\"'  # the closing quote is escaped: still open
+    assert forwarded_chain({"forwarded": escaped_end}, "forwarded") == [None]
+
+
+@pytest.mark.parametrize(
+    "element",
+    [
+        "for=10.0.0.9;for=203.0.113.9",  # for= twice in one element
+        "for=10.0.0.9;junk",  # a pair without =
+        "=10.0.0.9",
+        'for="10.0.0.9',
+    ],
+)
+def test_an_unreadable_forwarded_element_is_an_unknown_hop(element):
+    assert forwarded_chain({"forwarded": element}, "forwarded") == [None]
+    resolved = resolve_client("10.0.0.1", {"forwarded": element}, RFC7239)
+    assert (resolved.ip, resolved.origin_trusted) == (None, False)
+
+
 def test_long_chains_are_cut_and_marked_unknown():
     chain = ", ".join(f"10.0.0.{i}" for i in range(MAX_HOPS + 5))
     hops = forwarded_chain({"x-forwarded-for": chain})
@@ -272,3 +309,41 @@ async def test_the_json_route_believes_client_fields_only_from_a_trusted_origin(
         None,
         False,
     )
+
+
+async def test_an_unclosed_forwarded_quote_does_not_pass_the_ip_allow_list(
+    proxy_factory, http, dev_token
+):
+    """The reviewer's exp12: a client line ``for=127.0.0.9;x="`` before the line the trusted
+    proxy appended made the client a trusted origin, so its JSON ``client`` fields (an
+    allowed address) were believed."""
+    from proxy.encoding import b64url_encode
+    from tests.access_support import KID
+    from tests.conftest import clearkey_request
+
+    config = proxy_config(
+        {
+            "server": {"trusted_proxies": ["127.0.0.0/8"], "forwarded_header": "forwarded"},
+            "access": {"ip": {"allow": ["192.0.2.0/24"]}},
+        }
+    )
+    proxy = await proxy_factory(config)
+    token = dev_token({"sub": "a"})
+    body = {
+        "drmSystem": "DRM_SYSTEM_CLEARKEY",
+        "challenge": b64url_encode(clearkey_request(KID)),
+        "token": token,
+        "client": {"ipAddress": "192.0.2.5", "deviceId": "any-device"},
+    }
+    crafted = CIMultiDict([("Forwarded", 'for=127.0.0.9;x="'), ("Forwarded", "for=203.0.113.9")])
+    async with http.post(
+        f"{proxy.http_url}/v1/license:acquire", json=body, headers=crafted
+    ) as response:
+        problem = await response.json(content_type=None)
+        assert (response.status, problem["reason"]) == (403, "IP_NOT_ALLOWED")
+    raw = CIMultiDict([*crafted.items(), ("Authorization", f"Bearer {token}")])
+    async with http.post(
+        f"{proxy.http_url}/v1/licenses/clearkey", data=clearkey_request(KID), headers=raw
+    ) as response:
+        problem = await response.json(content_type=None)
+        assert (response.status, problem["reason"]) == (403, "IP_NOT_ALLOWED")
