@@ -20,7 +20,6 @@ import ipaddress
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import unquote
 
 from proxy.cidr import CidrSet
@@ -196,14 +195,9 @@ def forwarded_chain(
     return hops
 
 
-@lru_cache(maxsize=32)
-def _trusted(networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> CidrSet:
-    return CidrSet(networks)
-
-
 def trusted_set(server: ServerConfig) -> CidrSet:
-    """``server.trusted_proxies`` compiled (once per distinct list)."""
-    return _trusted(tuple(server.trusted_proxies))
+    """``server.trusted_proxies`` compiled (once per :class:`ServerConfig`)."""
+    return server.trusted_set
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ import re
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -29,6 +30,7 @@ from pydantic import (
     field_validator,
 )
 
+from proxy.cidr import CidrSet
 from proxy.errors import ConfigError
 from proxy.model import DrmSystem
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
@@ -171,17 +173,17 @@ class ServerConfig(StrictModel):
             return max(self.max_challenge_bytes.values(), default=64 * 1024)
         return self.max_challenge_bytes.get(drm, 64 * 1024)
 
+    @cached_property
+    def trusted_set(self) -> CidrSet:
+        """``trusted_proxies`` compiled once for this config: a binary search per lookup,
+        IPv4-mapped networks and addresses unmapped. Request-id trust and client-address
+        trust both read it, so they always agree."""
+        return CidrSet(self.trusted_proxies)
+
     def is_trusted(self, address: str | None) -> bool:
-        """True when ``address`` lies in one of ``trusted_proxies``."""
-        if not address or not self.trusted_proxies:
-            return False
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.trusted_proxies)
+        """True when ``address`` (a canonical IP, as :func:`proxy.clientaddr.normalize_ip`
+        writes it) lies in one of ``trusted_proxies``."""
+        return address in self.trusted_set if address else False
 
 
 class PluginsConfig(StrictModel):

@@ -347,3 +347,29 @@ async def test_an_unclosed_forwarded_quote_does_not_pass_the_ip_allow_list(
     ) as response:
         problem = await response.json(content_type=None)
         assert (response.status, problem["reason"]) == (403, "IP_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize(
+    ("networks", "address", "trusted"),
+    [
+        (["::ffff:10.0.0.0/104"], "10.1.2.3", True),
+        (["::ffff:10.0.0.0/104"], "::ffff:10.1.2.3", True),
+        (["10.0.0.0/8"], "::ffff:10.1.2.3", True),
+        (["2001:db8::/32"], "2001:db8::7", True),
+        (["::/0"], "10.1.2.3", False),  # every IPv6 client, not every client
+        (["10.0.0.0/8"], "11.0.0.1", False),
+        (["10.0.0.0/8"], "not an address", False),
+        (["10.0.0.0/8"], None, False),
+    ],
+)
+def test_request_id_trust_and_client_address_trust_agree(networks, address, trusted):
+    server = ServerConfig(trusted_proxies=networks)
+    assert server.is_trusted(address) is trusted
+    assert resolve_client(address, {}, server).peer_trusted is trusted
+
+
+def test_the_trusted_list_is_compiled_once_per_config():
+    server = ServerConfig(trusted_proxies=[f"10.{i // 256}.{i % 256}.0/24" for i in range(1000)])
+    compiled = server.trusted_set
+    assert server.trusted_set is compiled and len(compiled) == 1000
+    assert server.is_trusted("10.3.231.9") and not server.is_trusted("10.4.0.1")
