@@ -157,10 +157,30 @@ class ServerConfig(StrictModel):
     shutdown_delay: Duration = 0.0
     """How long SIGTERM keeps serving with /readyz at 503 and gRPC health NOT_SERVING
     before the listeners close, so load balancers stop sending new requests first."""
+    request_read_timeout: Duration = 10.0
+    """How long the HTTP bridge waits for a whole request body; a body still arriving
+    then is REQUEST_INVALID with HTTP 408 and the connection is closed."""
+    http_idle_timeout: Duration = 75.0
+    """How long an HTTP connection may stay open with no request under way. It also
+    bounds how long a request's headers may take to arrive (aiohttp's keepalive
+    timeout, counted from the connection's opening or the previous answer)."""
     request_id_header: str = "x-request-id"
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""
+
+    @field_validator("request_read_timeout", "http_idle_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0")
+        return value
+
+    @field_validator("request_id_header")
+    @classmethod
+    def _lower_header(cls, value: str) -> str:
+        # gRPC metadata keys are lower case, and HTTP headers are read without regard to case.
+        return value.strip().lower()
 
     @field_validator("max_challenge_bytes", mode="after")
     @classmethod

@@ -11,14 +11,20 @@ every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import json_format
+from google.protobuf.descriptor import Descriptor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
@@ -61,8 +67,25 @@ def problem(error: ProxyError, request_id: str, *, status: int | None = None) ->
         status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, charset="utf-8"
     )
     if error.retry_after is not None:
-        response.headers["Retry-After"] = str(max(1, round(error.retry_after)))
+        response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
     return response
+
+
+def retry_after_seconds(seconds: float) -> str:
+    """``Retry-After`` in whole seconds, rounded up: a client that waits that long finds
+    the limit lifted (rounding down would send it back too early)."""
+    return str(max(1, math.ceil(seconds)))
+
+
+class RequestTimeout(ProxyError):
+    """The request body did not arrive in time: REQUEST_INVALID, answered with HTTP 408."""
+
+    http_status = 408  # type: ignore[assignment]
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            Reason.REQUEST_INVALID, f"the request body did not arrive within {seconds:g} s"
+        )
 
 
 def _transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
@@ -136,10 +159,22 @@ class RedactingAccessLogger(AbstractAccessLogger):
             "%s %s %s %s %.1fms",
             request.remote,
             request.method,
-            request.path,
+            loggable_path(request.raw_path),
             response.status,
             time * 1000,
         )
+
+
+#: What stays as it is in a logged path: the characters RFC 3986 allows in one, ``%`` included
+#: (so what the client percent-encoded stays encoded, never decoded into a line break).
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
+def loggable_path(raw_path: str) -> str:
+    """The request path as received, without the query string (tokens travel there), with
+    anything outside RFC 3986's path characters percent-encoded: a log line can't be split
+    or forged through the path."""
+    return quote(raw_path.partition("?")[0].partition("#")[0], safe=_PATH_SAFE)
 
 
 class HttpBridge:
@@ -184,6 +219,7 @@ class HttpBridge:
         request_id = accept_request_id(request.headers.get(server.request_id_header), trusted)
         request[REQUEST_ID] = request_id
         token = request_id_var.set(request_id)
+        close_now = False
         try:
             if request.method == "OPTIONS":
                 response: web.StreamResponse = cors.preflight(request)
@@ -192,16 +228,39 @@ class HttpBridge:
                     response = await handler(request)
                 except ProxyError as error:
                     response = problem(error, request_id)
+                    close_now = isinstance(error, RequestTimeout)
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
                     error, status = _transport_error(exc)
                     response = problem(error, request_id, status=status)
+                except Exception:
+                    # A bug, not the caller's fault: logged once here, never echoed.
+                    log.exception(
+                        "unexpected error serving %s %s",
+                        request.method,
+                        loggable_path(request.raw_path),
+                    )
+                    error = ProxyError(Reason.INTERNAL, "the server failed to handle the request")
+                    response = problem(error, request_id)
             response.headers["X-Request-Id"] = request_id
             cors.apply(request, response)
+            if close_now:
+                await self._send_and_close(request, response)
             return response
         finally:
             request_id_var.reset(token)
+
+    @staticmethod
+    async def _send_and_close(request: web.Request, response: web.StreamResponse) -> None:
+        """Send ``response`` and close the connection at once: the rest of a body that
+        timed out may never come, and aiohttp would otherwise wait for it (its lingering
+        close) before closing. aiohttp sees the answer as sent and does not send it again."""
+        response.force_close()
+        await response.prepare(request)
+        await response.write_eof()
+        if request.protocol is not None:
+            request.protocol.force_close()
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -223,16 +282,31 @@ class HttpBridge:
         )
 
     @staticmethod
-    async def _read(request: web.Request, limit: int, too_large: Reason) -> bytes:
+    async def _read(request: web.Request, limit: int, too_large: Reason, seconds: float) -> bytes:
+        """The whole body, within ``limit`` bytes and ``seconds`` (the whole of it, not
+        per chunk: a body trickled a byte at a time is cut off all the same)."""
         if request.content_length is not None and request.content_length > limit:
             raise ProxyError(too_large, f"the request body is larger than {limit} bytes")
         chunks = []
         size = 0
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > limit:
-                raise ProxyError(too_large, f"the request body is larger than {limit} bytes")
-            chunks.append(chunk)
+        try:
+            async with asyncio.timeout(seconds):
+                async for chunk in request.content.iter_chunked(64 * 1024):
+                    size += len(chunk)
+                    if size > limit:
+                        raise ProxyError(
+                            too_large, f"the request body is larger than {limit} bytes"
+                        )
+                    chunks.append(chunk)
+        except TimeoutError:
+            raise RequestTimeout(seconds) from None
+        except (web.RequestPayloadError, HttpProcessingError):
+            # A Content-Encoding that does not decode, broken chunked framing, a body cut
+            # short: aiohttp's message quotes the input, so it is not passed on.
+            raise ProxyError(
+                Reason.REQUEST_INVALID,
+                "the request body could not be read (broken Content-Encoding or framing)",
+            ) from None
         return b"".join(chunks)
 
     # -- routes ----------------------------------------------------------------------
@@ -248,7 +322,12 @@ class HttpBridge:
             ) from None
         pipeline = self._pipeline()
         server = pipeline.server
-        body = await self._read(request, server.challenge_limit(drm), Reason.CHALLENGE_TOO_LARGE)
+        body = await self._read(
+            request,
+            server.challenge_limit(drm),
+            Reason.CHALLENGE_TOO_LARGE,
+            server.request_read_timeout,
+        )
         try:
             key_ids = tuple(parse_key_id(k) for k in request.query.getall("key_id", ()))
         except ValueError:
@@ -270,11 +349,13 @@ class HttpBridge:
         return response
 
     async def _json_message(self, request: web.Request, message: Any) -> Any:
-        body = await self._read(request, self.json_limit, Reason.CHALLENGE_TOO_LARGE)
+        seconds = self._pipeline().server.request_read_timeout
+        body = await self._read(request, self.json_limit, Reason.CHALLENGE_TOO_LARGE, seconds)
         try:
             json_format.Parse(body.decode("utf-8"), message)
         except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-            raise ProxyError(Reason.REQUEST_INVALID, _parse_error_text(exc)) from None
+            detail = _parse_error_text(exc, message.DESCRIPTOR)
+            raise ProxyError(Reason.REQUEST_INVALID, detail) from None
         return message
 
     async def license_json(self, request: web.Request) -> web.Response:
@@ -336,11 +417,38 @@ def _json_response(message: Any) -> web.Response:
     )
 
 
-def _parse_error_text(exc: Exception) -> str:
+_FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
+
+
+def _field_path(descriptor: Descriptor, names: list[str]) -> str | None:
+    """``client.ipAddress`` when every name is a field of the schema (its proto or JSON
+    name), else None: only names the schema defines are ever written back."""
+    path = []
+    current: Descriptor | None = descriptor
+    for name in names:
+        if current is None:
+            return None
+        field = current.fields_by_name.get(name) or current.fields_by_camelcase_name.get(name)
+        if field is None:
+            return None
+        path.append(field.json_name)
+        current = field.message_type
+    return ".".join(path) or None
+
+
+def _parse_error_text(exc: Exception, descriptor: Descriptor) -> str:
+    """A fixed sentence naming at most the schema field at fault: protobuf's messages quote
+    the values and keys the client sent, which may be a token."""
     if isinstance(exc, UnicodeDecodeError):
         return "the body is not UTF-8"
     if isinstance(exc, RecursionError):
         return "the body is nested too deeply"
-    text = str(exc).split("\n")[0]
-    # protobuf's messages name fields and types, never echo long values; keep them short.
-    return f"the body is not a valid message: {text[:200]}"
+    text = str(exc)
+    if text.startswith("Failed to load JSON"):
+        return "the body is not valid JSON"
+    if "has no field named" in text:
+        return "the body is not a valid message: it has a field the message does not define"
+    path = _field_path(descriptor, _FAILED_FIELD.findall(text))
+    if path is not None:
+        return f"the body is not a valid message: field {path} has a value of the wrong form"
+    return "the body is not a valid message"

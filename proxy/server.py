@@ -14,6 +14,7 @@ from aiohttp import web
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_bridge import HttpBridge, RedactingAccessLogger
+from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
 from proxy.pipeline import Pipeline
 
 log = logging.getLogger("proxy.server")
@@ -25,6 +26,7 @@ RESTART_ONLY = (
     "http",
     "max_challenge_bytes",
     "max_token_bytes",
+    "http_idle_timeout",
     "shutdown_grace",
 )
 
@@ -96,15 +98,14 @@ class ProxyApp:
                 server,
                 extra_headers=self.pipeline.request_headers,
             )
-            limit = server.max_token_bytes + 8 * 1024
-            self.runner = web.AppRunner(
+            install_log_filters()
+            self.runner = ProxyAppRunner(
                 bridge.app,
                 handle_signals=False,
                 access_log_class=RedactingAccessLogger,
                 access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
                 shutdown_timeout=server.shutdown_grace,
-                max_line_size=limit,
-                max_field_size=limit,
+                **runner_options(server),
             )
             await self.runner.setup()
             site = web.TCPSite(self.runner, server.http.host, server.http.port, reuse_port=False)
