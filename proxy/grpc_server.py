@@ -22,7 +22,8 @@ from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
 from proxy import convert
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
-from proxy.errors import ProxyError
+from proxy.errors import ProxyError, Reason
+from proxy.http_bridge import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
 
@@ -56,8 +57,17 @@ def error_status(error: ProxyError, request_id: str) -> grpc.Status:
         ("x-request-id", request_id),
     ]
     if error.retry_after is not None:
-        trailers.append(("retry-after", str(max(1, round(error.retry_after)))))
+        trailers.append(("retry-after", retry_after_seconds(error.retry_after)))
     return _Status(error.grpc_code, error.detail, tuple(trailers))
+
+
+def _internal_status(method: str, request_id: str) -> grpc.Status:
+    """INTERNAL for an exception that is no :class:`ProxyError` (a bug): logged here, once,
+    with its traceback; the caller gets the error model and its request id, never the
+    exception's text (grpc.aio would send it as the status message)."""
+    log.exception("unexpected error serving %s", method)
+    error = ProxyError(Reason.INTERNAL, "the server failed to handle the request")
+    return error_status(error, request_id)
 
 
 def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
@@ -81,6 +91,7 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
         peer = grpc_peer_ip(context.peer())
         client_ip, trusted = resolve_client_ip(peer, headers, server)
         # A trusted proxy's request id is believed even when it forwards an outside client.
+        # Metadata keys are lower case, and so is request_id_header once validated.
         request_id = accept_request_id(
             headers.get(server.request_id_header), server.is_trusted(peer)
         )
@@ -109,6 +120,9 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
         except ProxyError as error:
             await context.abort_with_status(error_status(error, request_id))
             raise  # abort_with_status raises; this line is never reached
+        except Exception:
+            await context.abort_with_status(_internal_status("AcquireLicense", request_id))
+            raise
         finally:
             request_id_var.reset(token)
 
@@ -133,6 +147,9 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
             return convert.inspect_response(info, request_id)
         except ProxyError as error:
             await context.abort_with_status(error_status(error, request_id))
+            raise
+        except Exception:
+            await context.abort_with_status(_internal_status("InspectChallenge", request_id))
             raise
         finally:
             request_id_var.reset(token)

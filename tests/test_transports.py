@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from plugins.token.mint import development_key, mint
 from plugins.vendors.clearkey import derive_key
-from proxy import Reason, hookimpl
+from proxy import ProxyError, Reason, hookimpl
 from proxy.encoding import b64url_decode, b64url_encode
 from proxy.secrets import resolve_secret
 from proxy.testing import proxy_config
@@ -403,3 +404,90 @@ async def test_inspect_needs_a_token_only_when_configured(proxy_factory, http, d
         f"{proxy.http_url}/v1/challenge:inspect", json=body, headers=headers
     ) as response:
         assert response.status == 200
+
+
+class _RateLimitsFor:
+    """Refuses every request with a fractional Retry-After."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    @hookimpl
+    def proxy_authorize(self, ctx, principal):
+        raise ProxyError(Reason.RATE_LIMITED, "slow down", retry_after=self.seconds)
+
+
+async def test_retry_after_is_rounded_up_on_both_transports(proxy_factory, http, dev_token):
+    # 1.2 s rounded down would send the client back 0.2 s too early, into another refusal.
+    proxy = await proxy_factory(plugins=[_RateLimitsFor(1.2)])
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await proxy.stub().AcquireLicense(
+            pb.AcquireLicenseRequest(challenge=clearkey_request(KID), token=dev_token())
+        )
+    assert dict(raised.value.trailing_metadata())["retry-after"] == "2"
+    async with http.post(
+        f"{proxy.http_url}/v1/licenses/clearkey",
+        data=clearkey_request(KID),
+        headers={"Authorization": f"Bearer {dev_token()}"},
+    ) as response:
+        assert (response.status, response.headers["Retry-After"]) == (429, "2")
+
+
+@pytest.mark.parametrize("method", ["AcquireLicense", "InspectChallenge"])
+async def test_an_unexpected_grpc_error_is_internal_with_the_request_id(
+    proxy_factory, dev_token, caplog, method
+):
+    proxy = await proxy_factory(proxy_config({"server": {"trusted_proxies": ["127.0.0.0/8"]}}))
+
+    async def broken(request: Any) -> Any:
+        raise RuntimeError("a bug that mentions SECRETVALUE")
+
+    # a bug in the core, not in a plugin (the pipeline turns a plugin's into INTERNAL itself)
+    proxy.pipeline.acquire = proxy.pipeline.inspect_only = broken
+    request_type = getattr(pb, f"{method}Request")
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await getattr(proxy.stub(), method)(
+            request_type(challenge=clearkey_request(KID), token=dev_token()),
+            metadata=(("x-request-id", "caller-id-7"),),
+        )
+    status, info = grpc_error(raised.value)
+    assert raised.value.code() == grpc.StatusCode.INTERNAL
+    assert (info.reason, info.metadata["request_id"]) == ("INTERNAL", "caller-id-7")
+    assert "SECRETVALUE" not in raised.value.details() and "SECRETVALUE" not in status.message
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["proxy.grpc"]
+
+
+async def test_grpc_reads_a_request_id_header_configured_in_any_case(proxy_factory, dev_token):
+    config = proxy_config(
+        {"server": {"trusted_proxies": ["127.0.0.0/8"], "request_id_header": "X-Correlation-Id"}}
+    )
+    proxy = await proxy_factory(config)
+    response = await proxy.stub().AcquireLicense(
+        pb.AcquireLicenseRequest(challenge=clearkey_request(KID), token=dev_token()),
+        metadata=(("x-correlation-id", "grpc-correlation-1"),),
+    )
+    assert response.request_id == "grpc-correlation-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ('{"token": ["SECRETVALUE"]}', "field token has a value of the wrong form"),
+        ('{"drmSystem": "SECRETVALUE"}', "field drmSystem has a value of the wrong form"),
+        ('{"client": {"ipAddress": ["SECRETVALUE"]}}', "field client.ipAddress has"),
+        ('{"client": {"device_id": "d"}, "SECRETVALUE": 1}', "a field the message does not define"),
+        ('{"client": {"SECRETVALUE": 1}}', "a field the message does not define"),
+        ('{"keyIds": "SECRETVALUE"}', "field keyIds has a value of the wrong form"),
+        ('{"token": "a", "token": "SECRETVALUE"}', "not valid JSON"),
+        ('["SECRETVALUE"]', "the body is not a valid message"),
+        ("SECRETVALUE{", "not valid JSON"),
+    ],
+)
+async def test_json_parse_errors_name_the_field_never_the_value(proxy_factory, http, body, detail):
+    proxy = await proxy_factory()
+    async with http.post(f"{proxy.http_url}/v1/license:acquire", data=body) as response:
+        problem = await response.json(content_type=None)
+    assert (response.status, problem["reason"]) == (400, "REQUEST_INVALID")
+    assert detail in problem["detail"]
+    assert "SECRETVALUE" not in json.dumps(problem)
