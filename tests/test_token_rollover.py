@@ -307,3 +307,89 @@ async def test_keys_are_parsed_once_not_per_request_nor_per_refresh(
         assert await plugin.remote[0].refresh()
         assert plugin.verifier.issuers[ISSUER].keys.keys == first
     assert parsed == ["k1"]
+
+
+async def test_a_reload_while_the_identity_provider_is_down_keeps_the_keys(
+    http, key_server, fake_clock
+):
+    """SIGHUP used to build a pipeline with an empty key set: with the IdP down, every token
+    was then TOKEN_KEY_UNKNOWN until it came back."""
+    from proxy.builder import build_pipeline
+    from proxy.server import ProxyApp
+    from proxy.services import Services
+    from proxy.testing import RunningProxy
+
+    config = auth_config(key_server)
+
+    def build():
+        return build_pipeline(config, services=Services(clock=fake_clock))
+
+    app = ProxyApp(build(), rebuild=build, access_log=False)
+    await app.start()
+    proxy = RunningProxy(app)
+    registry_key = (ISSUER, key_server.jwks_uri)
+    try:
+        assert await acquire(proxy, http, token(fake_clock, "k1")) == "OK"
+        await key_server.stop()  # the identity provider goes down
+        assert await app.reload()
+        assert await app.reload()  # and again: the carried-over keys carry over
+        requests_before = key_server.jwks_requests
+        assert await acquire(proxy, http, token(fake_clock, "k1")) == "OK"
+        assert key_server.jwks_requests == requests_before
+        # a key the last good set never held is still unknown
+        assert await acquire(proxy, http, token(fake_clock, "k2")) == "TOKEN_KEY_UNKNOWN"
+        assert jwks.LastGoodKeys.get(registry_key) is not None
+    finally:
+        await proxy.stop()
+    # nothing serves that key set any more: the process forgets it
+    assert jwks.LastGoodKeys.get(registry_key) is None
+
+
+async def test_carried_over_keys_are_parsed_again_for_other_algorithms(key_server, fake_clock):
+    plugin, pipeline = build_token_plugin(
+        {"issuers": [remote_issuer(key_server)]}, clock=fake_clock
+    )
+    async with pipeline.running():
+        await eventually(lambda: plugin.remote[0].successes == 1, "the first fetch")
+        assert await reason(plugin, token(fake_clock, "k1")) == "OK"
+        # the next configuration accepts PS256 only: the RS256 key must not verify RS256
+        narrowed, _ = build_token_plugin(
+            {"issuers": [issuer(jwks_uri=key_server.jwks_uri, algorithms=["PS256"])]},
+            clock=fake_clock,
+        )
+        assert await reason(narrowed, token(fake_clock, "k1")) == "TOKEN_ALGORITHM_REJECTED"
+        signed_ps256 = sign(claims(fake_clock.time()), rsa_key("k1"), alg="PS256", kid="k1")
+        assert await reason(narrowed, signed_ps256) == "OK"
+
+
+async def test_published_keys_without_kid_are_not_tried_one_by_one(
+    key_server, fake_clock, monkeypatch
+):
+    """Published keys without ``kid`` used to serve every token with an unknown kid (or
+    none), so a forged token cost a signature check per published key."""
+    published = [ec_key(f"idless-{i}") for i in range(5)]
+    key_server.keys = [public_jwk(k) for k in published]
+    auth = {"issuers": [issuer(jwks_uri=key_server.jwks_uri, algorithms=["ES256"])]}
+    plugin, pipeline = build_token_plugin(auth, clock=fake_clock)
+    checks = []
+    verify = key_module.VerificationKey.verify
+
+    def counting(self, alg, signing_input, signature):
+        checks.append(self.label)
+        return verify(self, alg, signing_input, signature)
+
+    monkeypatch.setattr(key_module.VerificationKey, "verify", counting)
+    async with pipeline.running():
+        await eventually(lambda: plugin.remote[0].successes == 1, "the first fetch")
+        body = claims(fake_clock.time())
+        for kid in ("made-up", None):
+            forged = sign(body, published[-1], alg="ES256", kid=kid)
+            assert await reason(plugin, forged) == "TOKEN_KEY_UNKNOWN"
+        assert checks == []
+
+        # one published key for the algorithm: it serves, whatever the token's kid
+        key_server.keys = [public_jwk(published[0])]
+        assert await plugin.remote[0].refresh()
+        for kid in ("made-up", None):
+            assert await reason(plugin, sign(body, published[0], alg="ES256", kid=kid)) == "OK"
+        assert len(checks) == 2

@@ -14,7 +14,11 @@ Key rollover must never stop license delivery, so:
   last good keys serving; it is logged, counted, and retried after
   ``retry_interval``, doubling up to ``interval``;
 - a successful fetch replaces the set, so a key the issuer removed stops
-  verifying after the next refresh.
+  verifying after the next refresh;
+- a configuration reload keeps the last good set: the keys one pipeline
+  fetched seed the next pipeline's source for the same issuer and URL
+  (:class:`LastGoodKeys`), so a reload while the identity provider is down
+  never loses them.
 
 Every time decision reads the injected clock's ``monotonic()``, so tests drive
 the schedule with a fake clock.
@@ -28,7 +32,8 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
 
 import aiohttp
 
@@ -81,6 +86,53 @@ def cache_lifetime(headers: Mapping[str, str], default: float, low: float, high:
     return min(max(seconds, low), high)
 
 
+@dataclass(frozen=True, slots=True)
+class KeySetSnapshot:
+    """A key set as last fetched: its JWK entries, and the keys parsed from them for
+    ``algorithms`` (reused as they are when a new source accepts the same algorithms)."""
+
+    algorithms: tuple[str, ...]
+    entries: tuple[Any, ...]
+    parsed: Mapping[str, VerificationKey | None]
+
+
+class LastGoodKeys:
+    """The process's last good key set per ``(issuer, key-set URL)``, kept while a source
+    for it runs (as :meth:`proxy.state.MemoryStore.shared` keeps state).
+
+    A reload builds the new pipeline while the old one serves, so the new
+    pipeline's source finds what the old one fetched and starts with it.
+    """
+
+    _snapshots: ClassVar[dict[tuple[str, str], KeySetSnapshot]] = {}
+    _users: ClassVar[dict[tuple[str, str], int]] = {}
+
+    @classmethod
+    def get(cls, key: tuple[str, str]) -> KeySetSnapshot | None:
+        """The last good set for ``key``, or None."""
+        return cls._snapshots.get(key)
+
+    @classmethod
+    def put(cls, key: tuple[str, str], snapshot: KeySetSnapshot) -> None:
+        """Record a freshly fetched set."""
+        cls._snapshots[key] = snapshot
+
+    @classmethod
+    def acquire(cls, key: tuple[str, str]) -> None:
+        """A source for ``key`` started."""
+        cls._users[key] = cls._users.get(key, 0) + 1
+
+    @classmethod
+    def release(cls, key: tuple[str, str]) -> None:
+        """A source for ``key`` stopped; the set is forgotten when none runs any more."""
+        users = cls._users.get(key, 0) - 1
+        if users > 0:
+            cls._users[key] = users
+            return
+        cls._users.pop(key, None)
+        cls._snapshots.pop(key, None)
+
+
 class RemoteKeys:
     """Keeps one issuer's remote key set fresh and hands each new set to ``install``.
 
@@ -118,9 +170,33 @@ class RemoteKeys:
 
     # -- lifecycle -------------------------------------------------------------------
 
+    @property
+    def registry_key(self) -> tuple[str, str]:
+        """``(issuer, URL)``: what :class:`LastGoodKeys` files this source's sets under."""
+        return self.issuer, self.url
+
+    def seed_from_last_good(self) -> int:
+        """Start with the set a running source for the same issuer and URL last fetched
+        (the pipeline a reload replaces); the number of usable keys installed."""
+        snapshot = LastGoodKeys.get(self.registry_key)
+        if snapshot is None:
+            return 0
+        if snapshot.algorithms == tuple(self.algorithms):
+            self._parsed = dict(snapshot.parsed)
+        keys = self._usable_keys(list(snapshot.entries))
+        if keys:
+            self.install(keys)
+            log.info(
+                "issuer %s: %d signing keys carried over from the previous configuration",
+                self.issuer,
+                len(keys),
+            )
+        return len(keys)
+
     def start(self, session: aiohttp.ClientSession) -> None:
         """Begin the background schedule; the first fetch starts at once and does not block."""
         self._session = session
+        LastGoodKeys.acquire(self.registry_key)
         self._task = asyncio.create_task(self._run(), name=f"keys of {self.issuer}")
 
     async def stop(self) -> None:
@@ -133,6 +209,8 @@ class RemoteKeys:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._inflight = None
+        if self._session is not None:
+            LastGoodKeys.release(self.registry_key)
         self._session = None
 
     @property
@@ -199,7 +277,7 @@ class RemoteKeys:
     async def _fetch_and_install(self, trigger: str) -> bool:
         self.fetches += 1
         try:
-            keys, lifetime = await self._fetch()
+            keys, lifetime, entries = await self._fetch()
         except FetchFailed as exc:
             self._failed(trigger, exc.outcome, str(exc))
             return False
@@ -213,6 +291,10 @@ class RemoteKeys:
         self.successes += 1
         self._next_due = self.clock.monotonic() + lifetime
         self.install(keys)
+        LastGoodKeys.put(
+            self.registry_key,
+            KeySetSnapshot(tuple(self.algorithms), tuple(entries), dict(self._parsed)),
+        )
         metrics.KEY_FETCHES.labels(self.issuer, trigger, "ok").inc()
         metrics.KEYS_LAST_SUCCESS.labels(self.issuer).set(self.clock.time())
         log.info(
@@ -239,7 +321,7 @@ class RemoteKeys:
             delay,
         )
 
-    async def _fetch(self) -> tuple[list[VerificationKey], float]:
+    async def _fetch(self) -> tuple[list[VerificationKey], float, list[Any]]:
         url = self.url
         if self.discovery:
             document, _ = await self._get_json(url)
@@ -256,7 +338,7 @@ class RemoteKeys:
         keys = self._usable_keys(entries)
         if not keys:
             raise FetchFailed("bad_document", "the key set holds no usable signing key")
-        return keys, lifetime
+        return keys, lifetime, entries
 
     def _jwks_uri(self, document: Any) -> str:
         if not isinstance(document, dict):
@@ -341,4 +423,4 @@ class RemoteKeys:
         return bytes(body)
 
 
-__all__ = ["FetchFailed", "RemoteKeys", "cache_lifetime"]
+__all__ = ["FetchFailed", "KeySetSnapshot", "LastGoodKeys", "RemoteKeys", "cache_lifetime"]

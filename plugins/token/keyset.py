@@ -11,21 +11,40 @@ from proxy.errors import ProxyError, Reason
 class KeySet:
     """An immutable set of verification keys, indexed by ``kid``.
 
+    :param keys: the keys configured for the issuer.
+    :param version: see below.
+    :param published: the keys of the issuer's remote key set (``jwks_uri``, discovery).
     :ivar keys: every key, configured ones first.
     :ivar version: bumped each time the issuer's keys change; cached verifications made
         with an older version are dropped.
     """
 
-    __slots__ = ("_anonymous", "_by_id", "fingerprints", "keys", "version")
+    __slots__ = ("_anonymous", "_by_id", "_lone_published", "fingerprints", "keys", "version")
 
-    def __init__(self, keys: Iterable[VerificationKey] = (), version: int = 0) -> None:
-        self.keys = tuple(keys)
+    def __init__(
+        self,
+        keys: Iterable[VerificationKey] = (),
+        version: int = 0,
+        *,
+        published: Iterable[VerificationKey] = (),
+    ) -> None:
+        configured = tuple(keys)
+        remote = tuple(published)
+        self.keys = (*configured, *remote)
         self.version = version
         self._by_id: dict[str, tuple[VerificationKey, ...]] = {}
         for key in self.keys:
             if key.id is not None:
                 self._by_id[key.id] = (*self._by_id.get(key.id, ()), key)
-        self._anonymous = tuple(k for k in self.keys if k.id is None)
+        # Keys an operator configured without id serve any kid. A published key without
+        # kid does so only while it is the set's one key for its algorithm, so a token
+        # never costs a signature check per key an identity provider publishes.
+        self._anonymous = tuple(k for k in configured if k.id is None)
+        self._lone_published: dict[str, VerificationKey] = {}
+        for alg in {alg for key in remote for alg in key.prepared}:
+            fitting = [k for k in remote if alg in k.prepared]
+            if len(fitting) == 1 and fitting[0].id is None:
+                self._lone_published[alg] = fitting[0]
         self.fingerprints = frozenset((k.id, k.fingerprint, k.algorithms) for k in self.keys)
 
     def __len__(self) -> int:
@@ -69,6 +88,9 @@ class KeySet:
         fitting = [k for k in self.keys if alg in k.prepared]
         if len(fitting) == 1:
             return fitting
+        lone = self._lone_published.get(alg)
+        if lone is not None:
+            return [lone]
         if fitting:
             raise ProxyError(
                 Reason.TOKEN_KEY_UNKNOWN, "the token names no key (kid) and the issuer has several"
@@ -78,16 +100,21 @@ class KeySet:
         )
 
     def select_anonymous(self, alg: str) -> list[VerificationKey]:
-        """For a ``kid`` no key answers to: the keys configured without id, else
-        TOKEN_KEY_UNKNOWN (TOKEN_ALGORITHM_REJECTED when they are of another family)."""
+        """For a ``kid`` no key answers to: the keys configured without id, and a published
+        key without kid when it is the published set's only key for ``alg``; else
+        TOKEN_KEY_UNKNOWN (TOKEN_ALGORITHM_REJECTED when the id-less keys configured are of
+        another family)."""
+        fitting = [k for k in self._anonymous if alg in k.prepared]
+        lone = self._lone_published.get(alg)
+        if lone is not None:
+            fitting.append(lone)
+        if fitting:
+            return fitting
         if not self._anonymous:
             raise ProxyError(Reason.TOKEN_KEY_UNKNOWN, "the token's key id is not known")
-        fitting = [k for k in self._anonymous if alg in k.prepared]
-        if not fitting:
-            raise ProxyError(
-                Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} does not fit the issuer's keys"
-            )
-        return fitting
+        raise ProxyError(
+            Reason.TOKEN_ALGORITHM_REJECTED, f"algorithm {alg} does not fit the issuer's keys"
+        )
 
 
 __all__ = ["KeySet"]

@@ -101,6 +101,9 @@ class TokenPlugin:
             metrics.KEYS_LOADED.labels(issuer.name).set(len(issuer.keys))
 
         source = RemoteKeys(issuer_config, config.services.clock, install)
+        # A reload starts with the keys the running pipeline fetched: the identity
+        # provider may be down right now, and tokens must keep verifying.
+        source.seed_from_last_good()
         issuer.refresher = source
         self.remote.append(source)
 

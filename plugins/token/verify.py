@@ -79,7 +79,7 @@ class Issuer:
     def replace_remote_keys(self, keys: Iterable[VerificationKey]) -> bool:
         """Install a freshly fetched key set beside the configured keys; True when it differs
         from the set in use (the version is bumped and listeners are told)."""
-        fresh = KeySet((*self.static_keys, *keys), version=self.keys.version + 1)
+        fresh = KeySet(self.static_keys, version=self.keys.version + 1, published=keys)
         if fresh.same_keys(self.keys):
             return False
         self.keys = fresh
