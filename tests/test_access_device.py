@@ -10,8 +10,10 @@ import pytest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from plugins.access.device import DeviceRule
+from proxy import hookimpl
 from proxy.builder import build_pipeline
 from proxy.errors import ConfigError
+from proxy.policy import EffectivePolicy, Policy, PolicyAccess
 from proxy.testing import proxy_config
 from tests.access_support import grpc_call, http_call
 
@@ -104,6 +106,45 @@ async def test_policy_requires_a_device_id(proxy_factory, http, dev_token):
     assert refused.metadata == {"policy": "tv"}
     assert (await http_call(proxy, http, dev_token({"device": "box"}), content_id="tv/1")).ok
     assert (await http_call(proxy, http, dev_token(), content_id="web/1")).ok
+
+
+@pytest.mark.parametrize("value", [True, 1, "yes", "true"])
+async def test_a_policys_device_requirement_holds_however_true_is_written(
+    proxy_factory, dev_token, value
+):
+    # The Policy model reads 1, "yes" and "true" as true; the rule once looked for `is True`
+    # in the raw config and stayed idle for the others, issuing licenses to no device.
+    config = proxy_config()
+    config["policies"][0]["access"] = {"require_device_id": value}
+    proxy = await proxy_factory(config)
+    refused = await grpc_call(proxy, dev_token({"sub": "a"}))
+    assert (refused.reason, refused.status) == (
+        "DEVICE_NOT_ALLOWED",
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    assert refused.metadata["policy"] == "default"
+    assert (await grpc_call(proxy, dev_token({"sub": "a", "device": "box-1"}))).ok
+
+
+class _InHouseElection:
+    """An in-house election handing out a policy the config never lists."""
+
+    @hookimpl(tryfirst=True)
+    def proxy_select_policy(self, ctx, principal):
+        policy = Policy(
+            name="in-house", backends=["clearkey"], access=PolicyAccess(require_device_id=True)
+        )
+        return EffectivePolicy.from_policy(policy)
+
+
+async def test_a_device_requirement_from_an_in_house_policy_is_enforced(
+    proxy_factory, http, dev_token
+):
+    proxy = await proxy_factory(plugins=[_InHouseElection()])
+    refused = await http_call(proxy, http, dev_token())
+    assert (refused.reason, refused.status) == ("DEVICE_NOT_ALLOWED", 403)
+    assert refused.metadata == {"policy": "in-house"}
+    assert (await http_call(proxy, http, dev_token({"device": "box-1"}))).ok
 
 
 def _write(path, text: str) -> None:

@@ -148,16 +148,6 @@ def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
     return ProxyError(Reason.DEVICE_NOT_ALLOWED, detail, metadata=metadata)
 
 
-def _a_policy_requires_device(config: ConfigContext) -> bool:
-    policies = config.get("policies", [])
-    return isinstance(policies, list) and any(
-        isinstance(p, dict)
-        and isinstance(p.get("access"), dict)
-        and p["access"].get("require_device_id") is True
-        for p in policies
-    )
-
-
 class DeviceRule:
     """Allows or refuses requests by device id."""
 
@@ -172,8 +162,11 @@ class DeviceRule:
     def proxy_configure(self, config: ConfigContext) -> None:
         """Read ``[access.device]`` and load its list files."""
         self.active = config.get("access.device") is not None
-        # Idle (skipped per request) unless a section or a policy asks for device checks.
-        self.enabled = self.active or _a_policy_requires_device(config)
+        # Never idle: proxy_authorize_policy must see every elected policy, those an
+        # in-house proxy_select_policy builds included, and reads the validated model
+        # (require_device_id = 1, "yes" or "true" all mean true). The raw config can't
+        # tell which policies will ask; proxy_authorize returns at once without a section.
+        self.enabled = True
         settings = config.section("access.device", DeviceSettings)
         if settings is None:
             return
@@ -274,7 +267,7 @@ class DeviceRule:
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Refuse devices on the deny list, off the allow list, or missing when required."""
         if not self.active:
-            return
+            return  # no [access.device]: policies may still require a device id
         device_id = self.device_id(ctx, principal)
         ctx.extras[DEVICE_ID] = device_id
         if device_id is None:
