@@ -148,17 +148,26 @@ class ProxyApp:
         """Build a new pipeline and swap it in; in-flight requests finish on the old one.
 
         Reloads run one at a time, so two quick SIGHUPs never leave a pipeline
-        running unclosed.
+        running unclosed. The build (reading files, parsing keys, importing
+        plugins) runs in a worker thread, so requests keep flowing meanwhile; a
+        build or start that fails for any reason leaves the running config.
         """
         if self.rebuild is None:
             return False
         async with self._reload_lock:
             try:
-                fresh = self.rebuild()
+                fresh = await asyncio.to_thread(self.rebuild)
             except ConfigError as exc:
                 log.error("reload refused, the config has errors:\n%s", exc)
                 return False
-            await self._start_pipeline(fresh)
+            except Exception:
+                log.exception("reload failed; the running configuration stays")
+                return False
+            try:
+                await self._start_pipeline(fresh)
+            except Exception:
+                log.exception("reload failed to start the new pipeline; the running one stays")
+                return False
             old, self.pipeline = self.pipeline, fresh
             changed = restart_only_changes(old, fresh)
             if changed:

@@ -227,3 +227,51 @@ async def test_quick_reloads_run_one_at_a_time_and_close_every_old_pipeline():
         assert list(app._pipeline_stacks) == [id(app.pipeline)]
     finally:
         await app.stop()
+
+
+class _FailsToStart:
+    """A plugin whose background work can't start (say, a pool it can't open)."""
+
+    @hookimpl
+    def proxy_configure(self, config):
+        async def broken():
+            raise RuntimeError("cannot open the pool")
+            yield
+
+        config.add_cleanup_ctx(broken)
+
+
+async def test_a_reload_runs_off_the_loop_and_any_failure_keeps_the_running_config(
+    caplog, dev_token
+):
+    import threading
+
+    outcomes = []
+
+    def rebuild():
+        outcomes.append(threading.current_thread() is threading.main_thread())
+        step = len(outcomes)
+        if step == 1:
+            raise RuntimeError("a plugin import blew up")
+        if step == 2:
+            return build_pipeline(proxy_config(), plugins=[_FailsToStart()])
+        return build_pipeline(proxy_config())
+
+    original = build_pipeline(proxy_config())
+    app = ProxyApp(original, rebuild=rebuild, access_log=False)
+    await app.start()
+    try:
+        url = f"http://127.0.0.1:{app.http_port}"
+        assert await app.reload() is False  # the build raised something other than ConfigError
+        assert "reload failed; the running configuration stays" in caplog.text
+        assert await app.reload() is False  # the new pipeline could not start
+        assert "failed to start the new pipeline" in caplog.text
+        assert app.pipeline is original
+        assert await _post(url, dev_token()) == 200
+        assert list(app._pipeline_stacks) == [id(original)]
+        assert await app.reload() is True
+        assert app.pipeline is not original
+        assert await _post(url, dev_token()) == 200
+        assert outcomes == [False, False, False]  # every build ran in a worker thread
+    finally:
+        await app.stop()
