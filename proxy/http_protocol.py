@@ -114,13 +114,19 @@ class ProxyAppRunner(web.AppRunner):
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()
-        return ProblemServer(
-            base.request_handler,
-            request_factory=base.request_factory,
-            handler_cancellation=base.handler_cancellation,
-            loop=base._loop,
-            **base._kwargs,
-        )
+        try:
+            return ProblemServer(
+                base.request_handler,
+                request_factory=base.request_factory,
+                handler_cancellation=base.handler_cancellation,
+                loop=base._loop,
+                **base._kwargs,
+            )
+        except (AttributeError, TypeError):
+            # A future aiohttp moved these internals: keep serving with its own error
+            # answers (RequestDataFilter still keeps request data out of the logs).
+            log.warning("aiohttp's server internals changed: parser errors use its own answers")
+            return base
 
 
 class RequestDataFilter(logging.Filter):
