@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -12,13 +13,14 @@ from typing import Any
 import grpc
 import pytest
 
+from proxy.builder import build_pipeline
 from proxy.challenge import samples
 from proxy.dispatch import ServiceCertificateCache
 from proxy.emulators import axinom, license_facts, start_emulator
 from proxy.errors import ProxyError, Reason
 from proxy.testing import FakeClock, proxy_config
 from proxy.upstream import CircuitBreaker, CircuitSettings, CircuitState, retry_after_seconds
-from proxy.vendors import VendorLicense
+from proxy.vendors import UpstreamRequest, VendorLicense
 from tests.test_vendor_integration import grpc_license, http_license
 
 KID = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
@@ -248,6 +250,74 @@ async def test_the_grpc_deadline_bounds_the_vendor_call(
     _, _, status = await grpc_license(proxy, token, "widevine", CHALLENGE, timeout=0.5)
     assert status is grpc.StatusCode.DEADLINE_EXCEEDED
     assert stats(proxy).attempts == 1
+
+
+async def test_a_callers_short_deadline_is_no_verdict_on_the_backend(vendor_sandbox, primary):
+    """Regression: timeouts caused by callers' short gRPC deadlines opened the circuit
+    for every caller."""
+    pipeline = build_pipeline(
+        config(
+            vendor_sandbox,
+            primary.url,
+            failover=False,
+            timeout="10s",
+            circuit_breaker={"failure_threshold": 2},
+        )
+    )
+    client = pipeline.services.upstream
+    backend = pipeline.backends["primary"]
+    request = UpstreamRequest(url=axinom.urls(primary.url)["widevine"], body=CHALLENGE)
+    primary.fault.set("slow", delay=1, times=3)
+    try:
+        for _ in range(3):
+            with pytest.raises(ProxyError) as caught:
+                await client.exchange(
+                    backend,
+                    request,
+                    lambda response: response,
+                    request_id="impatient",
+                    deadline=time.monotonic() + 0.05,
+                )
+            assert caught.value.reason is Reason.UPSTREAM_TIMEOUT
+            assert caught.value.metadata == {"backend": "primary", "deadline": "caller"}
+        assert client.breaker(backend).state is CircuitState.CLOSED
+        assert client.backend_stats("primary").outages == 0
+        answer = await client.exchange(
+            backend,
+            request,
+            lambda response: response.status,
+            request_id="patient",
+            deadline=time.monotonic() + 10,
+        )
+        assert answer == 400, "the patient caller reaches the backend (which wants a message)"
+    finally:
+        await client.close()
+
+
+async def test_the_backends_own_timeout_still_counts_against_it(vendor_sandbox, primary):
+    pipeline = build_pipeline(
+        config(
+            vendor_sandbox,
+            primary.url,
+            failover=False,
+            timeout="100ms",
+            circuit_breaker={"failure_threshold": 1},
+        )
+    )
+    client = pipeline.services.upstream
+    backend = pipeline.backends["primary"]
+    request = UpstreamRequest(url=axinom.urls(primary.url)["widevine"], body=CHALLENGE)
+    primary.fault.set("slow", delay=1, times=1)
+    try:
+        with pytest.raises(ProxyError) as caught:
+            await client.exchange(
+                backend, request, lambda r: r, request_id="r", deadline=time.monotonic() + 10
+            )
+        assert caught.value.reason is Reason.UPSTREAM_TIMEOUT
+        assert "deadline" not in caught.value.metadata
+        assert client.breaker(backend).state is CircuitState.OPEN
+    finally:
+        await client.close()
 
 
 # -- the parts on their own ------------------------------------------------------------------
