@@ -17,6 +17,7 @@ from proxy.builder import build_pipeline
 from proxy.challenge import samples
 from proxy.dispatch import ServiceCertificateCache
 from proxy.emulators import axinom, license_facts, start_emulator
+from proxy.emulators.base import SERVICE_CERTIFICATE
 from proxy.errors import ProxyError, Reason
 from proxy.testing import FakeClock, proxy_config
 from proxy.upstream import CircuitBreaker, CircuitSettings, CircuitState, retry_after_seconds
@@ -382,3 +383,69 @@ async def test_a_failed_certificate_fetch_is_not_cached():
     with pytest.raises(ProxyError):
         await cache.fetch("b", 60, failing)
     assert cache.get("b") is None
+
+
+async def test_a_short_deadline_on_the_first_certificate_request_does_not_fail_the_others():
+    """Regression: the shared fetch ran under its first caller's deadline."""
+    cache = ServiceCertificateCache(FakeClock())
+    gate = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> VendorLicense:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return VendorLicense(b"cert")
+
+    with pytest.raises(ProxyError) as caught:
+        await cache.fetch("b", 60, fetch, deadline=time.monotonic() + 0.01)
+    assert caught.value.reason is Reason.UPSTREAM_TIMEOUT
+    assert caught.value.metadata["deadline"] == "caller"
+    patient = asyncio.create_task(cache.fetch("b", 60, fetch, deadline=time.monotonic() + 30))
+    await asyncio.sleep(0)
+    gate.set()
+    answer = await patient
+    assert answer.license == b"cert"
+    assert answer.vendor_metadata["service_certificate_cache"] == "shared"
+    assert calls == 1
+    assert cache.get("b") is not None
+
+
+async def test_a_cancelled_first_certificate_request_does_not_cancel_the_fetch():
+    cache = ServiceCertificateCache(FakeClock())
+    gate = asyncio.Event()
+
+    async def fetch() -> VendorLicense:
+        await gate.wait()
+        return VendorLicense(b"cert")
+
+    first = asyncio.create_task(cache.fetch("b", 60, fetch))
+    second = asyncio.create_task(cache.fetch("b", 60, fetch))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert (await second).license == b"cert"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert cache.get("b").license == b"cert"
+
+
+async def test_the_shared_certificate_fetch_is_bounded_by_the_backend_not_the_first_caller(
+    vendor_sandbox, primary, proxy_factory, dev_token
+):
+    primary.fault.set("slow", delay=0.5, times=1)
+    proxy = await proxy_factory(config(vendor_sandbox, primary.url, failover=False))
+    token = dev_token({"sub": "alice", "vendor": "outage"})
+    impatient = asyncio.create_task(
+        grpc_license(proxy, token, "widevine", b"\x08\x04", timeout=0.1)
+    )
+    await asyncio.sleep(0.02)
+    patient = asyncio.create_task(grpc_license(proxy, token, "widevine", b"\x08\x04", timeout=30))
+    _, _, impatient_status = await impatient
+    response, info, status = await patient
+    assert impatient_status is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert status is grpc.StatusCode.OK, info
+    assert response.license == SERVICE_CERTIFICATE
+    assert len(primary.state.received) == 1
+    assert stats(proxy).outages == 0
