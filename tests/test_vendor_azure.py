@@ -183,3 +183,20 @@ def test_a_template_needing_the_key_id_refuses_a_request_without_one():
     with pytest.raises(ProxyError) as caught:
         adapter().build_request(make_call(RENTAL, challenge=challenge(key_ids=())))
     assert caught.value.reason is Reason.REQUEST_INVALID
+
+
+def test_an_error_body_is_logged_never_passed_to_the_caller(caplog):
+    """Regression: the first 300 characters of any error body went to callers."""
+    caplog.set_level("INFO", logger="plugins.vendors")
+    trace = (
+        b"System.InvalidOperationException: boom\r\n   at Key.Delivery.Issue() in D:\\k.cs:line 3"
+    )
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(500, trace))
+    assert caught.value.metadata == {"vendor": "azure", "vendor_status": "500"}
+    assert "azure answered HTTP 500" in caplog.text
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(
+            make_call(RENTAL), response(401, b'{"error":{"message":"Token expired."}}')
+        )
+    assert caught.value.metadata["vendor_message"] == "Token expired."

@@ -210,3 +210,55 @@ def test_an_expired_policy_window_issues_nothing():
     with pytest.raises(common.ProxyError) as caught:
         widevine_policy.policy_overrides(effective(closed), 1_800_000_000)
     assert caught.value.reason is Reason.NOT_ENTITLED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "System.Web.Services.Protocols.SoapException: Internal error\n   at X.Y(Byte[] c)",
+        'Traceback (most recent call last):\n  File "/srv/app.py", line 3, in <module>',
+        "java.lang.IllegalStateException: boom",
+        "at com.vendor.License.issue(License.java:42)",
+        "<html><body>Bad gateway</body></html>",
+        "panic: runtime error: index out of range\ngoroutine 1 [running]:",
+    ],
+)
+def test_vendor_internals_are_never_a_vendor_message(text):
+    assert common.vendor_message(text) is None
+
+
+def test_a_vendor_message_is_its_first_line_scrubbed():
+    assert common.vendor_message("License denied: device revoked.\nmore") == (
+        "License denied: device revoked."
+    )
+    assert common.vendor_message("") is None
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6", "3q2+7w==", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"],
+)
+def test_scrub_redacts_keys_in_hex_and_padded_base64(secret):
+    assert secret not in common.scrub(f"bad key {secret} given")
+
+
+def test_scrub_leaves_ordinary_words_and_codes():
+    assert common.scrub("status=OK code 0x8004C600 MDRM-1011") == (
+        "status=OK code 0x8004C600 MDRM-1011"
+    )
+
+
+def test_a_playready_fault_with_a_stack_trace_keeps_its_code_only():
+    fault = (
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>'
+        b"<faultcode>s:Server</faultcode><faultstring>System.Web.Services.Protocols."
+        b"SoapException: Internal error at Microsoft.Media.Drm.LicenseServer.Process(Byte[] "
+        b"challenge) in D:\\src\\x.cs:line 9</faultstring><detail><Exception><StatusCode>"
+        b"0x8004C600</StatusCode></Exception></detail></s:Fault></s:Body></s:Envelope>"
+    )
+    error = common.playready_fault_error("azure", response(500, fault))
+    assert error.metadata == {
+        "vendor": "azure",
+        "vendor_status": "500",
+        "vendor_code": "0x8004C600",
+    }

@@ -237,7 +237,42 @@ def test_the_mdrm_table_covers_every_documented_code():
 
 def test_read_mdrm_is_tolerant():
     assert read_mdrm(b'{"message":"x","code":"mdrm_1004"}') == ("MDRM-1004", "x")
-    assert read_mdrm(b"\xff\xfe garbage") == (None, "\ufffd\ufffd garbage")
+    assert read_mdrm(b"\xff\xfe garbage") == (None, None)
+
+
+#: A .NET exception dump as a failing server might answer it.
+STACK_TRACE = (
+    "System.NullReferenceException: Object reference not set to an instance of an object.\r\n"
+    "   at Vmx.License.WidevineHandler.Issue(Request r) in C:\\build\\src\\WidevineHandler.cs:"
+    "line 212\r\n   at Vmx.Api.Controllers.LicenseController.Post()"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        STACK_TRACE.encode(),
+        b"MDRM-500 " + STACK_TRACE.encode(),
+        json.dumps({"code": "MDRM-500", "message": STACK_TRACE}).encode(),
+        b"<!DOCTYPE html><html><body>Server Error in '/' Application.</body></html>",
+    ],
+)
+def test_a_stack_trace_never_reaches_the_caller_but_reaches_the_log(body, caplog):
+    """Regression: free text (a stack trace) was passed to callers as vendor_message."""
+    caplog.set_level("INFO", logger="plugins.vendors")
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL, content_id="m"), response(500, body))
+    assert caught.value.reason is Reason.UPSTREAM_UNAVAILABLE
+    assert "vendor_message" not in caught.value.metadata
+    assert set(caught.value.metadata) <= {"vendor", "vendor_status", "vendor_code"}
+    assert "verimatrix answered HTTP 500" in caplog.text
+
+
+def test_a_short_json_message_is_passed_on():
+    body = b'{"code":"MDRM-508","message":"Token expired"}'
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL, content_id="m"), response(401, body))
+    assert caught.value.metadata["vendor_message"] == "Token expired"
 
 
 def test_a_key_that_does_not_suit_the_algorithm_is_refused():

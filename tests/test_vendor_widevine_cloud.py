@@ -153,3 +153,22 @@ def test_other_drms_are_not_served():
     with pytest.raises(ProxyError) as caught:
         adapter().build_request(make_call(RENTAL, challenge=challenge(DrmSystem.PLAYREADY)))
     assert caught.value.reason is Reason.DRM_NOT_SUPPORTED
+
+
+def test_an_http_error_body_never_reaches_the_caller(caplog):
+    """Regression: the first 300 characters of an HTTP error body went to callers."""
+    caplog.set_level("INFO", logger="plugins.vendors")
+    body = b"<html><body>java.lang.NullPointerException at com.google.Foo.bar(Foo.java:1)</body>"
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(503, body))
+    assert caught.value.reason is Reason.UPSTREAM_UNAVAILABLE
+    assert "vendor_message" not in caught.value.metadata
+    assert "widevine_cloud answered HTTP 503" in caplog.text
+
+
+def test_a_status_message_that_is_a_stack_trace_is_dropped():
+    doc = {"status": "INTERNAL_ERROR", "status_message": "Exception: at x.y(z.cc:12)"}
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(200, json.dumps(doc).encode()))
+    assert caught.value.metadata["vendor_code"] == "INTERNAL_ERROR"
+    assert "vendor_message" not in caught.value.metadata

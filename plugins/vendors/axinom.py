@@ -35,6 +35,7 @@ from plugins.vendors.common import (
     playready_fault_error,
     scrub,
     status_error,
+    vendor_message,
 )
 from proxy import hookimpl
 from proxy.config import Duration
@@ -331,8 +332,9 @@ class AxinomAdapter:
             if drm is DrmSystem.PLAYREADY:
                 fault = playready_fault_error(VENDOR, response)
                 if fault is not None:
-                    if message:
-                        fault.metadata["vendor_message"] = scrub(message)
+                    shown = vendor_message(message)
+                    if shown:
+                        fault.metadata["vendor_message"] = shown
                     raise fault
             raise status_error(VENDOR, response, message=message)
         body = check_license(VENDOR, drm, response.body)

@@ -38,6 +38,7 @@ from plugins.vendors.common import (
     fairplay_content_id,
     guid,
     json_bytes,
+    json_message,
     json_object,
     key_material,
     playready_fault_error,
@@ -275,9 +276,9 @@ class AzureAdapter:
                 fault = playready_fault_error(VENDOR, response)
                 if fault is not None:
                     raise fault
-            message = response.body[:300].decode("utf-8", "replace")
+            # Azure's error body format is UNVERIFIED: only a JSON message field is shown.
             code = "Unauthorized" if response.status == 401 else None
-            raise status_error(VENDOR, response, code=code, message=message)
+            raise status_error(VENDOR, response, code=code, message=json_message(response.body))
         body = response.body
         if drm is DrmSystem.FAIRPLAY:
             match = _CKC.search(body)

@@ -18,7 +18,6 @@ mapping is a table (:data:`MDRM_CODES`).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any, Literal
@@ -39,7 +38,9 @@ from plugins.vendors.common import (
     fairplay_content_id,
     guid,
     json_bytes,
+    json_message,
     json_object,
+    log_vendor_body,
     playready_fault_error,
     status_error,
     vendor_error,
@@ -99,7 +100,7 @@ MDRM_CODES: dict[int, Reason] = {
     1110: _R,
 }
 _MDRM = re.compile(r"MDRM[-_ ]?(\d{3,4})", re.IGNORECASE)
-_MESSAGE_FIELDS = ("message", "errorMessage", "error_message", "description", "detail", "error")
+_MESSAGE_FIELDS = ("message", "errorMessage", "error_message", "description", "detail")
 
 _ALGORITHMS: dict[str, type] = {
     "ES256": ec.EllipticCurvePrivateKey,
@@ -376,22 +377,10 @@ class VerimatrixAdapter:
 
 
 def read_mdrm(body: bytes) -> tuple[str | None, str | None]:
-    """The MDRM code and message in an error body, whatever its shape (JSON or text)."""
+    """The MDRM code in an error body, whatever its shape (JSON or text), and the message
+    of a JSON body's known message field (free text never reaches callers)."""
     text = body[:4096].decode("utf-8", "replace")
-    message = None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict):
-        inner = doc.get("error") if isinstance(doc.get("error"), dict) else doc
-        for field in _MESSAGE_FIELDS:
-            value = inner.get(field)
-            if isinstance(value, str) and value:
-                message = value
-                break
-    elif text.strip() and not text.lstrip().startswith("<"):
-        message = text.strip()
+    message = json_message(body, _MESSAGE_FIELDS)
     match = _MDRM.search(text)
     code = f"MDRM-{match.group(1)}" if match else None
     return code, message
@@ -407,6 +396,7 @@ def mdrm_error(
         if fault is not None:
             return fault
     if code is not None:
+        log_vendor_body(VENDOR, response.status, response.body)
         reason = MDRM_CODES.get(int(code[5:]))
         if reason is None:
             reason = _U if response.status >= 500 or response.status == 429 else _R

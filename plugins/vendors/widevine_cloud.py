@@ -25,6 +25,7 @@ from plugins.vendors.common import (
     bad_response,
     check_widevine_answer,
     json_bytes,
+    json_message,
     json_object,
     key_material,
     scrub,
@@ -143,9 +144,7 @@ class WidevineCloudAdapter:
     def parse_response(self, call: VendorCall, response: UpstreamResponse) -> VendorLicense:
         """The decoded license, or the error its ``status`` names (HTTP 200 included)."""
         if response.status != 200:
-            raise status_error(
-                VENDOR, response, message=response.body[:300].decode("utf-8", "replace")
-            )
+            raise status_error(VENDOR, response, message=json_message(response.body))
         doc = json_object(VENDOR, response)
         status = doc.get("status")
         if not isinstance(status, str):
