@@ -13,6 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from plugins.vendors.azure import CONTENT_KEY_CLAIM, AzureAdapter, AzureSettings
+from proxy.challenge import samples
+from proxy.challenge.widevine import parse_widevine
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal
 from proxy.services import Services
@@ -200,3 +202,12 @@ def test_an_error_body_is_logged_never_passed_to_the_caller(caplog):
             make_call(RENTAL), response(401, b'{"error":{"message":"Token expired."}}')
         )
     assert caught.value.metadata["vendor_message"] == "Token expired."
+
+
+def test_the_widevine_template_sends_a_binary_content_id_as_its_bytes():
+    """Regression: the hex text the proxy shows was sent instead of the bytes."""
+    content_id = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
+    body = samples.widevine_license_request(key_ids=[KID_SD], content_id=content_id)
+    call = make_call(RENTAL, challenge=parse_widevine(body))
+    template = json.loads(adapter(widevine_request="template").build_request(call).body)
+    assert base64.b64decode(template["content_id"]) == content_id

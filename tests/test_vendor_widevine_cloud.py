@@ -11,11 +11,21 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from plugins.vendors.widevine_cloud import WidevineCloudAdapter, WidevineCloudSettings, sign_request
+from proxy.challenge import samples
+from proxy.challenge.widevine import parse_widevine
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
 from proxy.services import Services
 from proxy.testing import FakeClock
-from tests.test_vendor_common import DOWNLOAD, RENTAL, SPLIT, challenge, make_call, response
+from tests.test_vendor_common import (
+    DOWNLOAD,
+    KID_SD,
+    RENTAL,
+    SPLIT,
+    challenge,
+    make_call,
+    response,
+)
 
 KEY = bytes(range(32))
 IV = bytes(range(16, 32))
@@ -172,3 +182,25 @@ def test_a_status_message_that_is_a_stack_trace_is_dropped():
         adapter().parse_response(make_call(RENTAL), response(200, json.dumps(doc).encode()))
     assert caught.value.metadata["vendor_code"] == "INTERNAL_ERROR"
     assert "vendor_message" not in caught.value.metadata
+
+
+#: A content id that is not text (the proxy shows it as hex).
+BINARY_CONTENT_ID = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
+
+
+def parsed_challenge(content_id: bytes):
+    body = samples.widevine_license_request(key_ids=[KID_SD], content_id=content_id)
+    return parse_widevine(body)
+
+
+def test_a_binary_content_id_from_the_challenge_is_sent_as_its_own_bytes():
+    """Regression: the hex text the proxy shows was sent instead of the bytes."""
+    info = parsed_challenge(BINARY_CONTENT_ID)
+    assert info.content_id == BINARY_CONTENT_ID.hex()
+    inner = unwrap(adapter().build_request(make_call(RENTAL, challenge=info)))
+    assert base64.b64decode(inner["content_id"]) == BINARY_CONTENT_ID
+
+
+def test_a_caller_given_content_id_is_sent_as_utf8():
+    inner = unwrap(adapter().build_request(make_call(RENTAL, content_id="film/été")))
+    assert base64.b64decode(inner["content_id"]) == "film/été".encode()

@@ -44,6 +44,7 @@ from plugins.vendors.common import (
     playready_fault_error,
     status_error,
     vendor_error,
+    widevine_content_id,
 )
 from proxy import hookimpl
 from proxy.config import Duration
@@ -130,8 +131,9 @@ def widevine_template(
 ) -> dict[str, Any]:
     """The Widevine license template (seed 000) for ``call``, challenge as ``payload``."""
     doc: dict[str, Any] = {"payload": b64(call.challenge.payload)}
-    if call.content_id:
-        doc["content_id"] = b64(call.content_id.encode("utf-8"))
+    content_id = widevine_content_id(call)
+    if content_id:
+        doc["content_id"] = b64(content_id)
     if provider:
         doc["provider"] = provider
     doc.update(widevine_policy.track_selection(call.policy))

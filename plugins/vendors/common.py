@@ -23,7 +23,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem
 from proxy.secrets import Secret
 from proxy.upstream import retry_after_seconds
-from proxy.vendors import UpstreamResponse
+from proxy.vendors import UpstreamResponse, VendorCall
 
 #: What PlayReady servers expect in the request (VENDOR_FACTS 7.2).
 PLAYREADY_CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -388,6 +388,17 @@ def fairplay_content_id(value: str | None) -> str | None:
     if value.lower().startswith("skd://"):
         value = value[6:]
     return value.split("?", 1)[0] or None
+
+
+def widevine_content_id(call: VendorCall) -> bytes | None:
+    """The bytes for Widevine's ``content_id``: the challenge's own bytes when the id was
+    read from the challenge (it may be binary, shown to the rest of the proxy as hex),
+    else the caller's content id as UTF-8."""
+    raw = call.challenge.details.get("widevine_content_id")
+    from_challenge = call.challenge.content_id and call.content_id == call.challenge.content_id
+    if isinstance(raw, bytes) and raw and from_challenge:
+        return raw
+    return call.content_id.encode("utf-8") if call.content_id else None
 
 
 def header_metadata(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:

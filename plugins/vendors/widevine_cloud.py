@@ -31,6 +31,7 @@ from plugins.vendors.common import (
     scrub,
     status_error,
     vendor_error,
+    widevine_content_id,
 )
 from proxy import hookimpl
 from proxy.errors import ProxyError, Reason
@@ -111,8 +112,9 @@ class WidevineCloudAdapter:
         }
         if call.challenge.request_type is RequestType.SERVICE_CERTIFICATE:
             return doc
-        if call.content_id:
-            doc["content_id"] = b64(call.content_id.encode("utf-8"))
+        content_id = widevine_content_id(call)
+        if content_id:
+            doc["content_id"] = b64(content_id)
         if self.settings.policy_name:
             doc["policy_name"] = self.settings.policy_name
         doc.update(widevine_policy.track_selection(call.policy))
