@@ -120,25 +120,45 @@ def test_sd_hd_uhd_split_names_a_usage_policy_per_track_and_leaves_uhd_out():
     assert policies["HD"]["fairplay"] == {"hdcp": "TYPE1", "allow_airplay": False}
 
 
-def test_access_rules_and_session_id_reach_license_server_and_session():
-    policy = {**RENTAL, "access": {"ip_allow": ["203.0.113.7/32"], "require_device_id": True}}
-    call = make_call(
-        policy,
+ACCESS = {**RENTAL, "access": {"ip_allow": ["203.0.113.7/32"], "require_device_id": True}}
+
+
+def access_call(device_id: str = "ed85e2bc-63d8-4a26-8ad0-18c382c12dd9"):
+    return make_call(
+        ACCESS,
         challenge=challenge(DrmSystem.PLAYREADY, payload=b"<soap>AcquireLicense</soap>"),
-        client=ClientInfo(device_id="ed85e2bc-63d8-4a26-8ad0-18c382c12dd9"),
+        client=ClientInfo(ip_address="203.0.113.7", device_id=device_id, trusted=True),
         metadata={"session_id": "session_0001"},
     )
-    request = adapter(prevent_drm_message_reuse=True).build_request(call)
+
+
+def test_access_rules_are_not_sent_by_default():
+    """Regression: the end user's address and free-form device id went to Axinom, which
+    sees the proxy's address and expects PlayReady device GUIDs."""
+    request = adapter(prevent_drm_message_reuse=True).build_request(access_call("my-phone"))
     assert request.url.startswith("https://drm-playready-licensing")
     assert request.headers["Content-Type"] == "text/xml; charset=utf-8"
     assert "SOAPAction" in request.headers
+    assert "X-Forwarded-For" not in request.headers
     message = envelope(request)["message"]
-    assert message["license_server"]["access_control"] == {
+    assert message["license_server"]["access_control"] == {"prevent_drm_message_reuse": True}
+    assert message["session"] == {"user_id": "alice", "id": "session_0001"}
+
+
+def test_access_rules_reach_license_server_when_asked():
+    settings = {"send_allowed_ip_addresses": True, "send_playready_device_ids": True}
+    request = adapter(**settings).build_request(access_call())
+    assert request.headers["X-Forwarded-For"] == "203.0.113.7"
+    assert envelope(request)["message"]["license_server"]["access_control"] == {
         "allowed_ip_addresses": ["203.0.113.7"],
         "playready": {"allowed_device_ids": ["ed85e2bc-63d8-4a26-8ad0-18c382c12dd9"]},
-        "prevent_drm_message_reuse": True,
     }
-    assert message["session"] == {"user_id": "alice", "id": "session_0001"}
+
+
+def test_a_device_id_that_is_no_guid_is_refused_when_device_ids_are_sent():
+    with pytest.raises(ProxyError) as caught:
+        adapter(send_playready_device_ids=True).build_request(access_call("my-phone"))
+    assert caught.value.reason is Reason.REQUEST_INVALID
 
 
 def test_session_id_from_the_token_claim():

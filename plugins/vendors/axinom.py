@@ -101,6 +101,17 @@ class AxinomSettings(UpstreamSettings):
     its ``type`` and ``device_info`` strings go to ``vendor_metadata``."""
     session_id_claim: str | None = "sid"
     """Token claim whose value becomes ``session.id`` (request metadata ``session_id`` wins)."""
+    send_allowed_ip_addresses: bool = False
+    """Render a policy's single-host ``access.ip_allow`` as
+    ``access_control.allowed_ip_addresses`` and send the end user's address in
+    ``X-Forwarded-For``. Off by default: Axinom sees the proxy's address, so this only
+    works when the tenant believes the proxy's ``X-Forwarded-For``; the proxy enforces
+    ``ip_allow`` itself either way."""
+    send_playready_device_ids: bool = False
+    """Render a trusted caller's device id in ``access_control.playready.allowed_device_ids``
+    for policies with ``access.require_device_id``. Axinom expects PlayReady device GUIDs
+    (as its License Request Info Message reports them): a device id that is not a GUID is
+    ``REQUEST_INVALID``. Off by default: the proxy enforces ``require_device_id`` itself."""
 
 
 def _rules_doc(rules: TrackRules) -> dict[str, Any]:
@@ -264,15 +275,27 @@ class AxinomAdapter:
     def _license_server(self, call: VendorCall) -> dict[str, Any]:
         access: dict[str, Any] = {}
         rules = call.policy.policy.access
-        if rules.ip_allow:
+        if self.settings.send_allowed_ip_addresses and rules.ip_allow:
             # Axinom lists addresses, not networks: a policy's allow list of single
             # hosts goes through; a wider network can't be expressed and stays ours.
             hosts = [str(n.network_address) for n in rules.ip_allow if n.num_addresses == 1]
             if len(hosts) == len(rules.ip_allow):
                 access["allowed_ip_addresses"] = hosts
         device = call.ctx.request.client.device_id
-        if rules.require_device_id and device and call.challenge.drm_system is DrmSystem.PLAYREADY:
-            access["playready"] = {"allowed_device_ids": [device]}
+        if (
+            self.settings.send_playready_device_ids
+            and rules.require_device_id
+            and device
+            and call.challenge.drm_system is DrmSystem.PLAYREADY
+        ):
+            try:
+                device_guid = str(uuid.UUID(device))
+            except ValueError:
+                raise ProxyError(
+                    Reason.REQUEST_INVALID,
+                    "the device id is not a PlayReady device GUID, which this backend sends",
+                ) from None
+            access["playready"] = {"allowed_device_ids": [device_guid]}
         if self.settings.prevent_drm_message_reuse is not None:
             access["prevent_drm_message_reuse"] = self.settings.prevent_drm_message_reuse
         server: dict[str, Any] = {}
@@ -318,6 +341,9 @@ class AxinomAdapter:
         headers = {"Content-Type": OCTET_STREAM}
         if drm is DrmSystem.PLAYREADY:
             headers = {"Content-Type": PLAYREADY_CONTENT_TYPE, "SOAPAction": PLAYREADY_SOAP_ACTION}
+        client_ip = call.ctx.request.client.ip_address
+        if self.settings.send_allowed_ip_addresses and client_ip:
+            headers["X-Forwarded-For"] = client_ip
         if self.settings.message_transport == "header":
             headers[MESSAGE_HEADER] = token
         else:
