@@ -278,3 +278,11 @@ def test_bad_communication_key_fails_at_start_with_its_key_path():
     assert config.errors[0][0] == "backends.ax"
     assert "com_key" in config.errors[0][1]
     assert "c2hvcnQ" not in config.errors[0][1]
+
+
+@pytest.mark.parametrize("request_type", [RequestType.RENEWAL, RequestType.RELEASE])
+def test_a_widevine_renewal_or_release_goes_with_an_empty_key_list(request_type):
+    """Regression: renewals and releases name no key and were refused (REQUEST_INVALID)."""
+    call = make_call(RENTAL, challenge=challenge(key_ids=(), request_type=request_type))
+    message = envelope(adapter().build_request(call))["message"]
+    assert message["content_keys_source"] == {"inline": []}

@@ -16,7 +16,7 @@ from plugins.vendors.azure import CONTENT_KEY_CLAIM, AzureAdapter, AzureSettings
 from proxy.challenge import samples
 from proxy.challenge.widevine import parse_widevine
 from proxy.errors import ProxyError, Reason
-from proxy.model import DrmSystem, Principal
+from proxy.model import DrmSystem, Principal, RequestType
 from proxy.services import Services
 from proxy.testing import FakeClock
 from tests.test_vendor_common import (
@@ -211,3 +211,15 @@ def test_the_widevine_template_sends_a_binary_content_id_as_its_bytes():
     call = make_call(RENTAL, challenge=parse_widevine(body))
     template = json.loads(adapter(widevine_request="template").build_request(call).body)
     assert base64.b64decode(template["content_id"]) == content_id
+
+
+def test_a_renewal_without_key_ids_goes_to_the_renewal_url():
+    renewal = challenge(key_ids=(), request_type=RequestType.RENEWAL)
+    request = adapter(renewal_url="https://acct.example/Widevine/").build_request(
+        make_call(RENTAL, challenge=renewal)
+    )
+    assert request.url == "https://acct.example/Widevine/"
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(make_call(RENTAL, challenge=renewal))
+    assert caught.value.reason is Reason.REQUEST_INVALID
+    assert "renewal_url" in caught.value.detail

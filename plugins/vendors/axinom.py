@@ -244,14 +244,16 @@ class AxinomAdapter:
         """The Entitlement Message v2 for ``call``."""
         policy = call.policy
         key_ids = call.key_ids
-        is_license = call.challenge.request_type is not RequestType.SERVICE_CERTIFICATE
-        if is_license and not key_ids:
+        # A Widevine renewal or release names an existing license, not keys: like a
+        # certificate request it goes with whatever keys are known (often none).
+        is_new = call.challenge.request_type is RequestType.NEW
+        if is_new and not key_ids:
             raise ProxyError(
                 Reason.REQUEST_INVALID,
                 "Axinom needs the key ids: the challenge names none, so send key_id hints",
             )
         inline, policies = usage_policies(policy, key_ids)
-        if is_license and not inline:
+        if is_new and not inline:
             raise ProxyError(
                 Reason.UPSTREAM_REJECTED,
                 "the policy allows none of the requested keys",

@@ -71,6 +71,10 @@ class AzureSettings(UpstreamSettings):
     service_certificate_url: str | None = None
     """Where Widevine service-certificate requests go when the Widevine template needs a
     key id they don't carry (no placeholders)."""
+    renewal_url: str | None = None
+    """Where Widevine renewals and releases (which name an existing license, not keys) go
+    when the Widevine template needs a key id and the request sends no ``key_id`` hint
+    (no placeholders)."""
     bearer: Literal["mint", "passthrough"] = "mint"
     """Mint the token restriction's JWT, or forward the customer's own token."""
     issuer: str | None = None
@@ -119,10 +123,10 @@ class AzureSettings(UpstreamSettings):
                 )
             if not template.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: not an http(s) URL")
-        if self.service_certificate_url and not self.service_certificate_url.startswith(
-            ("https://", "http://")
-        ):
-            raise ValueError("service_certificate_url: not an http(s) URL")
+        for name in ("service_certificate_url", "renewal_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name}: not an http(s) URL")
         return self
 
 
@@ -210,9 +214,14 @@ class AzureAdapter:
         """The license URL from the DRM's template."""
         drm = call.challenge.drm_system
         template = self.settings.urls.get(drm)
-        certificate = call.challenge.request_type is RequestType.SERVICE_CERTIFICATE
-        if certificate and self.settings.service_certificate_url and not call.key_ids:
-            return self.settings.service_certificate_url
+        request_type = call.challenge.request_type
+        certificate = request_type is RequestType.SERVICE_CERTIFICATE
+        existing = request_type in (RequestType.RENEWAL, RequestType.RELEASE)
+        if not call.key_ids:
+            if certificate and self.settings.service_certificate_url:
+                return self.settings.service_certificate_url
+            if existing and self.settings.renewal_url:
+                return self.settings.renewal_url
         if template is None:
             raise ProxyError(
                 Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
@@ -220,10 +229,16 @@ class AzureAdapter:
         values = {"kid": "", "content_id": quote(call.content_id or "", safe="")}
         if "{kid}" in template:
             if not call.key_ids:
+                alternative = (
+                    " (or set service_certificate_url)"
+                    if certificate
+                    else " (or set renewal_url)"
+                    if existing
+                    else ""
+                )
                 raise ProxyError(
                     Reason.REQUEST_INVALID,
-                    "this backend's license URL needs the key id: send a key_id hint"
-                    + (" (or set service_certificate_url)" if certificate else ""),
+                    "this backend's license URL needs the key id: send a key_id hint" + alternative,
                 )
             values["kid"] = guid(call.key_ids[0])
         if "{content_id}" in template and not call.content_id:

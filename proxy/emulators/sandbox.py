@@ -139,6 +139,7 @@ class Sandbox:
                 "vendor": "azure",
                 "urls": azure.url_templates(base),
                 "service_certificate_url": f"{base}/Widevine/",
+                "renewal_url": f"{base}/Widevine/",
                 "issuer": AZURE_ISSUER,
                 "audience": AZURE_AUDIENCE,
                 "signing_key": _b64ref(keys.azure_key),
