@@ -223,3 +223,17 @@ def test_a_renewal_without_key_ids_goes_to_the_renewal_url():
         adapter().build_request(make_call(RENTAL, challenge=renewal))
     assert caught.value.reason is Reason.REQUEST_INVALID
     assert "renewal_url" in caught.value.detail
+
+
+def test_a_template_internal_error_is_an_outage_so_the_next_backend_is_tried():
+    """Regression: INTERNAL_ERROR in a template answer was a refusal (no failover)."""
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(200, b'{"status":"INTERNAL_ERROR"}'))
+    assert caught.value.reason is Reason.UPSTREAM_UNAVAILABLE
+    assert caught.value.metadata["vendor_code"] == "INTERNAL_ERROR"
+
+
+def test_max_uses_with_a_token_living_over_an_hour_is_refused_at_config():
+    with pytest.raises(ValueError, match="max_uses"):
+        adapter(max_uses=1, token_lifetime="2h")
+    assert adapter(max_uses=1, token_lifetime="1h").settings.max_uses == 1

@@ -95,7 +95,7 @@ def test_rental_token_field_by_field():
 
 def test_every_token_is_fresh_within_the_vendor_window():
     clock = FakeClock()
-    vmx = adapter(clock, token_lifetime="2m")
+    vmx = adapter(clock, token_lifetime="2m", max_token_age=120)
     first = minted(vmx.build_request(make_call(RENTAL, clock, content_id="m")), clock)
     clock.advance(500)
     second = minted(vmx.build_request(make_call(RENTAL, clock, content_id="m")), clock)
@@ -106,7 +106,16 @@ def test_every_token_is_fresh_within_the_vendor_window():
 
 def test_a_lifetime_beyond_120_seconds_is_refused_at_config():
     with pytest.raises(ValueError, match="token_lifetime"):
-        adapter(token_lifetime="5m")
+        adapter(token_lifetime="5m", max_token_age=120)
+    with pytest.raises(ValueError, match="max_token_age"):
+        adapter(max_token_age=121)
+
+
+def test_a_lifetime_beyond_90_seconds_needs_max_token_age():
+    """Regression: up to 120 s was allowed although an older Verimatrix doc says 90."""
+    with pytest.raises(ValueError, match="longer than max_token_age"):
+        adapter(token_lifetime="100s")
+    assert adapter(token_lifetime="90s").settings.token_lifetime == 90
 
 
 def test_persistent_download_policy_claim():

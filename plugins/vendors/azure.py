@@ -57,6 +57,8 @@ from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorL
 VENDOR = "azure"
 CONTENT_KEY_CLAIM = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
 MAX_USES_CLAIM = "urn:microsoft:azure:mediaservices:maxuses"
+#: Azure refuses tokens with ``maxuses`` that expire more than this far ahead (VENDOR_FACTS 3.3).
+MAX_USES_LIFETIME = 3600
 _PLACEHOLDERS = frozenset({"kid", "content_id"})
 _CKC = re.compile(rb"<ckc>\s*([A-Za-z0-9+/=_-]+)\s*</ckc>", re.IGNORECASE)
 
@@ -88,7 +90,8 @@ class AzureSettings(UpstreamSettings):
     content_key_identifier: bool = True
     """Add the ``contentkeyidentifier`` required claim (the key id as a GUID)."""
     max_uses: int | None = Field(default=None, ge=1)
-    """Add the ``maxuses`` replay claim (Azure then refuses tokens living over 1 h)."""
+    """Add the ``maxuses`` replay claim (Azure then refuses tokens living over 1 h, so
+    ``token_lifetime`` must be 1 h or less)."""
     claims: dict[str, str | int | bool] = Field(default_factory=dict)
     """Fixed claims the restriction requires."""
     forward_claims: list[str] = Field(default_factory=list)
@@ -110,6 +113,11 @@ class AzureSettings(UpstreamSettings):
             missing = [n for n in ("issuer", "audience", "signing_key") if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"bearer = 'mint' needs {', '.join(missing)}")
+        if self.max_uses is not None and self.token_lifetime > MAX_USES_LIFETIME:
+            raise ValueError(
+                "max_uses: Azure refuses a maxuses token that expires more than 1 h ahead; "
+                "keep token_lifetime at 1h or less"
+            )
         for drm, template in self.urls.items():
             try:
                 fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
@@ -316,10 +324,13 @@ def _template_answer(response: UpstreamResponse) -> bytes:
     doc = json_object(VENDOR, response)
     status = doc.get("status", "OK")
     if status != "OK":
+        transient = status in widevine_policy.TRANSIENT_STATUSES
         raise vendor_error(
-            Reason.UPSTREAM_REJECTED,
+            Reason.UPSTREAM_UNAVAILABLE if transient else Reason.UPSTREAM_REJECTED,
             VENDOR,
-            "the Widevine license service refused the license",
+            "the Widevine license service failed"
+            if transient
+            else "the Widevine license service refused the license",
             status=response.status,
             code=str(status),
             message=str(doc.get("status_message", "")),

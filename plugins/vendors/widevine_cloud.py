@@ -42,8 +42,7 @@ from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorL
 
 VENDOR = "widevine_cloud"
 DEFAULT_URL = "https://license.widevine.com/cenc/getlicense"
-#: ``status`` values that mean the service failed rather than refused.
-TRANSIENT_STATUSES = frozenset({"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "BACKEND_UNAVAILABLE"})
+TRANSIENT_STATUSES = widevine_policy.TRANSIENT_STATUSES
 #: Answer fields worth keeping in ``vendor_metadata``.
 KEPT_FIELDS = ("security_level", "system_id", "make", "model", "platform", "internal_status")
 

@@ -21,6 +21,10 @@ ALLOWED_TRACK_TYPES: dict[str, frozenset[TrackType]] = {
     "SD_UHD2": frozenset({TrackType.SD, TrackType.HD, TrackType.UHD1, TrackType.UHD2}),
 }
 
+#: ``status`` values of a Widevine license answer that mean the service failed rather
+#: than refused (shaka-packager retries ``INTERNAL_ERROR``): the next backend is tried.
+TRANSIENT_STATUSES = frozenset({"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "BACKEND_UNAVAILABLE"})
+
 #: Every track type, in the order content key specs list them.
 ALL_TRACKS = (TrackType.AUDIO, TrackType.SD, TrackType.HD, TrackType.UHD1, TrackType.UHD2)
 
