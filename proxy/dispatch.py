@@ -1,6 +1,11 @@
 """Calls the selected backends in order: local adapters directly, translating
 adapters through the upstream client, failing over on outages only.
 
+A backend that can't serve the request is skipped before anything is sent: one
+that does not serve the DRM (its vendor doesn't, or its settings give no URL
+for it), and one whose adapter can't render a rule of the request's policy
+(:class:`~proxy.vendors.PolicyNotRenderable`).
+
 Widevine service-certificate requests are answered from a per-backend cache
 when the backend's ``service_certificate_cache`` allows it: the certificate is
 the same for every player, so one fetch serves them all until it expires.
@@ -19,7 +24,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
 from proxy.services import Clock, Services
-from proxy.vendors import Backend, VendorCall, VendorLicense
+from proxy.vendors import Backend, PolicyNotRenderable, VendorCall, VendorLicense
 
 log = logging.getLogger("proxy.dispatch")
 
@@ -142,13 +147,14 @@ class Dispatcher:
         assert ctx.challenge is not None
         drm = ctx.challenge.drm_system
         last_error: ProxyError | None = None
+        refusal: PolicyNotRenderable | None = None
         for name in names:
             backend = self.backends.get(name)
             if backend is None:
                 raise ProxyError(
                     Reason.BACKEND_NOT_CONFIGURED, f"backend {name!r} is not configured"
                 )
-            if drm not in backend.spec.drm_systems:
+            if drm not in backend.drm_systems:
                 ctx.note(f"backend {name} does not serve {drm.value}")
                 continue
             deadline = ctx.request.deadline
@@ -160,6 +166,12 @@ class Dispatcher:
             call = VendorCall(ctx, ctx.challenge, principal, policy, name)
             try:
                 vendor_license = await self._call(backend, call)
+            except PolicyNotRenderable as error:
+                # Nothing was sent: another backend may carry the rule.
+                metrics.BACKEND_CALLS.labels(name, error.reason.value).inc()
+                ctx.note(f"backend {name} can't render {error.metadata['policy_fields']}")
+                refusal = refusal or error
+                continue
             except ProxyError as error:
                 metrics.BACKEND_CALLS.labels(name, error.reason.value).inc()
                 if error.reason not in FAILOVER_REASONS:
@@ -172,6 +184,8 @@ class Dispatcher:
             return backend, vendor_license
         if last_error is not None:
             raise last_error
+        if refusal is not None:
+            raise refusal
         raise ProxyError(
             Reason.DRM_NOT_SUPPORTED,
             f"no backend of policy {policy.name!r} serves {drm.value} licenses",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -13,6 +13,7 @@ from plugins.vendors.axinom import AxinomAdapter, AxinomSettings, AxinomVendorPl
 from proxy.config import ConfigContext, CoreConfig
 from proxy.errors import ProxyError, Reason
 from proxy.model import ClientInfo, DrmSystem, Principal, RequestType
+from proxy.policy import Policy
 from proxy.services import Services
 from proxy.testing import FakeClock
 from proxy.vendors import VendorRegistry
@@ -286,3 +287,50 @@ def test_a_widevine_renewal_or_release_goes_with_an_empty_key_list(request_type)
     call = make_call(RENTAL, challenge=challenge(key_ids=(), request_type=request_type))
     message = envelope(adapter().build_request(call))["message"]
     assert message["content_keys_source"] == {"inline": []}
+
+
+def test_the_rental_window_shortens_the_duration():
+    """Regression: rental_duration was never rendered (Axinom has no such field)."""
+    short_rental = {"name": "r", "license": {"license_duration": "30d", "rental_duration": "2d"}}
+    message = envelope(adapter().build_request(make_call(short_rental)))["message"]
+    assert message["license"]["duration"] == 172800
+    rental_only = {"name": "r", "license": {"rental_duration": "2d"}}
+    message = envelope(adapter().build_request(make_call(rental_only)))["message"]
+    assert message["license"]["duration"] == 172800
+    unlimited = {"name": "r", "license": {"license_duration": 0, "rental_duration": "2d"}}
+    message = envelope(adapter().build_request(make_call(unlimited)))["message"]
+    assert message["license"]["duration"] == 172800
+
+
+@pytest.mark.parametrize("drm", [DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY])
+def test_a_policy_that_forbids_playback_is_refused_where_axinom_has_no_field(drm):
+    """Regression: can_play = false was rendered for Widevine only."""
+    no_play = {"name": "r", "license": {"can_play": False}}
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(make_call(no_play, challenge=challenge(drm, payload=b"<x/>")))
+    assert caught.value.reason is Reason.UPSTREAM_REJECTED
+    assert caught.value.metadata["vendor_code"] == "POLICY_FORBIDS_PLAY"
+    message = envelope(adapter().build_request(make_call(no_play)))["message"]
+    assert message["license"]["widevine"] == {"allow_playback": False}
+
+
+def test_the_license_window_is_checked_and_caps_the_duration():
+    clock = FakeClock()
+    now = datetime.fromtimestamp(clock.time(), UTC)
+    later = {"name": "r", "license": {"start": now + timedelta(minutes=5)}}
+    with pytest.raises(ProxyError) as caught:
+        adapter(clock).build_request(make_call(later, clock))
+    assert caught.value.reason is Reason.NOT_ENTITLED
+    ending = {
+        "name": "r",
+        "license": {"license_duration": "30d", "expiry": now + timedelta(hours=1)},
+    }
+    message = envelope(adapter(clock).build_request(make_call(ending, clock)))["message"]
+    assert message["license"]["duration"] == 3600
+    assert message["license"]["expiration_datetime"] == (now + timedelta(hours=1)).isoformat()
+
+
+def test_axinom_renders_every_rule_of_every_drm():
+    policy = Policy.model_validate({**SPLIT, "license": {**DOWNLOAD["license"]}})
+    for drm in (DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY):
+        assert adapter().policy_gaps(policy, drm) == []

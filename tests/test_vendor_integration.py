@@ -23,6 +23,7 @@ DRM_ENUM = {
     "widevine": pb.DRM_SYSTEM_WIDEVINE,
     "playready": pb.DRM_SYSTEM_PLAYREADY,
     "fairplay": pb.DRM_SYSTEM_FAIRPLAY,
+    "clearkey": pb.DRM_SYSTEM_CLEARKEY,
 }
 
 
@@ -223,6 +224,7 @@ async def test_azure_passthrough_forwards_the_customer_token(
             "vendor": "azure",
             "bearer": "passthrough",
             "urls": {"widevine": f"{emulator.url}/Widevine/"},
+            "widevine_request": "template",
         }
         proxy = await proxy_factory(config)
         token = dev_token({"sub": "alice", "vendor": "azure"})

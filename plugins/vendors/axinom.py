@@ -24,6 +24,7 @@ from urllib.parse import quote
 import jwt
 from pydantic import Field
 
+from plugins.vendors import rendering
 from plugins.vendors.common import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
@@ -46,12 +47,21 @@ from proxy.policy import (
     CgmsA,
     EffectivePolicy,
     Hdcp,
+    LicenseSettings,
     PlayReadyOutputProtection,
+    Policy,
     TrackRules,
 )
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "axinom"
 MESSAGE_HEADER = "X-AxDRM-Message"
@@ -76,6 +86,29 @@ WIDEVINE_HDCP = {
     Hdcp.NO_DIGITAL_OUTPUT: "NO_DIGITAL_OUTPUT",
 }
 WIDEVINE_CGMS = {CgmsA.COPY_FREE: "free", CgmsA.COPY_ONCE: "once", CgmsA.COPY_NEVER: "never"}
+
+AXINOM_DRMS = frozenset({DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY})
+_LICENSE = frozenset(
+    {"persistent", "license_duration", "rental_duration", "playback_duration", "expiry"}
+)
+#: What an Entitlement Message carries per DRM: dates, durations (the rental window
+#: folded into ``duration``) and persistence for all; playback and renewal for Widevine
+#: only (``can_play = false`` elsewhere is refused by the proxy); every track rule of the
+#: DRM in usage policies, per key too; keys of disallowed track types left out.
+RENDERINGS = {
+    drm: rendering.Rendering(
+        license=_LICENSE
+        | (
+            frozenset({"can_play", *rendering.RENEWAL_FIELDS})
+            if drm is DrmSystem.WIDEVINE
+            else frozenset()
+        ),
+        tracks=frozenset(rendering.TRACK_FIELDS[drm]),
+        allowed_track_types=True,
+        per_key=True,
+    )
+    for drm in AXINOM_DRMS
+}
 
 
 class AxinomSettings(UpstreamSettings):
@@ -156,16 +189,32 @@ def _iso(instant: datetime | float) -> str:
     return instant.isoformat(timespec="seconds")
 
 
-def license_section(policy: EffectivePolicy) -> dict[str, Any]:
-    """``license``: persistence, durations, dates, and the Widevine-only settings."""
-    settings = policy.license
+def license_duration(settings: LicenseSettings) -> int | None:
+    """``license.duration``: the license duration, or the rental window when shorter.
+
+    Axinom has no rental window of its own; the shorter of the two is never looser
+    than the policy. 0 (unlimited) gives way to any limit.
+    """
+    limits = [d for d in (settings.license_duration, settings.rental_duration) if d]
+    if limits:
+        return min(limits)
+    return settings.license_duration if settings.license_duration is not None else None
+
+
+def license_section(settings: LicenseSettings) -> dict[str, Any]:
+    """``license``: persistence, durations, dates, and the Widevine-only settings.
+
+    :param settings: the license settings :func:`~plugins.vendors.rendering.prepare`
+        returned (window checked, durations capped by ``expiry``).
+    """
     doc: dict[str, Any] = {}
     if settings.start is not None:
         doc["start_datetime"] = _iso(settings.start)
     if settings.expiry is not None:
         doc["expiration_datetime"] = _iso(settings.expiry)
-    if settings.license_duration is not None:
-        doc["duration"] = settings.license_duration
+    duration = license_duration(settings)
+    if duration is not None:
+        doc["duration"] = duration
     if settings.persistent is not None:
         doc["allow_persistence"] = settings.persistent
     playback = settings.playback_duration
@@ -236,13 +285,24 @@ class AxinomAdapter:
         self.clock = services.clock
         self.key = key_material(settings.com_key, "com_key", lengths=(32,), encodings=("base64",))
         self.com_key_id = str(settings.com_key_id)
+        self.drm_systems = frozenset(settings.urls) & AXINOM_DRMS
         for drm, url in settings.urls.items():
             if not url.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: {url!r} is not an http(s) URL")
 
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` an Entitlement Message can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, RENDERINGS[drm])
+
     def entitlement(self, call: VendorCall) -> dict[str, Any]:
         """The Entitlement Message v2 for ``call``."""
         policy = call.policy
+        drm = call.challenge.drm_system
+        if drm not in self.drm_systems:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        settings = rendering.prepare(call, RENDERINGS[drm], VENDOR, self.clock.time())
         key_ids = call.key_ids
         # A Widevine renewal or release names an existing license, not keys: like a
         # certificate request it goes with whatever keys are known (often none).
@@ -260,7 +320,7 @@ class AxinomAdapter:
                 metadata={"vendor": VENDOR, "vendor_code": "NO_KEYS_ALLOWED"},
             )
         message: dict[str, Any] = {"type": "entitlement_message", "version": 2}
-        license_doc = license_section(policy)
+        license_doc = license_section(settings)
         if license_doc:
             message["license"] = license_doc
         message["content_keys_source"] = {"inline": inline}

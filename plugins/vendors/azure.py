@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, model_validator
 
-from plugins.vendors import widevine_policy
+from plugins.vendors import rendering, widevine_policy
 from plugins.vendors.common import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
@@ -50,9 +51,17 @@ from proxy import hookimpl
 from proxy.config import Duration
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
+from proxy.policy import LicenseSettings, Policy
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "azure"
 CONTENT_KEY_CLAIM = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
@@ -60,6 +69,14 @@ MAX_USES_CLAIM = "urn:microsoft:azure:mediaservices:maxuses"
 #: Azure refuses tokens with ``maxuses`` that expire more than this far ahead (VENDOR_FACTS 3.3).
 MAX_USES_LIFETIME = 3600
 _PLACEHOLDERS = frozenset({"kid", "content_id"})
+AZURE_DRMS = frozenset({DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY})
+#: Widevine template ``allowed_track_types`` values Azure takes (VENDOR_FACTS 3.6).
+TEMPLATE_SHORT_FORMS = ("SD_ONLY", "SD_HD")
+_RAW_HINT = (
+    "this backend sends the challenge and a token only: set policy_enforced_by_vendor "
+    "(true, or a list of DRMs) when the content key policy at Azure/MK.IO enforces it"
+)
+
 _CKC = re.compile(rb"<ckc>\s*([A-Za-z0-9+/=_-]+)\s*</ckc>", re.IGNORECASE)
 
 
@@ -106,6 +123,20 @@ class AzureSettings(UpstreamSettings):
     """``template``: send Widevine challenges in the JSON license-template form (seed 000)."""
     widevine_provider: str | None = None
     use_policy_overrides_exclusively: bool | None = None
+    policy_enforced_by_vendor: bool | list[DrmSystem] = False
+    """The content key policy configured at Azure or MK.IO enforces the policy's rules
+    for these DRMs (``true``: every DRM). Without it, a policy rule this backend can't
+    put in its request is a config error: raw requests (PlayReady, FairPlay, Widevine
+    unless ``widevine_request = "template"``) carry only the challenge and the token."""
+
+    @property
+    def vendor_enforced(self) -> frozenset[DrmSystem]:
+        """The DRMs whose policy rules the content key policy at Azure/MK.IO enforces."""
+        if self.policy_enforced_by_vendor is True:
+            return frozenset(AZURE_DRMS)
+        if self.policy_enforced_by_vendor is False:
+            return frozenset()
+        return frozenset(self.policy_enforced_by_vendor)
 
     @model_validator(mode="after")
     def _mint_needs_keys(self) -> AzureSettings:
@@ -139,17 +170,20 @@ class AzureSettings(UpstreamSettings):
 
 
 def widevine_template(
-    call: VendorCall, provider: str | None, exclusive: bool | None, now: float
+    call: VendorCall, provider: str | None, exclusive: bool | None, settings: LicenseSettings
 ) -> dict[str, Any]:
-    """The Widevine license template (seed 000) for ``call``, challenge as ``payload``."""
+    """The Widevine license template (seed 000) for ``call``, challenge as ``payload``.
+
+    :param settings: the license settings :func:`~plugins.vendors.rendering.prepare` returned.
+    """
     doc: dict[str, Any] = {"payload": b64(call.challenge.payload)}
     content_id = widevine_content_id(call)
     if content_id:
         doc["content_id"] = b64(content_id)
     if provider:
         doc["provider"] = provider
-    doc.update(widevine_policy.track_selection(call.policy))
-    overrides = widevine_policy.policy_overrides(call.policy, now)
+    doc.update(widevine_policy.track_selection(call.policy, TEMPLATE_SHORT_FORMS))
+    overrides = widevine_policy.policy_overrides(settings)
     if overrides:
         doc["policy_overrides"] = overrides
     if exclusive is not None:
@@ -164,6 +198,8 @@ class AzureAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
+        self.drm_systems = frozenset(settings.urls) & AZURE_DRMS
+        self.renderings = {drm: self._rendering(drm) for drm in AZURE_DRMS}
         self.key: Any = None
         if settings.bearer == "mint":
             assert settings.signing_key is not None
@@ -180,6 +216,16 @@ class AzureAdapter:
                     ) from None
                 if not isinstance(self.key, rsa.RSAPrivateKey) or self.key.key_size < 2048:
                     raise ValueError("signing_key: RS256 needs an RSA key of 2048 bits or more")
+
+    def _rendering(self, drm: DrmSystem) -> rendering.Rendering:
+        enforced_by = "vendor" if drm in self.settings.vendor_enforced else "nobody"
+        if drm is DrmSystem.WIDEVINE and self.settings.widevine_request == "template":
+            return replace(rendering.WIDEVINE, enforced_by=enforced_by)
+        return rendering.Rendering(enforced_by=enforced_by, hints={"default": _RAW_HINT})
+
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` this backend's requests can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, self.renderings[drm])
 
     def claims(self, call: VendorCall) -> dict[str, Any]:
         """The claims of the minted token."""
@@ -259,6 +305,11 @@ class AzureAdapter:
     def build_request(self, call: VendorCall) -> UpstreamRequest:
         """The key-delivery request for ``call``."""
         drm = call.challenge.drm_system
+        if drm not in self.drm_systems:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        settings = rendering.prepare(call, self.renderings[drm], VENDOR, self.clock.time())
         url = self.url(call)
         token = self.token(call)
         headers: dict[str, str] = {}
@@ -286,7 +337,7 @@ class AzureAdapter:
                     call,
                     self.settings.widevine_provider,
                     self.settings.use_policy_overrides_exclusively,
-                    self.clock.time(),
+                    settings,
                 )
             )
         else:

@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, model_validator
 
+from plugins.vendors import rendering
 from plugins.vendors.common import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
@@ -49,12 +50,31 @@ from proxy import hookimpl
 from proxy.config import Duration
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
-from proxy.policy import DEFAULT_TRACK, EffectivePolicy, TrackRules
+from proxy.policy import DEFAULT_TRACK, EffectivePolicy, LicenseSettings, Policy, TrackRules
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings, retry_after_seconds
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "verimatrix"
+VERIMATRIX_DRMS = frozenset({DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY})
+#: The license settings the ``policy`` claim carries.
+POLICY_CLAIM_FIELDS = frozenset(
+    {
+        "can_play",
+        "persistent",
+        "license_duration",
+        "rental_duration",
+        "playback_duration",
+        "renewal.enabled",
+    }
+)
 DEFAULT_URLS = {
     DrmSystem.WIDEVINE: "https://multidrm.vsaas.verimatrixcloud.net/widevine",
     DrmSystem.PLAYREADY: "https://multidrm.vsaas.verimatrixcloud.net/playready",
@@ -234,15 +254,19 @@ def security_claims(
     Each configured track type becomes a policy assigned in
     ``track_type_policy``; the ``DEFAULT`` rules become
     ``default_security_policy``; keys with rules of their own are assigned in
-    ``track_policy``. Rules with nothing for ``drm`` are left out.
+    ``track_policy``. Rules with nothing for ``drm`` are left out, and so are track
+    types the policy does not allow (a security policy is no permission).
     """
     render = _RENDERERS.get(drm)
     if render is None:
         return {}
+    allowed = policy.allowed_track_types
     policies: dict[str, Any] = {}
     track_types: dict[str, str] = {}
     claims: dict[str, Any] = {}
     for track, rules in policy.tracks.items():
+        if allowed is not None and track != DEFAULT_TRACK and track not in allowed:
+            continue
         body = render(rules)
         if not body:
             continue
@@ -270,9 +294,12 @@ def security_claims(
     return claims
 
 
-def license_policy(policy: EffectivePolicy, drm: DrmSystem) -> dict[str, Any]:
-    """The ``policy`` claim: license settings for ``drm`` (names OBSERVED-3P, UNVERIFIED)."""
-    settings = policy.license
+def license_policy(settings: LicenseSettings, drm: DrmSystem) -> dict[str, Any]:
+    """The ``policy`` claim: license settings for ``drm`` (names OBSERVED-3P, UNVERIFIED).
+
+    :param settings: the license settings :func:`~plugins.vendors.rendering.prepare`
+        returned (``license_duration`` capped by an ``expiry``).
+    """
     body: dict[str, Any] = {}
     for ours, theirs in (
         ("can_play", "can_play"),
@@ -297,14 +324,42 @@ class VerimatrixAdapter:
         self.settings = settings
         self.clock = services.clock
         self.key = _load_private_key(settings)
+        self.drm_systems = frozenset(settings.urls) & VERIMATRIX_DRMS
+        self.renderings = {drm: self._rendering(drm) for drm in VERIMATRIX_DRMS}
         for drm, url in settings.urls.items():
             if not url.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: {url!r} is not an http(s) URL")
+
+    def _rendering(self, drm: DrmSystem) -> rendering.Rendering:
+        security = drm in self.settings.security_policy_drms
+        return rendering.Rendering(
+            license=POLICY_CLAIM_FIELDS if self.settings.policy_claim else frozenset(),
+            tracks=frozenset(rendering.TRACK_FIELDS[drm]) if security else frozenset(),
+            per_key=security,
+            hints={
+                "license": "turn policy_claim on (its field names are UNVERIFIED)",
+                "renewal": "Verimatrix's policy claim carries can_renew only",
+                "tracks": f"list {drm.value} in security_policy_drms "
+                f"(Verimatrix's {drm.value} field names are UNVERIFIED)",
+                "allowed_track_types": "Verimatrix licenses every key of the content id "
+                "(sub); serve this policy from a backend that leaves keys out (axinom, "
+                "widevine_cloud, azure with widevine_request = 'template')",
+            },
+        )
+
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` this backend's token can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, self.renderings[drm])
 
     def claims(self, call: VendorCall) -> dict[str, Any]:
         """The license-server token's claims for ``call``."""
         settings = self.settings
         drm = call.challenge.drm_system
+        if drm not in self.drm_systems:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        license_settings = rendering.prepare(call, self.renderings[drm], VENDOR, self.clock.time())
         subject = call.content_id
         if drm is DrmSystem.FAIRPLAY:
             subject = fairplay_content_id(subject)
@@ -337,7 +392,7 @@ class VerimatrixAdapter:
         if drm in settings.security_policy_drms:
             claims.update(security_claims(call.policy, drm, call.key_ids))
         if settings.policy_claim:
-            policy = license_policy(call.policy, drm)
+            policy = license_policy(license_settings, drm)
             if policy:
                 claims["policy"] = policy
         return claims

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import Field, model_validator
 
-from plugins.vendors import widevine_policy
+from plugins.vendors import rendering, widevine_policy
 from plugins.vendors.common import (
     b64,
     b64decode_any,
@@ -36,9 +36,17 @@ from plugins.vendors.common import (
 from proxy import hookimpl
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
+from proxy.policy import Policy
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "widevine_cloud"
 DEFAULT_URL = "https://license.widevine.com/cenc/getlicense"
@@ -85,6 +93,8 @@ def sign_request(message: bytes, key: bytes, iv: bytes) -> bytes:
 class WidevineCloudAdapter:
     """Builds signed getlicense requests and reads their JSON answers."""
 
+    drm_systems = frozenset({DrmSystem.WIDEVINE})
+
     def __init__(self, name: str, settings: WidevineCloudSettings, services: Any) -> None:
         self.name = name
         self.settings = settings
@@ -103,6 +113,10 @@ class WidevineCloudAdapter:
                 settings.signing_iv, "signing_iv", lengths=(16,), encodings=("hex", "base64")
             )
 
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` that a getlicense request can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, rendering.WIDEVINE)
+
     def message(self, call: VendorCall) -> dict[str, Any]:
         """The inner request message for ``call``."""
         doc: dict[str, Any] = {
@@ -114,10 +128,11 @@ class WidevineCloudAdapter:
         content_id = widevine_content_id(call)
         if content_id:
             doc["content_id"] = b64(content_id)
+        settings = rendering.prepare(call, rendering.WIDEVINE, VENDOR, self.clock.time())
         if self.settings.policy_name:
             doc["policy_name"] = self.settings.policy_name
         doc.update(widevine_policy.track_selection(call.policy))
-        overrides = widevine_policy.policy_overrides(call.policy, self.clock.time())
+        overrides = widevine_policy.policy_overrides(settings)
         if overrides:
             doc["policy_overrides"] = overrides
         if self.settings.use_policy_overrides_exclusively is not None:
