@@ -1,6 +1,11 @@
 """Calls the selected backends in order: local adapters directly, translating
 adapters through the upstream client, failing over on outages only.
 
+A backend that can't serve the request is skipped before anything is sent: one
+that does not serve the DRM (its vendor doesn't, or its settings give no URL
+for it), and one whose adapter can't render a rule of the request's policy
+(:class:`~proxy.vendors.PolicyNotRenderable`).
+
 Widevine service-certificate requests are answered from a per-backend cache
 when the backend's ``service_certificate_cache`` allows it: the certificate is
 the same for every player, so one fetch serves them all until it expires.
@@ -19,7 +24,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
 from proxy.services import Clock, Services
-from proxy.vendors import Backend, VendorCall, VendorLicense
+from proxy.vendors import Backend, PolicyNotRenderable, VendorCall, VendorLicense
 
 log = logging.getLogger("proxy.dispatch")
 
@@ -39,13 +44,16 @@ class _Cached:
 class ServiceCertificateCache:
     """Widevine service certificates per backend, each kept for its backend's configured time.
 
-    Concurrent misses for one backend share a single fetch.
+    Concurrent misses for one backend share a single fetch. That fetch runs as a
+    task of its own, bounded by the backend's timeout, not by the deadline of the
+    request that started it: each waiter gives up on its own deadline, and one
+    caller's short deadline or cancellation never fails the others.
     """
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self._entries: dict[str, _Cached] = {}
-        self._pending: dict[str, asyncio.Future[VendorLicense]] = {}
+        self._pending: dict[str, asyncio.Task[VendorLicense]] = {}
 
     def get(self, backend: str) -> VendorLicense | None:
         """The cached certificate answer of ``backend``, unless expired."""
@@ -58,32 +66,59 @@ class ServiceCertificateCache:
         return entry.license
 
     async def fetch(
-        self, backend: str, ttl: float, fetch: Callable[[], Awaitable[VendorLicense]]
+        self,
+        backend: str,
+        ttl: float,
+        fetch: Callable[[], Awaitable[VendorLicense]],
+        *,
+        deadline: float | None = None,
     ) -> VendorLicense:
-        """Return the cached answer or await ``fetch()`` once for every concurrent caller."""
+        """Return the cached answer, or wait (until ``deadline``, a ``time.monotonic()``
+        instant) for the one fetch every concurrent caller shares."""
         cached = self.get(backend)
         if cached is not None:
             return _copy(cached, "hit")
-        pending = self._pending.get(backend)
-        if pending is not None:
-            return _copy(await asyncio.shield(pending), "shared")
-        future: asyncio.Future[VendorLicense] = asyncio.get_running_loop().create_future()
-        self._pending[backend] = future
+        task = self._pending.get(backend)
+        how = "shared"
+        if task is None:
+            task = asyncio.create_task(self._fill(backend, ttl, fetch))
+            # Retrieved here so that a fetch every waiter gave up on is not reported
+            # as "exception never retrieved".
+            task.add_done_callback(_retrieve)
+            self._pending[backend] = task
+            how = "miss"
+        return _copy(await _wait(task, deadline), how)
+
+    async def _fill(
+        self, backend: str, ttl: float, fetch: Callable[[], Awaitable[VendorLicense]]
+    ) -> VendorLicense:
         try:
             answer = await fetch()
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                # The fetching request was cancelled; the others must not be.
-                exc = ProxyError(Reason.UPSTREAM_UNAVAILABLE, "the certificate fetch was abandoned")
-            future.set_exception(exc)
-            # Retrieve it so a lone fetch's failure is not reported as never retrieved.
-            future.exception()
-            raise
         finally:
             self._pending.pop(backend, None)
         self._entries[backend] = _Cached(self.clock.monotonic() + ttl, answer)
-        future.set_result(answer)
-        return _copy(answer, "miss")
+        return answer
+
+
+def _retrieve(task: asyncio.Task[VendorLicense]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def _wait(task: asyncio.Task[VendorLicense], deadline: float | None) -> VendorLicense:
+    """The task's answer; the waiter's deadline or cancellation leaves the task running."""
+    shielded = asyncio.shield(task)
+    if deadline is None:
+        return await shielded
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            return await shielded
+    except TimeoutError:
+        raise ProxyError(
+            Reason.UPSTREAM_TIMEOUT,
+            "the caller's deadline passed while the service certificate was fetched",
+            metadata={"deadline": "caller"},
+        ) from None
 
 
 def _copy(answer: VendorLicense, how: str) -> VendorLicense:
@@ -112,13 +147,14 @@ class Dispatcher:
         assert ctx.challenge is not None
         drm = ctx.challenge.drm_system
         last_error: ProxyError | None = None
+        refusal: PolicyNotRenderable | None = None
         for name in names:
             backend = self.backends.get(name)
             if backend is None:
                 raise ProxyError(
                     Reason.BACKEND_NOT_CONFIGURED, f"backend {name!r} is not configured"
                 )
-            if drm not in backend.spec.drm_systems:
+            if drm not in backend.drm_systems:
                 ctx.note(f"backend {name} does not serve {drm.value}")
                 continue
             deadline = ctx.request.deadline
@@ -130,6 +166,12 @@ class Dispatcher:
             call = VendorCall(ctx, ctx.challenge, principal, policy, name)
             try:
                 vendor_license = await self._call(backend, call)
+            except PolicyNotRenderable as error:
+                # Nothing was sent: another backend may carry the rule.
+                metrics.BACKEND_CALLS.labels(name, error.reason.value).inc()
+                ctx.note(f"backend {name} can't render {error.metadata['policy_fields']}")
+                refusal = refusal or error
+                continue
             except ProxyError as error:
                 metrics.BACKEND_CALLS.labels(name, error.reason.value).inc()
                 if error.reason not in FAILOVER_REASONS:
@@ -142,6 +184,8 @@ class Dispatcher:
             return backend, vendor_license
         if last_error is not None:
             raise last_error
+        if refusal is not None:
+            raise refusal
         raise ProxyError(
             Reason.DRM_NOT_SUPPORTED,
             f"no backend of policy {policy.name!r} serves {drm.value} licenses",
@@ -156,11 +200,16 @@ class Dispatcher:
             and challenge.request_type is RequestType.SERVICE_CERTIFICATE
         ):
             return await self.certificates.fetch(
-                backend.name, ttl, lambda: self._call_backend(backend, call)
+                backend.name,
+                ttl,
+                lambda: self._call_backend(backend, call, deadline=None),
+                deadline=call.ctx.request.deadline,
             )
-        return await self._call_backend(backend, call)
+        return await self._call_backend(backend, call, deadline=call.ctx.request.deadline)
 
-    async def _call_backend(self, backend: Backend, call: VendorCall) -> VendorLicense:
+    async def _call_backend(
+        self, backend: Backend, call: VendorCall, *, deadline: float | None
+    ) -> VendorLicense:
         adapter = backend.adapter
         if backend.local:
             try:
@@ -182,6 +231,6 @@ class Dispatcher:
             request,
             lambda response: adapter.parse_response(call, response),
             request_id=call.request_id,
-            deadline=call.ctx.request.deadline,
+            deadline=deadline,
             clock=self.services.clock,
         )

@@ -7,7 +7,9 @@ which
 - refuses at once while the backend's circuit is open (``UPSTREAM_UNAVAILABLE``,
   so the dispatcher fails over), and lets one probe through once it half-opens;
 - applies the backend's connect and total timeouts, bounded by the caller's
-  deadline, and caps the response size;
+  deadline, and caps the response size; a timeout that the caller's deadline
+  caused (``deadline=caller`` in the error's metadata) is no verdict on the
+  backend and never opens its circuit;
 - sends the request id as a correlation header;
 - retries only where nothing reached the vendor (the connection could not be
   made) or where the vendor asked for it (503 with ``Retry-After``), never
@@ -302,6 +304,10 @@ class UpstreamClient:
             await self.start()
         settings = backend.settings
         stop_at = time.monotonic() + settings.timeout
+        # When the caller's deadline comes before the backend's own timeout, running out
+        # of time says nothing about the backend: such timeouts are tagged
+        # ``deadline=caller`` and never count against its circuit.
+        caller_bound = deadline is not None and deadline < stop_at
         if deadline is not None:
             stop_at = min(stop_at, deadline)
         retries = _setting(settings, "retries")
@@ -313,14 +319,23 @@ class UpstreamClient:
             attempt += 1
             remaining = stop_at - time.monotonic()
             if remaining <= 0:
-                error = _timeout(backend, "the caller's deadline has passed")
-                if deadline is not None and stop_at >= deadline:
+                error = _timeout(backend, "the time for this call has run out")
+                if caller_bound:
                     error.metadata["deadline"] = "caller"
                 raise error
             stats.attempts += 1
             try:
                 response = await self._attempt(backend, request, headers, remaining)
+            except ProxyError as error:
+                if caller_bound and error.reason is Reason.UPSTREAM_TIMEOUT:
+                    error.metadata["deadline"] = "caller"
+                raise
             except _ConnectFailed as failed:
+                if caller_bound and failed.timed_out and remaining <= settings.connect_timeout:
+                    # The connect was cut short by the caller's deadline, not by the backend.
+                    error = _timeout(backend, "the caller's deadline passed while connecting")
+                    error.metadata["deadline"] = "caller"
+                    raise error from None
                 delay = _setting(settings, "connect_retry_delay")
                 if attempt <= retries and stop_at - time.monotonic() > delay:
                     stats.retries += 1

@@ -17,6 +17,7 @@ import pytest
 from plugins.policy.settings import CatalogSettings, ElectionSettings
 from proxy import hookimpl
 from proxy.builder import build_pipeline
+from proxy.errors import ConfigError
 from proxy.explain import SyntheticInspector
 from proxy.model import ChallengeInfo, DrmSystem, LicenseRequest, RequestType
 from proxy.policy import Policy
@@ -70,14 +71,44 @@ class Capture:
         self.policy = policy
 
 
-async def rendered(sandbox, example: str, vendor: str, drm: DrmSystem, dev_token) -> dict[str, Any]:
-    """What the adapter of ``vendor`` puts in its request for the example's elected policy."""
+#: Backend settings the doc's tables assume: Azure/MK.IO renders Widevine in the template
+#: and leaves PlayReady and FairPlay to the content key policy configured there.
+DOC_SETTINGS: dict[str, dict[str, Any]] = {
+    "azure": {
+        "widevine_request": "template",
+        "policy_enforced_by_vendor": ["playready", "fairplay"],
+    },
+}
+
+
+def doc_config(sandbox, example: str, vendor: str, **settings: Any) -> dict[str, Any]:
+    """A config serving the example's policies from one backend of ``vendor``."""
+    doc = examples()[example]
+    config = proxy_config()
+    extra = {**DOC_SETTINGS.get(vendor, {}), **settings}
+    config["backends"] = {"primary": sandbox.backend(vendor, **extra)}
+    config["policies"] = doc["policies"]
+    if "catalog" in doc:
+        config["catalog"] = doc["catalog"]
+    return config
+
+
+async def rendered(
+    sandbox, example: str, vendor: str, drm: DrmSystem, dev_token, *, widevine: bool = True
+) -> dict[str, Any]:
+    """What the adapter of ``vendor`` puts in its request for the example's elected policy
+    (``widevine=False``: with the policies limited to PlayReady and FairPlay)."""
     doc = examples()[example]
     claims, content_id = CASES[example]
     config = proxy_config()
-    extra = {"widevine_request": "template"} if vendor == "azure" else {}
+    extra = DOC_SETTINGS.get(vendor, {})
     config["backends"] = {"primary": sandbox.backend(vendor, **extra)}
     config["policies"] = doc["policies"]
+    if not widevine:
+        limit = {"drm_systems": ["playready", "fairplay"]}
+        config["policies"] = [
+            {**p, "match": {**p.get("match", {}), **limit}} for p in doc["policies"]
+        ]
     if "catalog" in doc:
         config["catalog"] = doc["catalog"]
     capture = Capture()
@@ -183,15 +214,18 @@ async def test_the_download_as_each_vendor_gets_it(vendor_sandbox, dev_token, dr
     }
     assert "content_key_usage_policies" not in message
 
-    claims = await rendered(vendor_sandbox, "offline-download", "verimatrix", drm, dev_token)
-    assert claims["policy"] == {
-        drm.value: {
-            "can_play": True,
-            "can_persist": True,
-            "can_renew": True,
-            "license_duration": duration,
+    if drm is not DrmSystem.WIDEVINE:
+        claims = await rendered(
+            vendor_sandbox, "offline-download", "verimatrix", drm, dev_token, widevine=False
+        )
+        assert claims["policy"] == {
+            drm.value: {
+                "can_play": True,
+                "can_persist": True,
+                "can_renew": True,
+                "license_duration": duration,
+            }
         }
-    }
     if drm is DrmSystem.WIDEVINE:
         for vendor in ("widevine_cloud", "azure"):
             template = await rendered(vendor_sandbox, "offline-download", vendor, drm, dev_token)
@@ -245,34 +279,9 @@ async def test_the_split_as_each_vendor_gets_it(vendor_sandbox, dev_token, drm):
     assert message["license"]["allow_persistence"] is False
     assert message["license"]["duration"] == 43200
 
-    claims = await rendered(vendor_sandbox, "studio-split", "verimatrix", drm, dev_token)
-    assert claims["policy"][drm.value] == {
-        "can_play": True,
-        "can_persist": False,
-        "license_duration": 43200,
-    }
     if drm is not DrmSystem.WIDEVINE:
-        assert "security_policy" not in claims
         assert await rendered(vendor_sandbox, "studio-split", "azure", drm, dev_token) == {}
         return
-    security = claims["security_policy"]
-    assert len(security) == 3
-    assert security[claims["default_security_policy"]]["widevine"] == {
-        "security_level": 1,
-        "required_output_protection": {"hdcp": "HDCP_NONE"},
-    }
-    assert security[claims["track_type_policy"]["HD"]]["widevine"] == {
-        "security_level": 3,
-        "required_output_protection": {"hdcp": "HDCP_V1"},
-    }
-    assert security[claims["track_type_policy"]["UHD1"]]["widevine"] == {
-        "security_level": 5,
-        "required_output_protection": {
-            "hdcp": "HDCP_V2_2",
-            "cgms_flags": "COPY_NEVER",
-            "disable_analog_output": True,
-        },
-    }
     for vendor in ("widevine_cloud", "azure"):
         template = await rendered(vendor_sandbox, "studio-split", vendor, drm, dev_token)
         by_track = specs(template)
@@ -293,6 +302,47 @@ async def test_the_split_as_each_vendor_gets_it(vendor_sandbox, dev_token, drm):
             "can_persist": False,
             "license_duration_seconds": 43200,
         }
+
+
+def test_verimatrix_refuses_the_split_at_start(vendor_sandbox):
+    """Verimatrix licenses every key of the content: it can't leave UHD2 out, and by
+    default it renders no PlayReady or FairPlay security policy."""
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(
+            doc_config(
+                vendor_sandbox, "studio-split", "verimatrix", security_policy_drms=["widevine"]
+            )
+        )
+    errors = dict(raised.value.errors)
+    assert "can't render this" in errors["policies[0].allowed_track_types"]
+    assert "security_policy_drms" in errors["policies[0].tracks.HD.playready_min_security_level"]
+    assert "security_policy_drms" in errors["policies[0].tracks.UHD1.fairplay_hdcp"]
+
+
+def test_verimatrix_refuses_the_download_for_widevine_at_start(vendor_sandbox):
+    """Its policy claim has no field for how long playback survives failed renewals."""
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(doc_config(vendor_sandbox, "offline-download", "verimatrix"))
+    errors = dict(raised.value.errors)
+    assert set(errors) == {"policies[0].license.renewal.recovery_window"}
+    assert "for widevine can't render this" in errors["policies[0].license.renewal.recovery_window"]
+
+
+def test_azure_refuses_rules_it_cant_send_unless_the_vendor_enforces_them(vendor_sandbox):
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(
+            doc_config(
+                vendor_sandbox,
+                "movie-rental",
+                "azure",
+                widevine_request="raw",
+                policy_enforced_by_vendor=False,
+            )
+        )
+    errors = dict(raised.value.errors)
+    message = errors["policies[0].license.license_duration"]
+    assert "widevine, playready, fairplay" in message and "policy_enforced_by_vendor" in message
+    build_pipeline(doc_config(vendor_sandbox, "movie-rental", "azure"))
 
 
 #: The DRM each example's trace in the doc was taken with.

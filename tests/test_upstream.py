@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -12,13 +13,15 @@ from typing import Any
 import grpc
 import pytest
 
+from proxy.builder import build_pipeline
 from proxy.challenge import samples
 from proxy.dispatch import ServiceCertificateCache
 from proxy.emulators import axinom, license_facts, start_emulator
+from proxy.emulators.base import SERVICE_CERTIFICATE
 from proxy.errors import ProxyError, Reason
 from proxy.testing import FakeClock, proxy_config
 from proxy.upstream import CircuitBreaker, CircuitSettings, CircuitState, retry_after_seconds
-from proxy.vendors import VendorLicense
+from proxy.vendors import UpstreamRequest, VendorLicense
 from tests.test_vendor_integration import grpc_license, http_license
 
 KID = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
@@ -250,6 +253,74 @@ async def test_the_grpc_deadline_bounds_the_vendor_call(
     assert stats(proxy).attempts == 1
 
 
+async def test_a_callers_short_deadline_is_no_verdict_on_the_backend(vendor_sandbox, primary):
+    """Regression: timeouts caused by callers' short gRPC deadlines opened the circuit
+    for every caller."""
+    pipeline = build_pipeline(
+        config(
+            vendor_sandbox,
+            primary.url,
+            failover=False,
+            timeout="10s",
+            circuit_breaker={"failure_threshold": 2},
+        )
+    )
+    client = pipeline.services.upstream
+    backend = pipeline.backends["primary"]
+    request = UpstreamRequest(url=axinom.urls(primary.url)["widevine"], body=CHALLENGE)
+    primary.fault.set("slow", delay=1, times=3)
+    try:
+        for _ in range(3):
+            with pytest.raises(ProxyError) as caught:
+                await client.exchange(
+                    backend,
+                    request,
+                    lambda response: response,
+                    request_id="impatient",
+                    deadline=time.monotonic() + 0.05,
+                )
+            assert caught.value.reason is Reason.UPSTREAM_TIMEOUT
+            assert caught.value.metadata == {"backend": "primary", "deadline": "caller"}
+        assert client.breaker(backend).state is CircuitState.CLOSED
+        assert client.backend_stats("primary").outages == 0
+        answer = await client.exchange(
+            backend,
+            request,
+            lambda response: response.status,
+            request_id="patient",
+            deadline=time.monotonic() + 10,
+        )
+        assert answer == 400, "the patient caller reaches the backend (which wants a message)"
+    finally:
+        await client.close()
+
+
+async def test_the_backends_own_timeout_still_counts_against_it(vendor_sandbox, primary):
+    pipeline = build_pipeline(
+        config(
+            vendor_sandbox,
+            primary.url,
+            failover=False,
+            timeout="100ms",
+            circuit_breaker={"failure_threshold": 1},
+        )
+    )
+    client = pipeline.services.upstream
+    backend = pipeline.backends["primary"]
+    request = UpstreamRequest(url=axinom.urls(primary.url)["widevine"], body=CHALLENGE)
+    primary.fault.set("slow", delay=1, times=1)
+    try:
+        with pytest.raises(ProxyError) as caught:
+            await client.exchange(
+                backend, request, lambda r: r, request_id="r", deadline=time.monotonic() + 10
+            )
+        assert caught.value.reason is Reason.UPSTREAM_TIMEOUT
+        assert "deadline" not in caught.value.metadata
+        assert client.breaker(backend).state is CircuitState.OPEN
+    finally:
+        await client.close()
+
+
 # -- the parts on their own ------------------------------------------------------------------
 
 
@@ -312,3 +383,69 @@ async def test_a_failed_certificate_fetch_is_not_cached():
     with pytest.raises(ProxyError):
         await cache.fetch("b", 60, failing)
     assert cache.get("b") is None
+
+
+async def test_a_short_deadline_on_the_first_certificate_request_does_not_fail_the_others():
+    """Regression: the shared fetch ran under its first caller's deadline."""
+    cache = ServiceCertificateCache(FakeClock())
+    gate = asyncio.Event()
+    calls = 0
+
+    async def fetch() -> VendorLicense:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return VendorLicense(b"cert")
+
+    with pytest.raises(ProxyError) as caught:
+        await cache.fetch("b", 60, fetch, deadline=time.monotonic() + 0.01)
+    assert caught.value.reason is Reason.UPSTREAM_TIMEOUT
+    assert caught.value.metadata["deadline"] == "caller"
+    patient = asyncio.create_task(cache.fetch("b", 60, fetch, deadline=time.monotonic() + 30))
+    await asyncio.sleep(0)
+    gate.set()
+    answer = await patient
+    assert answer.license == b"cert"
+    assert answer.vendor_metadata["service_certificate_cache"] == "shared"
+    assert calls == 1
+    assert cache.get("b") is not None
+
+
+async def test_a_cancelled_first_certificate_request_does_not_cancel_the_fetch():
+    cache = ServiceCertificateCache(FakeClock())
+    gate = asyncio.Event()
+
+    async def fetch() -> VendorLicense:
+        await gate.wait()
+        return VendorLicense(b"cert")
+
+    first = asyncio.create_task(cache.fetch("b", 60, fetch))
+    second = asyncio.create_task(cache.fetch("b", 60, fetch))
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert (await second).license == b"cert"
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert cache.get("b").license == b"cert"
+
+
+async def test_the_shared_certificate_fetch_is_bounded_by_the_backend_not_the_first_caller(
+    vendor_sandbox, primary, proxy_factory, dev_token
+):
+    primary.fault.set("slow", delay=0.5, times=1)
+    proxy = await proxy_factory(config(vendor_sandbox, primary.url, failover=False))
+    token = dev_token({"sub": "alice", "vendor": "outage"})
+    impatient = asyncio.create_task(
+        grpc_license(proxy, token, "widevine", b"\x08\x04", timeout=0.1)
+    )
+    await asyncio.sleep(0.02)
+    patient = asyncio.create_task(grpc_license(proxy, token, "widevine", b"\x08\x04", timeout=30))
+    _, _, impatient_status = await impatient
+    response, info, status = await patient
+    assert impatient_status is grpc.StatusCode.DEADLINE_EXCEEDED
+    assert status is grpc.StatusCode.OK, info
+    assert response.license == SERVICE_CERTIFICATE
+    assert len(primary.state.received) == 1
+    assert stats(proxy).outages == 0

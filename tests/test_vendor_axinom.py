@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -13,6 +13,7 @@ from plugins.vendors.axinom import AxinomAdapter, AxinomSettings, AxinomVendorPl
 from proxy.config import ConfigContext, CoreConfig
 from proxy.errors import ProxyError, Reason
 from proxy.model import ClientInfo, DrmSystem, Principal, RequestType
+from proxy.policy import Policy
 from proxy.services import Services
 from proxy.testing import FakeClock
 from proxy.vendors import VendorRegistry
@@ -120,25 +121,45 @@ def test_sd_hd_uhd_split_names_a_usage_policy_per_track_and_leaves_uhd_out():
     assert policies["HD"]["fairplay"] == {"hdcp": "TYPE1", "allow_airplay": False}
 
 
-def test_access_rules_and_session_id_reach_license_server_and_session():
-    policy = {**RENTAL, "access": {"ip_allow": ["203.0.113.7/32"], "require_device_id": True}}
-    call = make_call(
-        policy,
+ACCESS = {**RENTAL, "access": {"ip_allow": ["203.0.113.7/32"], "require_device_id": True}}
+
+
+def access_call(device_id: str = "ed85e2bc-63d8-4a26-8ad0-18c382c12dd9"):
+    return make_call(
+        ACCESS,
         challenge=challenge(DrmSystem.PLAYREADY, payload=b"<soap>AcquireLicense</soap>"),
-        client=ClientInfo(device_id="ed85e2bc-63d8-4a26-8ad0-18c382c12dd9"),
+        client=ClientInfo(ip_address="203.0.113.7", device_id=device_id, trusted=True),
         metadata={"session_id": "session_0001"},
     )
-    request = adapter(prevent_drm_message_reuse=True).build_request(call)
+
+
+def test_access_rules_are_not_sent_by_default():
+    """Regression: the end user's address and free-form device id went to Axinom, which
+    sees the proxy's address and expects PlayReady device GUIDs."""
+    request = adapter(prevent_drm_message_reuse=True).build_request(access_call("my-phone"))
     assert request.url.startswith("https://drm-playready-licensing")
     assert request.headers["Content-Type"] == "text/xml; charset=utf-8"
     assert "SOAPAction" in request.headers
+    assert "X-Forwarded-For" not in request.headers
     message = envelope(request)["message"]
-    assert message["license_server"]["access_control"] == {
+    assert message["license_server"]["access_control"] == {"prevent_drm_message_reuse": True}
+    assert message["session"] == {"user_id": "alice", "id": "session_0001"}
+
+
+def test_access_rules_reach_license_server_when_asked():
+    settings = {"send_allowed_ip_addresses": True, "send_playready_device_ids": True}
+    request = adapter(**settings).build_request(access_call())
+    assert request.headers["X-Forwarded-For"] == "203.0.113.7"
+    assert envelope(request)["message"]["license_server"]["access_control"] == {
         "allowed_ip_addresses": ["203.0.113.7"],
         "playready": {"allowed_device_ids": ["ed85e2bc-63d8-4a26-8ad0-18c382c12dd9"]},
-        "prevent_drm_message_reuse": True,
     }
-    assert message["session"] == {"user_id": "alice", "id": "session_0001"}
+
+
+def test_a_device_id_that_is_no_guid_is_refused_when_device_ids_are_sent():
+    with pytest.raises(ProxyError) as caught:
+        adapter(send_playready_device_ids=True).build_request(access_call("my-phone"))
+    assert caught.value.reason is Reason.REQUEST_INVALID
 
 
 def test_session_id_from_the_token_claim():
@@ -258,3 +279,58 @@ def test_bad_communication_key_fails_at_start_with_its_key_path():
     assert config.errors[0][0] == "backends.ax"
     assert "com_key" in config.errors[0][1]
     assert "c2hvcnQ" not in config.errors[0][1]
+
+
+@pytest.mark.parametrize("request_type", [RequestType.RENEWAL, RequestType.RELEASE])
+def test_a_widevine_renewal_or_release_goes_with_an_empty_key_list(request_type):
+    """Regression: renewals and releases name no key and were refused (REQUEST_INVALID)."""
+    call = make_call(RENTAL, challenge=challenge(key_ids=(), request_type=request_type))
+    message = envelope(adapter().build_request(call))["message"]
+    assert message["content_keys_source"] == {"inline": []}
+
+
+def test_the_rental_window_shortens_the_duration():
+    """Regression: rental_duration was never rendered (Axinom has no such field)."""
+    short_rental = {"name": "r", "license": {"license_duration": "30d", "rental_duration": "2d"}}
+    message = envelope(adapter().build_request(make_call(short_rental)))["message"]
+    assert message["license"]["duration"] == 172800
+    rental_only = {"name": "r", "license": {"rental_duration": "2d"}}
+    message = envelope(adapter().build_request(make_call(rental_only)))["message"]
+    assert message["license"]["duration"] == 172800
+    unlimited = {"name": "r", "license": {"license_duration": 0, "rental_duration": "2d"}}
+    message = envelope(adapter().build_request(make_call(unlimited)))["message"]
+    assert message["license"]["duration"] == 172800
+
+
+@pytest.mark.parametrize("drm", [DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY])
+def test_a_policy_that_forbids_playback_is_refused_where_axinom_has_no_field(drm):
+    """Regression: can_play = false was rendered for Widevine only."""
+    no_play = {"name": "r", "license": {"can_play": False}}
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(make_call(no_play, challenge=challenge(drm, payload=b"<x/>")))
+    assert caught.value.reason is Reason.UPSTREAM_REJECTED
+    assert caught.value.metadata["vendor_code"] == "POLICY_FORBIDS_PLAY"
+    message = envelope(adapter().build_request(make_call(no_play)))["message"]
+    assert message["license"]["widevine"] == {"allow_playback": False}
+
+
+def test_the_license_window_is_checked_and_caps_the_duration():
+    clock = FakeClock()
+    now = datetime.fromtimestamp(clock.time(), UTC)
+    later = {"name": "r", "license": {"start": now + timedelta(minutes=5)}}
+    with pytest.raises(ProxyError) as caught:
+        adapter(clock).build_request(make_call(later, clock))
+    assert caught.value.reason is Reason.NOT_ENTITLED
+    ending = {
+        "name": "r",
+        "license": {"license_duration": "30d", "expiry": now + timedelta(hours=1)},
+    }
+    message = envelope(adapter(clock).build_request(make_call(ending, clock)))["message"]
+    assert message["license"]["duration"] == 3600
+    assert message["license"]["expiration_datetime"] == (now + timedelta(hours=1)).isoformat()
+
+
+def test_axinom_renders_every_rule_of_every_drm():
+    policy = Policy.model_validate({**SPLIT, "license": {**DOWNLOAD["license"]}})
+    for drm in (DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY):
+        assert adapter().policy_gaps(policy, drm) == []

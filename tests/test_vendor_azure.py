@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
@@ -13,8 +14,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from plugins.vendors.azure import CONTENT_KEY_CLAIM, AzureAdapter, AzureSettings
+from proxy.challenge import samples
+from proxy.challenge.widevine import parse_widevine
 from proxy.errors import ProxyError, Reason
-from proxy.model import DrmSystem, Principal
+from proxy.model import DrmSystem, Principal, RequestType
+from proxy.policy import Hdcp, LicenseSettings, Policy, TrackRules
 from proxy.services import Services
 from proxy.testing import FakeClock
 from tests.test_vendor_common import (
@@ -37,12 +41,15 @@ URLS = {
 
 
 def adapter(clock: FakeClock | None = None, **settings) -> AzureAdapter:
+    """An adapter whose content key policies (at "Azure") enforce the policy, unless the
+    test says otherwise."""
     doc = {
         "vendor": "azure",
         "urls": URLS,
         "issuer": "https://sts.example/",
         "audience": "urn:test",
         "signing_key": base64.b64encode(SYMMETRIC).decode(),
+        "policy_enforced_by_vendor": True,
         **settings,
     }
     return AzureAdapter(
@@ -183,3 +190,125 @@ def test_a_template_needing_the_key_id_refuses_a_request_without_one():
     with pytest.raises(ProxyError) as caught:
         adapter().build_request(make_call(RENTAL, challenge=challenge(key_ids=())))
     assert caught.value.reason is Reason.REQUEST_INVALID
+
+
+def test_an_error_body_is_logged_never_passed_to_the_caller(caplog):
+    """Regression: the first 300 characters of any error body went to callers."""
+    caplog.set_level("INFO", logger="plugins.vendors")
+    trace = (
+        b"System.InvalidOperationException: boom\r\n   at Key.Delivery.Issue() in D:\\k.cs:line 3"
+    )
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(500, trace))
+    assert caught.value.metadata == {"vendor": "azure", "vendor_status": "500"}
+    assert "azure answered HTTP 500" in caplog.text
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(
+            make_call(RENTAL), response(401, b'{"error":{"message":"Token expired."}}')
+        )
+    assert caught.value.metadata["vendor_message"] == "Token expired."
+
+
+def test_the_widevine_template_sends_a_binary_content_id_as_its_bytes():
+    """Regression: the hex text the proxy shows was sent instead of the bytes."""
+    content_id = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
+    body = samples.widevine_license_request(key_ids=[KID_SD], content_id=content_id)
+    call = make_call(RENTAL, challenge=parse_widevine(body))
+    template = json.loads(adapter(widevine_request="template").build_request(call).body)
+    assert base64.b64decode(template["content_id"]) == content_id
+
+
+def test_a_renewal_without_key_ids_goes_to_the_renewal_url():
+    renewal = challenge(key_ids=(), request_type=RequestType.RENEWAL)
+    request = adapter(renewal_url="https://acct.example/Widevine/").build_request(
+        make_call(RENTAL, challenge=renewal)
+    )
+    assert request.url == "https://acct.example/Widevine/"
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(make_call(RENTAL, challenge=renewal))
+    assert caught.value.reason is Reason.REQUEST_INVALID
+    assert "renewal_url" in caught.value.detail
+
+
+def test_a_template_internal_error_is_an_outage_so_the_next_backend_is_tried():
+    """Regression: INTERNAL_ERROR in a template answer was a refusal (no failover)."""
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(200, b'{"status":"INTERNAL_ERROR"}'))
+    assert caught.value.reason is Reason.UPSTREAM_UNAVAILABLE
+    assert caught.value.metadata["vendor_code"] == "INTERNAL_ERROR"
+
+
+def test_max_uses_with_a_token_living_over_an_hour_is_refused_at_config():
+    with pytest.raises(ValueError, match="max_uses"):
+        adapter(max_uses=1, token_lifetime="2h")
+    assert adapter(max_uses=1, token_lifetime="1h").settings.max_uses == 1
+
+
+@pytest.mark.parametrize("drm", [DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY])
+def test_raw_requests_carry_no_policy_so_its_rules_fail_the_config(drm):
+    """Regression: raw mode sent only the challenge, dropping every rule silently."""
+    raw = adapter(policy_enforced_by_vendor=False)
+    gaps = raw.policy_gaps(Policy.model_validate(SPLIT), drm)
+    errors = {g.field for g in gaps if g.error}
+    assert "allowed_track_types" in errors
+    if drm is DrmSystem.PLAYREADY:
+        assert "tracks.HD.playready_min_security_level" in errors
+    if drm is DrmSystem.FAIRPLAY:
+        assert "tracks.HD.fairplay_hdcp" in errors
+    assert "policy_enforced_by_vendor" in gaps[0].why
+    with pytest.raises(ProxyError) as caught:
+        raw.build_request(make_call(RENTAL, challenge=challenge(drm, payload=b"<AcquireLicense/>")))
+    assert caught.value.metadata["vendor_code"] == "POLICY_NOT_RENDERABLE"
+    assert caught.value.metadata["policy_fields"] == (
+        "license.persistent,license.license_duration,license.rental_duration,"
+        "license.playback_duration"
+    )
+
+
+def test_vendor_enforcement_can_be_stated_per_drm():
+    partial = adapter(policy_enforced_by_vendor=["playready"])
+    policy = Policy.model_validate(RENTAL)
+    assert partial.policy_gaps(policy, DrmSystem.PLAYREADY) == []
+    assert {g.field for g in partial.policy_gaps(policy, DrmSystem.FAIRPLAY)} == {
+        "license.persistent",
+        "license.license_duration",
+        "license.rental_duration",
+        "license.playback_duration",
+    }
+
+
+def test_a_claim_that_tightens_a_vendor_enforced_policy_is_refused():
+    """The content key policy at Azure is configured once: it can't follow a claim."""
+    call = make_call(RENTAL, challenge=challenge(DrmSystem.PLAYREADY, payload=b"<x/>"))
+    adapter().build_request(call)
+    call.policy.tighten_license(LicenseSettings(license_duration=3600))
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(call)
+    assert caught.value.metadata["policy_fields"] == "license.license_duration"
+    keyed = make_call(SPLIT, challenge=challenge(DrmSystem.PLAYREADY, payload=b"<x/>"))
+    keyed.policy.tighten_key(KID_SD, TrackRules(playready_min_security_level=3000))
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(keyed)
+    assert caught.value.metadata["policy_fields"] == (
+        f"key_rules.{uuid.UUID(bytes=KID_SD)}.playready_min_security_level"
+    )
+
+
+def test_the_template_folds_per_key_rules_and_keeps_the_license_window():
+    """Regression: the template ignored key rules and license.start."""
+    clock = FakeClock()
+    template_adapter = adapter(clock, widevine_request="template")
+    call = make_call(SPLIT, clock)
+    call.policy.tighten_key(KID_HD, TrackRules(hdcp=Hdcp.V2_2))
+    template = json.loads(template_adapter.build_request(call).body)
+    specs = {s["track_type"]: s for s in template["content_key_specs"]}
+    assert specs["HD"]["required_output_protection"]["hdcp"] == "HDCP_V2_2"
+    now = datetime.fromtimestamp(clock.time(), UTC)
+    later = {**RENTAL, "license": {**RENTAL["license"], "start": now + timedelta(days=1)}}
+    with pytest.raises(ProxyError) as caught:
+        template_adapter.build_request(make_call(later, clock))
+    assert caught.value.reason is Reason.NOT_ENTITLED
+    ending = {**RENTAL, "license": {**RENTAL["license"], "expiry": now + timedelta(hours=2)}}
+    template = json.loads(template_adapter.build_request(make_call(ending, clock)).body)
+    assert template["policy_overrides"]["license_duration_seconds"] == 7200
+    assert template["policy_overrides"]["rental_duration_seconds"] == 7200

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from plugins.vendors import common, widevine_policy
+from plugins.vendors import common, rendering, widevine_policy
 from proxy.errors import Reason
 from proxy.model import ChallengeInfo, DrmSystem, RequestType
-from proxy.policy import EffectivePolicy, Policy, TrackType
+from proxy.policy import EffectivePolicy, Hdcp, Policy, TrackRules, TrackType
 from proxy.secrets import resolve_secret
 from proxy.services import Services
 from proxy.testing import FakeClock, vendor_call
@@ -173,7 +173,7 @@ def test_widevine_answers_are_checked_for_shape(body, reason):
 
 
 def test_widevine_vocabulary_for_a_rental():
-    overrides = widevine_policy.policy_overrides(effective(RENTAL), 0)
+    overrides = widevine_policy.policy_overrides(effective(RENTAL).license)
     assert overrides == {
         "can_play": True,
         "can_persist": False,
@@ -184,7 +184,7 @@ def test_widevine_vocabulary_for_a_rental():
 
 
 def test_widevine_vocabulary_for_a_download_includes_renewal():
-    overrides = widevine_policy.policy_overrides(effective(DOWNLOAD), 0)
+    overrides = widevine_policy.policy_overrides(effective(DOWNLOAD).license)
     assert overrides["can_persist"] is True
     assert overrides["can_renew"] is True
     assert overrides["renewal_server_url"] == "https://renew.example/wv"
@@ -201,12 +201,101 @@ def test_widevine_track_selection_for_the_split_lists_every_allowed_track():
 
 def test_widevine_track_selection_short_form_and_default():
     assert widevine_policy.track_selection(effective(RENTAL)) == {}
-    sd_hd = {**RENTAL, "allowed_track_types": ["SD", "HD"]}
+    sd_hd = {**RENTAL, "allowed_track_types": ["AUDIO", "SD", "HD"]}
     assert widevine_policy.track_selection(effective(sd_hd)) == {"allowed_track_types": "SD_HD"}
+
+
+def test_without_audio_the_short_form_is_never_used():
+    """Widevine's named sets always carry audio: a policy that leaves audio out gets specs."""
+    video_only = {**RENTAL, "allowed_track_types": ["SD", "HD"]}
+    assert widevine_policy.track_selection(effective(video_only)) == {
+        "content_key_specs": [{"track_type": "SD"}, {"track_type": "HD"}]
+    }
+
+
+def test_a_short_form_the_service_does_not_take_becomes_specs():
+    uhd = {**RENTAL, "allowed_track_types": ["AUDIO", "SD", "HD", "UHD1"]}
+    assert widevine_policy.track_selection(effective(uhd)) == {"allowed_track_types": "SD_UHD1"}
+    specs = widevine_policy.track_selection(effective(uhd), ("SD_ONLY", "SD_HD"))
+    assert [s["track_type"] for s in specs["content_key_specs"]] == ["AUDIO", "SD", "HD", "UHD1"]
+
+
+def test_per_key_rules_are_folded_into_their_tracks_specs():
+    """Regression: per-key tightening from trusted claims never reached Widevine."""
+    policy = effective(SPLIT)
+    policy.key_rules[KID_SD] = TrackRules(widevine_security_level=5, hdcp=Hdcp.V2_2)
+    specs = {
+        s["track_type"]: s for s in widevine_policy.track_selection(policy)["content_key_specs"]
+    }
+    assert specs["SD"]["security_level"] == 5
+    assert specs["SD"]["required_output_protection"] == {"hdcp": "HDCP_V2_2"}
+    assert specs["HD"]["security_level"] == 4, "other tracks keep their own rules"
+    assert specs["AUDIO"] == {"track_type": "AUDIO"}
+
+
+def test_a_key_of_unknown_track_tightens_every_track():
+    policy = effective(SPLIT)
+    unknown = bytes(16)
+    policy.key_rules[unknown] = TrackRules(hdcp=Hdcp.V2_1)
+    specs = widevine_policy.track_selection(policy)["content_key_specs"]
+    hdcp = {s["track_type"]: s["required_output_protection"]["hdcp"] for s in specs}
+    assert hdcp == {"AUDIO": "HDCP_V2_1", "SD": "HDCP_V2_1", "HD": "HDCP_V2_1"}
 
 
 def test_an_expired_policy_window_issues_nothing():
     closed = {**RENTAL, "license": {**RENTAL["license"], "expiry": "2020-01-01T00:00:00Z"}}
     with pytest.raises(common.ProxyError) as caught:
-        widevine_policy.policy_overrides(effective(closed), 1_800_000_000)
+        rendering.check_window(effective(closed).license, 1_800_000_000)
     assert caught.value.reason is Reason.NOT_ENTITLED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "System.Web.Services.Protocols.SoapException: Internal error\n   at X.Y(Byte[] c)",
+        'Traceback (most recent call last):\n  File "/srv/app.py", line 3, in <module>',
+        "java.lang.IllegalStateException: boom",
+        "at com.vendor.License.issue(License.java:42)",
+        "<html><body>Bad gateway</body></html>",
+        "panic: runtime error: index out of range\ngoroutine 1 [running]:",
+    ],
+)
+def test_vendor_internals_are_never_a_vendor_message(text):
+    assert common.vendor_message(text) is None
+
+
+def test_a_vendor_message_is_its_first_line_scrubbed():
+    assert common.vendor_message("License denied: device revoked.\nmore") == (
+        "License denied: device revoked."
+    )
+    assert common.vendor_message("") is None
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6", "3q2+7w==", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"],
+)
+def test_scrub_redacts_keys_in_hex_and_padded_base64(secret):
+    assert secret not in common.scrub(f"bad key {secret} given")
+
+
+def test_scrub_leaves_ordinary_words_and_codes():
+    assert common.scrub("status=OK code 0x8004C600 MDRM-1011") == (
+        "status=OK code 0x8004C600 MDRM-1011"
+    )
+
+
+def test_a_playready_fault_with_a_stack_trace_keeps_its_code_only():
+    fault = (
+        b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>'
+        b"<faultcode>s:Server</faultcode><faultstring>System.Web.Services.Protocols."
+        b"SoapException: Internal error at Microsoft.Media.Drm.LicenseServer.Process(Byte[] "
+        b"challenge) in D:\\src\\x.cs:line 9</faultstring><detail><Exception><StatusCode>"
+        b"0x8004C600</StatusCode></Exception></detail></s:Fault></s:Body></s:Envelope>"
+    )
+    error = common.playready_fault_error("azure", response(500, fault))
+    assert error.metadata == {
+        "vendor": "azure",
+        "vendor_status": "500",
+        "vendor_code": "0x8004C600",
+    }

@@ -23,6 +23,7 @@ DRM_ENUM = {
     "widevine": pb.DRM_SYSTEM_WIDEVINE,
     "playready": pb.DRM_SYSTEM_PLAYREADY,
     "fairplay": pb.DRM_SYSTEM_FAIRPLAY,
+    "clearkey": pb.DRM_SYSTEM_CLEARKEY,
 }
 
 
@@ -223,6 +224,7 @@ async def test_azure_passthrough_forwards_the_customer_token(
             "vendor": "azure",
             "bearer": "passthrough",
             "urls": {"widevine": f"{emulator.url}/Widevine/"},
+            "widevine_request": "template",
         }
         proxy = await proxy_factory(config)
         token = dev_token({"sub": "alice", "vendor": "azure"})
@@ -240,3 +242,38 @@ async def test_upstream_counters_are_exported(sandbox_proxy, dev_token, http):
         text = await response.text()
     assert 'license_proxy_upstream_calls_total{backend="axinom",outcome="ok"}' in text
     assert 'license_proxy_circuit_state{backend="axinom"} 0.0' in text
+
+
+#: A Widevine renewal: it names the license it renews, and no key.
+RENEWAL = samples.widevine_license_request(form="existing_license", request_type=2)
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_a_widevine_renewal_is_served_through_every_vendor(
+    vendor, vendor_sandbox, sandbox_proxy, dev_token
+):
+    """Regression: Axinom (REQUEST_INVALID) and Azure's {kid} URLs refused renewals."""
+    token = dev_token({"sub": "alice", "vendor": vendor})
+    response, info, code = await grpc_license(
+        sandbox_proxy, token, "widevine", RENEWAL, content_id="movie-1"
+    )
+    assert code is grpc.StatusCode.OK, info
+    facts = license_facts("widevine", response.license)
+    assert facts["vendor"] == vendor
+    received = vendor_sandbox[vendor].state.last
+    if vendor == "axinom":
+        assert facts["request_type"] == "renewal"
+        assert facts["keys"] == []
+    if vendor == "azure":
+        assert received.path == "/Widevine/" and "kid" not in received.query
+
+
+async def test_an_azure_renewal_with_a_key_id_hint_goes_to_the_key_url(
+    vendor_sandbox, sandbox_proxy, dev_token
+):
+    token = dev_token({"sub": "alice", "vendor": "azure"})
+    _, info, code = await grpc_license(
+        sandbox_proxy, token, "widevine", RENEWAL, content_id="movie-1", key_ids=[KID_SD]
+    )
+    assert code is grpc.StatusCode.OK, info
+    assert vendor_sandbox["azure"].state.last.query["kid"] == str(uuid.UUID(bytes=KID_SD))

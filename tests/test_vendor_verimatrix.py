@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -20,6 +21,7 @@ from plugins.vendors.verimatrix import (
 )
 from proxy.errors import ProxyError, Reason
 from proxy.model import ClientInfo, DrmSystem, RequestType
+from proxy.policy import Policy
 from proxy.services import Services
 from proxy.testing import FakeClock
 from tests.test_vendor_common import (
@@ -95,7 +97,7 @@ def test_rental_token_field_by_field():
 
 def test_every_token_is_fresh_within_the_vendor_window():
     clock = FakeClock()
-    vmx = adapter(clock, token_lifetime="2m")
+    vmx = adapter(clock, token_lifetime="2m", max_token_age=120)
     first = minted(vmx.build_request(make_call(RENTAL, clock, content_id="m")), clock)
     clock.advance(500)
     second = minted(vmx.build_request(make_call(RENTAL, clock, content_id="m")), clock)
@@ -106,7 +108,16 @@ def test_every_token_is_fresh_within_the_vendor_window():
 
 def test_a_lifetime_beyond_120_seconds_is_refused_at_config():
     with pytest.raises(ValueError, match="token_lifetime"):
-        adapter(token_lifetime="5m")
+        adapter(token_lifetime="5m", max_token_age=120)
+    with pytest.raises(ValueError, match="max_token_age"):
+        adapter(max_token_age=121)
+
+
+def test_a_lifetime_beyond_90_seconds_needs_max_token_age():
+    """Regression: up to 120 s was allowed although an older Verimatrix doc says 90."""
+    with pytest.raises(ValueError, match="longer than max_token_age"):
+        adapter(token_lifetime="100s")
+    assert adapter(token_lifetime="90s").settings.token_lifetime == 90
 
 
 def test_persistent_download_policy_claim():
@@ -117,11 +128,17 @@ def test_persistent_download_policy_claim():
     assert claims["policy"]["widevine"]["license_duration"] == 30 * 86400
 
 
+#: The split without allowed_track_types: Verimatrix licenses every key of the content.
+ALL_TRACKS_SPLIT = {k: v for k, v in SPLIT.items() if k != "allowed_track_types"}
+
+
 def test_split_security_policies_per_track_type():
     clock = FakeClock()
-    call = make_call(SPLIT, clock, content_id="m", challenge=challenge(key_ids=(KID_SD, KID_HD)))
+    call = make_call(
+        ALL_TRACKS_SPLIT, clock, content_id="m", challenge=challenge(key_ids=(KID_SD, KID_HD))
+    )
     claims = minted(adapter(clock).build_request(call), clock)
-    policy = effective(SPLIT)
+    policy = effective(ALL_TRACKS_SPLIT)
     sd, hd, uhd = (policy_id(policy, t) for t in ("SD", "HD", "UHD1"))
     assert claims["track_type_policy"] == {"SD": sd, "HD": hd, "UHD1": uhd}
     assert claims["security_policy"][sd] == {
@@ -139,16 +156,69 @@ def test_split_security_policies_per_track_type():
 def test_playready_objects_are_rendered_only_when_enabled():
     clock = FakeClock()
     info = challenge(DrmSystem.PLAYREADY, payload=b"<soap/>")
-    off = minted(
-        adapter(clock).build_request(make_call(SPLIT, clock, content_id="m", challenge=info)), clock
-    )
-    assert "security_policy" not in off
     on_adapter = adapter(clock, security_policy_drms=["widevine", "playready"])
     on = minted(
-        on_adapter.build_request(make_call(SPLIT, clock, content_id="m", challenge=info)), clock
+        on_adapter.build_request(
+            make_call(ALL_TRACKS_SPLIT, clock, content_id="m", challenge=info)
+        ),
+        clock,
     )
     hd = on["security_policy"][on["track_type_policy"]["HD"]]
     assert hd == {"playready": {"min_security_level": 3000, "compressed_digital_video_opl": 500}}
+
+
+def test_playready_rules_without_playready_objects_are_refused_not_dropped():
+    """Regression: PlayReady and FairPlay rules were left out of the token silently."""
+    info = challenge(DrmSystem.PLAYREADY, payload=b"<soap/>")
+    call = make_call(ALL_TRACKS_SPLIT, content_id="m", challenge=info)
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(call)
+    assert caught.value.reason is Reason.UPSTREAM_REJECTED
+    assert caught.value.metadata["vendor_code"] == "POLICY_NOT_RENDERABLE"
+    assert caught.value.metadata["policy_fields"] == (
+        "tracks.SD.playready_min_security_level,tracks.HD.playready_min_security_level,"
+        "tracks.HD.playready_output_protection"
+    )
+    gaps = adapter().policy_gaps(Policy.model_validate(ALL_TRACKS_SPLIT), DrmSystem.FAIRPLAY)
+    assert {(g.field, g.error) for g in gaps} == {
+        ("tracks.HD.fairplay_hdcp", True),
+        ("tracks.HD.fairplay_allow_airplay", True),
+    }
+
+
+def test_allowed_track_types_can_never_be_rendered():
+    """Regression: the UHD key was licensed (and given a track_type_policy) although the
+    policy allows only audio, SD and HD."""
+    gaps = adapter().policy_gaps(Policy.model_validate(SPLIT), DrmSystem.WIDEVINE)
+    assert [(g.field, g.error) for g in gaps] == [("allowed_track_types", True)]
+    with pytest.raises(ProxyError) as caught:
+        adapter().build_request(make_call(SPLIT, content_id="m"))
+    assert caught.value.metadata["policy_fields"] == "allowed_track_types"
+
+
+def test_a_window_that_has_not_opened_or_has_closed_is_not_entitled():
+    """Regression: license.start and expiry never reached the token."""
+    clock = FakeClock()
+    now = datetime.fromtimestamp(clock.time(), UTC)
+    later = {**RENTAL, "license": {**RENTAL["license"], "start": (now + timedelta(hours=1))}}
+    with pytest.raises(ProxyError) as caught:
+        adapter(clock).build_request(make_call(later, clock, content_id="m"))
+    assert caught.value.reason is Reason.NOT_ENTITLED
+    assert caught.value.metadata == {"license_window": "not_started"}
+    over = {**RENTAL, "license": {**RENTAL["license"], "expiry": now}}
+    with pytest.raises(ProxyError) as caught:
+        adapter(clock).build_request(make_call(over, clock, content_id="m"))
+    assert caught.value.metadata == {"license_window": "closed"}
+
+
+def test_the_license_duration_is_capped_by_the_time_left():
+    clock = FakeClock()
+    expiry = datetime.fromtimestamp(clock.time() + 3600, UTC)
+    policy = {**RENTAL, "license": {**RENTAL["license"], "expiry": expiry}}
+    claims = minted(adapter(clock).build_request(make_call(policy, clock, content_id="m")), clock)
+    assert claims["policy"]["widevine"]["license_duration"] == 3600
+    assert claims["policy"]["widevine"]["rental_duration"] == 3600
+    assert claims["policy"]["widevine"]["playback_duration"] == 14400
 
 
 def test_subscriber_device_bearer_and_issuer_when_configured():
@@ -237,7 +307,42 @@ def test_the_mdrm_table_covers_every_documented_code():
 
 def test_read_mdrm_is_tolerant():
     assert read_mdrm(b'{"message":"x","code":"mdrm_1004"}') == ("MDRM-1004", "x")
-    assert read_mdrm(b"\xff\xfe garbage") == (None, "\ufffd\ufffd garbage")
+    assert read_mdrm(b"\xff\xfe garbage") == (None, None)
+
+
+#: A .NET exception dump as a failing server might answer it.
+STACK_TRACE = (
+    "System.NullReferenceException: Object reference not set to an instance of an object.\r\n"
+    "   at Vmx.License.WidevineHandler.Issue(Request r) in C:\\build\\src\\WidevineHandler.cs:"
+    "line 212\r\n   at Vmx.Api.Controllers.LicenseController.Post()"
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        STACK_TRACE.encode(),
+        b"MDRM-500 " + STACK_TRACE.encode(),
+        json.dumps({"code": "MDRM-500", "message": STACK_TRACE}).encode(),
+        b"<!DOCTYPE html><html><body>Server Error in '/' Application.</body></html>",
+    ],
+)
+def test_a_stack_trace_never_reaches_the_caller_but_reaches_the_log(body, caplog):
+    """Regression: free text (a stack trace) was passed to callers as vendor_message."""
+    caplog.set_level("INFO", logger="plugins.vendors")
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL, content_id="m"), response(500, body))
+    assert caught.value.reason is Reason.UPSTREAM_UNAVAILABLE
+    assert "vendor_message" not in caught.value.metadata
+    assert set(caught.value.metadata) <= {"vendor", "vendor_status", "vendor_code"}
+    assert "verimatrix answered HTTP 500" in caplog.text
+
+
+def test_a_short_json_message_is_passed_on():
+    body = b'{"code":"MDRM-508","message":"Token expired"}'
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL, content_id="m"), response(401, body))
+    assert caught.value.metadata["vendor_message"] == "Token expired"
 
 
 def test_a_key_that_does_not_suit_the_algorithm_is_refused():

@@ -11,11 +11,21 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from plugins.vendors.widevine_cloud import WidevineCloudAdapter, WidevineCloudSettings, sign_request
+from proxy.challenge import samples
+from proxy.challenge.widevine import parse_widevine
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
 from proxy.services import Services
 from proxy.testing import FakeClock
-from tests.test_vendor_common import DOWNLOAD, RENTAL, SPLIT, challenge, make_call, response
+from tests.test_vendor_common import (
+    DOWNLOAD,
+    KID_SD,
+    RENTAL,
+    SPLIT,
+    challenge,
+    make_call,
+    response,
+)
 
 KEY = bytes(range(32))
 IV = bytes(range(16, 32))
@@ -153,3 +163,44 @@ def test_other_drms_are_not_served():
     with pytest.raises(ProxyError) as caught:
         adapter().build_request(make_call(RENTAL, challenge=challenge(DrmSystem.PLAYREADY)))
     assert caught.value.reason is Reason.DRM_NOT_SUPPORTED
+
+
+def test_an_http_error_body_never_reaches_the_caller(caplog):
+    """Regression: the first 300 characters of an HTTP error body went to callers."""
+    caplog.set_level("INFO", logger="plugins.vendors")
+    body = b"<html><body>java.lang.NullPointerException at com.google.Foo.bar(Foo.java:1)</body>"
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(503, body))
+    assert caught.value.reason is Reason.UPSTREAM_UNAVAILABLE
+    assert "vendor_message" not in caught.value.metadata
+    assert "widevine_cloud answered HTTP 503" in caplog.text
+
+
+def test_a_status_message_that_is_a_stack_trace_is_dropped():
+    doc = {"status": "INTERNAL_ERROR", "status_message": "Exception: at x.y(z.cc:12)"}
+    with pytest.raises(ProxyError) as caught:
+        adapter().parse_response(make_call(RENTAL), response(200, json.dumps(doc).encode()))
+    assert caught.value.metadata["vendor_code"] == "INTERNAL_ERROR"
+    assert "vendor_message" not in caught.value.metadata
+
+
+#: A content id that is not text (the proxy shows it as hex).
+BINARY_CONTENT_ID = bytes.fromhex("a1b2c3d4e5f60718293a4b5c6d7e8f90")
+
+
+def parsed_challenge(content_id: bytes):
+    body = samples.widevine_license_request(key_ids=[KID_SD], content_id=content_id)
+    return parse_widevine(body)
+
+
+def test_a_binary_content_id_from_the_challenge_is_sent_as_its_own_bytes():
+    """Regression: the hex text the proxy shows was sent instead of the bytes."""
+    info = parsed_challenge(BINARY_CONTENT_ID)
+    assert info.content_id == BINARY_CONTENT_ID.hex()
+    inner = unwrap(adapter().build_request(make_call(RENTAL, challenge=info)))
+    assert base64.b64decode(inner["content_id"]) == BINARY_CONTENT_ID
+
+
+def test_a_caller_given_content_id_is_sent_as_utf8():
+    inner = unwrap(adapter().build_request(make_call(RENTAL, content_id="film/été")))
+    assert base64.b64decode(inner["content_id"]) == "film/été".encode()

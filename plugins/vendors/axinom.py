@@ -24,6 +24,7 @@ from urllib.parse import quote
 import jwt
 from pydantic import Field
 
+from plugins.vendors import rendering
 from plugins.vendors.common import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
@@ -35,6 +36,7 @@ from plugins.vendors.common import (
     playready_fault_error,
     scrub,
     status_error,
+    vendor_message,
 )
 from proxy import hookimpl
 from proxy.config import Duration
@@ -45,12 +47,21 @@ from proxy.policy import (
     CgmsA,
     EffectivePolicy,
     Hdcp,
+    LicenseSettings,
     PlayReadyOutputProtection,
+    Policy,
     TrackRules,
 )
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "axinom"
 MESSAGE_HEADER = "X-AxDRM-Message"
@@ -76,6 +87,29 @@ WIDEVINE_HDCP = {
 }
 WIDEVINE_CGMS = {CgmsA.COPY_FREE: "free", CgmsA.COPY_ONCE: "once", CgmsA.COPY_NEVER: "never"}
 
+AXINOM_DRMS = frozenset({DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY})
+_LICENSE = frozenset(
+    {"persistent", "license_duration", "rental_duration", "playback_duration", "expiry"}
+)
+#: What an Entitlement Message carries per DRM: dates, durations (the rental window
+#: folded into ``duration``) and persistence for all; playback and renewal for Widevine
+#: only (``can_play = false`` elsewhere is refused by the proxy); every track rule of the
+#: DRM in usage policies, per key too; keys of disallowed track types left out.
+RENDERINGS = {
+    drm: rendering.Rendering(
+        license=_LICENSE
+        | (
+            frozenset({"can_play", *rendering.RENEWAL_FIELDS})
+            if drm is DrmSystem.WIDEVINE
+            else frozenset()
+        ),
+        tracks=frozenset(rendering.TRACK_FIELDS[drm]),
+        allowed_track_types=True,
+        per_key=True,
+    )
+    for drm in AXINOM_DRMS
+}
+
 
 class AxinomSettings(UpstreamSettings):
     """``[backends.NAME]`` with ``vendor = "axinom"``."""
@@ -100,6 +134,17 @@ class AxinomSettings(UpstreamSettings):
     its ``type`` and ``device_info`` strings go to ``vendor_metadata``."""
     session_id_claim: str | None = "sid"
     """Token claim whose value becomes ``session.id`` (request metadata ``session_id`` wins)."""
+    send_allowed_ip_addresses: bool = False
+    """Render a policy's single-host ``access.ip_allow`` as
+    ``access_control.allowed_ip_addresses`` and send the end user's address in
+    ``X-Forwarded-For``. Off by default: Axinom sees the proxy's address, so this only
+    works when the tenant believes the proxy's ``X-Forwarded-For``; the proxy enforces
+    ``ip_allow`` itself either way."""
+    send_playready_device_ids: bool = False
+    """Render a trusted caller's device id in ``access_control.playready.allowed_device_ids``
+    for policies with ``access.require_device_id``. Axinom expects PlayReady device GUIDs
+    (as its License Request Info Message reports them): a device id that is not a GUID is
+    ``REQUEST_INVALID``. Off by default: the proxy enforces ``require_device_id`` itself."""
 
 
 def _rules_doc(rules: TrackRules) -> dict[str, Any]:
@@ -144,16 +189,32 @@ def _iso(instant: datetime | float) -> str:
     return instant.isoformat(timespec="seconds")
 
 
-def license_section(policy: EffectivePolicy) -> dict[str, Any]:
-    """``license``: persistence, durations, dates, and the Widevine-only settings."""
-    settings = policy.license
+def license_duration(settings: LicenseSettings) -> int | None:
+    """``license.duration``: the license duration, or the rental window when shorter.
+
+    Axinom has no rental window of its own; the shorter of the two is never looser
+    than the policy. 0 (unlimited) gives way to any limit.
+    """
+    limits = [d for d in (settings.license_duration, settings.rental_duration) if d]
+    if limits:
+        return min(limits)
+    return settings.license_duration if settings.license_duration is not None else None
+
+
+def license_section(settings: LicenseSettings) -> dict[str, Any]:
+    """``license``: persistence, durations, dates, and the Widevine-only settings.
+
+    :param settings: the license settings :func:`~plugins.vendors.rendering.prepare`
+        returned (window checked, durations capped by ``expiry``).
+    """
     doc: dict[str, Any] = {}
     if settings.start is not None:
         doc["start_datetime"] = _iso(settings.start)
     if settings.expiry is not None:
         doc["expiration_datetime"] = _iso(settings.expiry)
-    if settings.license_duration is not None:
-        doc["duration"] = settings.license_duration
+    duration = license_duration(settings)
+    if duration is not None:
+        doc["duration"] = duration
     if settings.persistent is not None:
         doc["allow_persistence"] = settings.persistent
     playback = settings.playback_duration
@@ -224,29 +285,42 @@ class AxinomAdapter:
         self.clock = services.clock
         self.key = key_material(settings.com_key, "com_key", lengths=(32,), encodings=("base64",))
         self.com_key_id = str(settings.com_key_id)
+        self.drm_systems = frozenset(settings.urls) & AXINOM_DRMS
         for drm, url in settings.urls.items():
             if not url.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: {url!r} is not an http(s) URL")
 
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` an Entitlement Message can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, RENDERINGS[drm])
+
     def entitlement(self, call: VendorCall) -> dict[str, Any]:
         """The Entitlement Message v2 for ``call``."""
         policy = call.policy
+        drm = call.challenge.drm_system
+        if drm not in self.drm_systems:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        settings = rendering.prepare(call, RENDERINGS[drm], VENDOR, self.clock.time())
         key_ids = call.key_ids
-        is_license = call.challenge.request_type is not RequestType.SERVICE_CERTIFICATE
-        if is_license and not key_ids:
+        # A Widevine renewal or release names an existing license, not keys: like a
+        # certificate request it goes with whatever keys are known (often none).
+        is_new = call.challenge.request_type is RequestType.NEW
+        if is_new and not key_ids:
             raise ProxyError(
                 Reason.REQUEST_INVALID,
                 "Axinom needs the key ids: the challenge names none, so send key_id hints",
             )
         inline, policies = usage_policies(policy, key_ids)
-        if is_license and not inline:
+        if is_new and not inline:
             raise ProxyError(
                 Reason.UPSTREAM_REJECTED,
                 "the policy allows none of the requested keys",
                 metadata={"vendor": VENDOR, "vendor_code": "NO_KEYS_ALLOWED"},
             )
         message: dict[str, Any] = {"type": "entitlement_message", "version": 2}
-        license_doc = license_section(policy)
+        license_doc = license_section(settings)
         if license_doc:
             message["license"] = license_doc
         message["content_keys_source"] = {"inline": inline}
@@ -263,15 +337,27 @@ class AxinomAdapter:
     def _license_server(self, call: VendorCall) -> dict[str, Any]:
         access: dict[str, Any] = {}
         rules = call.policy.policy.access
-        if rules.ip_allow:
+        if self.settings.send_allowed_ip_addresses and rules.ip_allow:
             # Axinom lists addresses, not networks: a policy's allow list of single
             # hosts goes through; a wider network can't be expressed and stays ours.
             hosts = [str(n.network_address) for n in rules.ip_allow if n.num_addresses == 1]
             if len(hosts) == len(rules.ip_allow):
                 access["allowed_ip_addresses"] = hosts
         device = call.ctx.request.client.device_id
-        if rules.require_device_id and device and call.challenge.drm_system is DrmSystem.PLAYREADY:
-            access["playready"] = {"allowed_device_ids": [device]}
+        if (
+            self.settings.send_playready_device_ids
+            and rules.require_device_id
+            and device
+            and call.challenge.drm_system is DrmSystem.PLAYREADY
+        ):
+            try:
+                device_guid = str(uuid.UUID(device))
+            except ValueError:
+                raise ProxyError(
+                    Reason.REQUEST_INVALID,
+                    "the device id is not a PlayReady device GUID, which this backend sends",
+                ) from None
+            access["playready"] = {"allowed_device_ids": [device_guid]}
         if self.settings.prevent_drm_message_reuse is not None:
             access["prevent_drm_message_reuse"] = self.settings.prevent_drm_message_reuse
         server: dict[str, Any] = {}
@@ -317,6 +403,9 @@ class AxinomAdapter:
         headers = {"Content-Type": OCTET_STREAM}
         if drm is DrmSystem.PLAYREADY:
             headers = {"Content-Type": PLAYREADY_CONTENT_TYPE, "SOAPAction": PLAYREADY_SOAP_ACTION}
+        client_ip = call.ctx.request.client.ip_address
+        if self.settings.send_allowed_ip_addresses and client_ip:
+            headers["X-Forwarded-For"] = client_ip
         if self.settings.message_transport == "header":
             headers[MESSAGE_HEADER] = token
         else:
@@ -331,8 +420,9 @@ class AxinomAdapter:
             if drm is DrmSystem.PLAYREADY:
                 fault = playready_fault_error(VENDOR, response)
                 if fault is not None:
-                    if message:
-                        fault.metadata["vendor_message"] = scrub(message)
+                    shown = vendor_message(message)
+                    if shown:
+                        fault.metadata["vendor_message"] = shown
                     raise fault
             raise status_error(VENDOR, response, message=message)
         body = check_license(VENDOR, drm, response.body)

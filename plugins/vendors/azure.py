@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import replace
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
@@ -26,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, model_validator
 
-from plugins.vendors import widevine_policy
+from plugins.vendors import rendering, widevine_policy
 from plugins.vendors.common import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
@@ -38,24 +39,44 @@ from plugins.vendors.common import (
     fairplay_content_id,
     guid,
     json_bytes,
+    json_message,
     json_object,
     key_material,
     playready_fault_error,
     status_error,
     vendor_error,
+    widevine_content_id,
 )
 from proxy import hookimpl
 from proxy.config import Duration
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
+from proxy.policy import LicenseSettings, Policy
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "azure"
 CONTENT_KEY_CLAIM = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
 MAX_USES_CLAIM = "urn:microsoft:azure:mediaservices:maxuses"
+#: Azure refuses tokens with ``maxuses`` that expire more than this far ahead (VENDOR_FACTS 3.3).
+MAX_USES_LIFETIME = 3600
 _PLACEHOLDERS = frozenset({"kid", "content_id"})
+AZURE_DRMS = frozenset({DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY})
+#: Widevine template ``allowed_track_types`` values Azure takes (VENDOR_FACTS 3.6).
+TEMPLATE_SHORT_FORMS = ("SD_ONLY", "SD_HD")
+_RAW_HINT = (
+    "this backend sends the challenge and a token only: set policy_enforced_by_vendor "
+    "(true, or a list of DRMs) when the content key policy at Azure/MK.IO enforces it"
+)
+
 _CKC = re.compile(rb"<ckc>\s*([A-Za-z0-9+/=_-]+)\s*</ckc>", re.IGNORECASE)
 
 
@@ -69,6 +90,10 @@ class AzureSettings(UpstreamSettings):
     service_certificate_url: str | None = None
     """Where Widevine service-certificate requests go when the Widevine template needs a
     key id they don't carry (no placeholders)."""
+    renewal_url: str | None = None
+    """Where Widevine renewals and releases (which name an existing license, not keys) go
+    when the Widevine template needs a key id and the request sends no ``key_id`` hint
+    (no placeholders)."""
     bearer: Literal["mint", "passthrough"] = "mint"
     """Mint the token restriction's JWT, or forward the customer's own token."""
     issuer: str | None = None
@@ -82,7 +107,8 @@ class AzureSettings(UpstreamSettings):
     content_key_identifier: bool = True
     """Add the ``contentkeyidentifier`` required claim (the key id as a GUID)."""
     max_uses: int | None = Field(default=None, ge=1)
-    """Add the ``maxuses`` replay claim (Azure then refuses tokens living over 1 h)."""
+    """Add the ``maxuses`` replay claim (Azure then refuses tokens living over 1 h, so
+    ``token_lifetime`` must be 1 h or less)."""
     claims: dict[str, str | int | bool] = Field(default_factory=dict)
     """Fixed claims the restriction requires."""
     forward_claims: list[str] = Field(default_factory=list)
@@ -97,6 +123,20 @@ class AzureSettings(UpstreamSettings):
     """``template``: send Widevine challenges in the JSON license-template form (seed 000)."""
     widevine_provider: str | None = None
     use_policy_overrides_exclusively: bool | None = None
+    policy_enforced_by_vendor: bool | list[DrmSystem] = False
+    """The content key policy configured at Azure or MK.IO enforces the policy's rules
+    for these DRMs (``true``: every DRM). Without it, a policy rule this backend can't
+    put in its request is a config error: raw requests (PlayReady, FairPlay, Widevine
+    unless ``widevine_request = "template"``) carry only the challenge and the token."""
+
+    @property
+    def vendor_enforced(self) -> frozenset[DrmSystem]:
+        """The DRMs whose policy rules the content key policy at Azure/MK.IO enforces."""
+        if self.policy_enforced_by_vendor is True:
+            return frozenset(AZURE_DRMS)
+        if self.policy_enforced_by_vendor is False:
+            return frozenset()
+        return frozenset(self.policy_enforced_by_vendor)
 
     @model_validator(mode="after")
     def _mint_needs_keys(self) -> AzureSettings:
@@ -104,6 +144,11 @@ class AzureSettings(UpstreamSettings):
             missing = [n for n in ("issuer", "audience", "signing_key") if getattr(self, n) is None]
             if missing:
                 raise ValueError(f"bearer = 'mint' needs {', '.join(missing)}")
+        if self.max_uses is not None and self.token_lifetime > MAX_USES_LIFETIME:
+            raise ValueError(
+                "max_uses: Azure refuses a maxuses token that expires more than 1 h ahead; "
+                "keep token_lifetime at 1h or less"
+            )
         for drm, template in self.urls.items():
             try:
                 fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
@@ -117,24 +162,28 @@ class AzureSettings(UpstreamSettings):
                 )
             if not template.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: not an http(s) URL")
-        if self.service_certificate_url and not self.service_certificate_url.startswith(
-            ("https://", "http://")
-        ):
-            raise ValueError("service_certificate_url: not an http(s) URL")
+        for name in ("service_certificate_url", "renewal_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name}: not an http(s) URL")
         return self
 
 
 def widevine_template(
-    call: VendorCall, provider: str | None, exclusive: bool | None, now: float
+    call: VendorCall, provider: str | None, exclusive: bool | None, settings: LicenseSettings
 ) -> dict[str, Any]:
-    """The Widevine license template (seed 000) for ``call``, challenge as ``payload``."""
+    """The Widevine license template (seed 000) for ``call``, challenge as ``payload``.
+
+    :param settings: the license settings :func:`~plugins.vendors.rendering.prepare` returned.
+    """
     doc: dict[str, Any] = {"payload": b64(call.challenge.payload)}
-    if call.content_id:
-        doc["content_id"] = b64(call.content_id.encode("utf-8"))
+    content_id = widevine_content_id(call)
+    if content_id:
+        doc["content_id"] = b64(content_id)
     if provider:
         doc["provider"] = provider
-    doc.update(widevine_policy.track_selection(call.policy))
-    overrides = widevine_policy.policy_overrides(call.policy, now)
+    doc.update(widevine_policy.track_selection(call.policy, TEMPLATE_SHORT_FORMS))
+    overrides = widevine_policy.policy_overrides(settings)
     if overrides:
         doc["policy_overrides"] = overrides
     if exclusive is not None:
@@ -149,6 +198,8 @@ class AzureAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
+        self.drm_systems = frozenset(settings.urls) & AZURE_DRMS
+        self.renderings = {drm: self._rendering(drm) for drm in AZURE_DRMS}
         self.key: Any = None
         if settings.bearer == "mint":
             assert settings.signing_key is not None
@@ -165,6 +216,16 @@ class AzureAdapter:
                     ) from None
                 if not isinstance(self.key, rsa.RSAPrivateKey) or self.key.key_size < 2048:
                     raise ValueError("signing_key: RS256 needs an RSA key of 2048 bits or more")
+
+    def _rendering(self, drm: DrmSystem) -> rendering.Rendering:
+        enforced_by = "vendor" if drm in self.settings.vendor_enforced else "nobody"
+        if drm is DrmSystem.WIDEVINE and self.settings.widevine_request == "template":
+            return replace(rendering.WIDEVINE, enforced_by=enforced_by)
+        return rendering.Rendering(enforced_by=enforced_by, hints={"default": _RAW_HINT})
+
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` this backend's requests can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, self.renderings[drm])
 
     def claims(self, call: VendorCall) -> dict[str, Any]:
         """The claims of the minted token."""
@@ -207,9 +268,14 @@ class AzureAdapter:
         """The license URL from the DRM's template."""
         drm = call.challenge.drm_system
         template = self.settings.urls.get(drm)
-        certificate = call.challenge.request_type is RequestType.SERVICE_CERTIFICATE
-        if certificate and self.settings.service_certificate_url and not call.key_ids:
-            return self.settings.service_certificate_url
+        request_type = call.challenge.request_type
+        certificate = request_type is RequestType.SERVICE_CERTIFICATE
+        existing = request_type in (RequestType.RENEWAL, RequestType.RELEASE)
+        if not call.key_ids:
+            if certificate and self.settings.service_certificate_url:
+                return self.settings.service_certificate_url
+            if existing and self.settings.renewal_url:
+                return self.settings.renewal_url
         if template is None:
             raise ProxyError(
                 Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
@@ -217,10 +283,16 @@ class AzureAdapter:
         values = {"kid": "", "content_id": quote(call.content_id or "", safe="")}
         if "{kid}" in template:
             if not call.key_ids:
+                alternative = (
+                    " (or set service_certificate_url)"
+                    if certificate
+                    else " (or set renewal_url)"
+                    if existing
+                    else ""
+                )
                 raise ProxyError(
                     Reason.REQUEST_INVALID,
-                    "this backend's license URL needs the key id: send a key_id hint"
-                    + (" (or set service_certificate_url)" if certificate else ""),
+                    "this backend's license URL needs the key id: send a key_id hint" + alternative,
                 )
             values["kid"] = guid(call.key_ids[0])
         if "{content_id}" in template and not call.content_id:
@@ -233,6 +305,11 @@ class AzureAdapter:
     def build_request(self, call: VendorCall) -> UpstreamRequest:
         """The key-delivery request for ``call``."""
         drm = call.challenge.drm_system
+        if drm not in self.drm_systems:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        settings = rendering.prepare(call, self.renderings[drm], VENDOR, self.clock.time())
         url = self.url(call)
         token = self.token(call)
         headers: dict[str, str] = {}
@@ -260,7 +337,7 @@ class AzureAdapter:
                     call,
                     self.settings.widevine_provider,
                     self.settings.use_policy_overrides_exclusively,
-                    self.clock.time(),
+                    settings,
                 )
             )
         else:
@@ -275,9 +352,9 @@ class AzureAdapter:
                 fault = playready_fault_error(VENDOR, response)
                 if fault is not None:
                     raise fault
-            message = response.body[:300].decode("utf-8", "replace")
+            # Azure's error body format is UNVERIFIED: only a JSON message field is shown.
             code = "Unauthorized" if response.status == 401 else None
-            raise status_error(VENDOR, response, code=code, message=message)
+            raise status_error(VENDOR, response, code=code, message=json_message(response.body))
         body = response.body
         if drm is DrmSystem.FAIRPLAY:
             match = _CKC.search(body)
@@ -298,10 +375,13 @@ def _template_answer(response: UpstreamResponse) -> bytes:
     doc = json_object(VENDOR, response)
     status = doc.get("status", "OK")
     if status != "OK":
+        transient = status in widevine_policy.TRANSIENT_STATUSES
         raise vendor_error(
-            Reason.UPSTREAM_REJECTED,
+            Reason.UPSTREAM_UNAVAILABLE if transient else Reason.UPSTREAM_REJECTED,
             VENDOR,
-            "the Widevine license service refused the license",
+            "the Widevine license service failed"
+            if transient
+            else "the Widevine license service refused the license",
             status=response.status,
             code=str(status),
             message=str(doc.get("status_message", "")),

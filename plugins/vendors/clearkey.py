@@ -15,13 +15,15 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from plugins.vendors.rendering import Rendering, config_gaps, prepare
 from proxy import hookimpl
 from proxy.config import ConfigPath
 from proxy.encoding import b64url_decode, b64url_encode, parse_key_id
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
+from proxy.policy import Policy
 from proxy.secrets import SecretRef
-from proxy.vendors import BackendSettings, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import BackendSettings, PolicyGap, VendorCall, VendorLicense, VendorSpec
 
 CONTENT_TYPE = "application/json"
 
@@ -88,11 +90,30 @@ def _load_keys_file(path: Path) -> dict[bytes, bytes]:
     return keys
 
 
+#: What a ClearKey license enforces: playback and persistence (by refusing), the allowed
+#: track types (by leaving keys out) and the window (no license outside it). W3C
+#: ClearKey licenses carry no lifetime and no renewal, so durations and an expiry
+#: can't be enforced once the keys are out: start warns about them.
+RENDERING = Rendering(
+    license=frozenset({"can_play", "persistent"}),
+    allowed_track_types=True,
+    per_key=True,
+    enforced_by="nothing_can",
+    hints={
+        "default": "a ClearKey license carries no lifetime: the player keeps the keys "
+        "for as long as it likes"
+    },
+)
+
+
 class ClearKeyAdapter:
     """Issues ClearKey licenses from the configured key store."""
 
+    drm_systems = frozenset({DrmSystem.CLEARKEY})
+
     def __init__(self, name: str, settings: ClearKeySettings, services: Any) -> None:
         self.name = name
+        self.clock = services.clock
         self.keys: dict[bytes, bytes] = {}
         if settings.keys_file is not None:
             self.keys.update(_load_keys_file(settings.keys_file))
@@ -106,6 +127,10 @@ class ClearKeyAdapter:
             key = derive_key(self.seed, key_id)
         return key
 
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` a ClearKey license can't enforce (start-up warnings)."""
+        return config_gaps(policy, drm, RENDERING)
+
     async def issue(self, call: VendorCall) -> VendorLicense:
         """A JSON Web Key Set for the requested keys (or a release acknowledgement)."""
         challenge = call.challenge
@@ -113,6 +138,7 @@ class ClearKeyAdapter:
         if challenge.request_type is RequestType.RELEASE:
             ack = {"kids": [b64url_encode(k) for k in key_ids]}
             return VendorLicense(_json(ack), CONTENT_TYPE, key_ids)
+        prepare(call, RENDERING, "clearkey", self.clock.time())
         session_type = challenge.details.get("session_type", "temporary")
         license_settings = call.policy.license
         if license_settings.can_play is False:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -22,7 +23,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem
 from proxy.secrets import Secret
 from proxy.upstream import retry_after_seconds
-from proxy.vendors import UpstreamResponse
+from proxy.vendors import UpstreamResponse, VendorCall
 
 #: What PlayReady servers expect in the request (VENDOR_FACTS 7.2).
 PLAYREADY_CONTENT_TYPE = "text/xml; charset=utf-8"
@@ -31,11 +32,29 @@ OCTET_STREAM = "application/octet-stream"
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _B64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
-#: Anything shaped like a JWT, or a long run of base64: never echoed to a caller.
+log = logging.getLogger("plugins.vendors")
+
+#: Anything shaped like a JWT, a long run of base64, a run of hex as long as a 64-bit
+#: value or more, or padded base64: never echoed to a caller nor logged.
 _SECRETISH = re.compile(
-    r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*|[A-Za-z0-9+/=_-]{33,}"
+    r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"
+    r"|[A-Za-z0-9+/=_-]{33,}"
+    r"|\b[0-9A-Fa-f]{16,}\b"
+    r"|[A-Za-z0-9+/]{6,}={1,2}(?![A-Za-z0-9+/=])"
 )
 _UNPRINTABLE = re.compile(r"[^\x20-\x7e]+")
+#: What a stack trace, an exception dump or an HTML page looks like: such text says how
+#: the vendor is built, not why it refused, and only the server log gets it.
+_INTERNALS = re.compile(
+    r"Traceback \(most recent call last\)"
+    r"|\bat [\w.$<>`]+\("
+    r"|\.(?:cs|java|py|js|ts|go|rb|php|kt|scala):(?:line )?\d"
+    r'|File "[^"]+", line \d'
+    r"|\w+(?:Exception|Error)\s*:"
+    r"|\bpanic:|\bgoroutine \d+"
+    r"|<\s*(?:!DOCTYPE|html|head|body|script)\b",
+    re.IGNORECASE,
+)
 
 #: PlayReady fault status codes that mean the server failed, not that it refused.
 PLAYREADY_SERVER_FAULTS = frozenset({"0x8004C600"})
@@ -111,6 +130,29 @@ def scrub(text: str | None, limit: int = 200) -> str:
     return text[:limit]
 
 
+def vendor_message(text: str | None, limit: int = 200) -> str | None:
+    """A vendor's message as a caller may see it: its first line, scrubbed; None when the
+    text looks like a stack trace, an exception dump or markup (those stay in the log)."""
+    if not text:
+        return None
+    text = str(text)
+    if _INTERNALS.search(text):
+        return None
+    lines = text.strip().splitlines()
+    first = scrub(lines[0], limit) if lines else ""
+    return first or None
+
+
+def log_vendor_body(vendor: str, status: int | None, body: bytes | str | None) -> None:
+    """Log what a vendor answered, for the operator: an excerpt, scrubbed of anything
+    token- or key-like (callers only ever get structured fields)."""
+    if not body:
+        return
+    text = body[:4096].decode("utf-8", "replace") if isinstance(body, bytes) else body[:4096]
+    level = logging.WARNING if status is None or status >= 500 else logging.INFO
+    log.log(level, "%s answered HTTP %s: %s", vendor, status, scrub(text, 1000))
+
+
 def vendor_error(
     reason: Reason,
     vendor: str,
@@ -121,15 +163,40 @@ def vendor_error(
     message: str | None = None,
     retry_after: float | None = None,
 ) -> ProxyError:
-    """A ``ProxyError`` carrying the vendor's own status, code and scrubbed message."""
+    """A ``ProxyError`` carrying the vendor's own status and code, and its message when
+    that message is a short, known field that reveals nothing of the vendor's insides."""
     metadata = {"vendor": vendor}
     if status is not None:
         metadata["vendor_status"] = str(status)
     if code:
         metadata["vendor_code"] = scrub(code, 64)
-    if message:
-        metadata["vendor_message"] = scrub(message)
+    shown = vendor_message(message)
+    if shown:
+        metadata["vendor_message"] = shown
+    elif message:
+        log_vendor_body(vendor, status, message)
     return ProxyError(reason, detail, metadata=metadata, retry_after=retry_after)
+
+
+def json_message(
+    body: bytes, fields: Iterable[str] = ("message", "error_description")
+) -> str | None:
+    """A message from a JSON error body's known fields (top level, or inside ``error``)."""
+    try:
+        doc = json.loads(body[:4096])
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    for inner in (doc.get("error"), doc):
+        if isinstance(inner, dict):
+            for name in fields:
+                value = inner.get(name)
+                if isinstance(value, str) and value:
+                    return value
+    if isinstance(doc.get("error"), str) and doc["error"]:
+        return doc["error"]
+    return None
 
 
 def status_error(
@@ -143,9 +210,10 @@ def status_error(
 
     5xx and 429 are outages (``UPSTREAM_UNAVAILABLE``, with the vendor's
     ``Retry-After``); other 4xx are refusals (``UPSTREAM_REJECTED``); any
-    other status is ``UPSTREAM_BAD_RESPONSE``.
+    other status is ``UPSTREAM_BAD_RESPONSE``. The body goes to the log only.
     """
     status = response.status
+    log_vendor_body(vendor, status, response.body)
     if status >= 500 or status == 429:
         return vendor_error(
             Reason.UPSTREAM_UNAVAILABLE,
@@ -320,6 +388,17 @@ def fairplay_content_id(value: str | None) -> str | None:
     if value.lower().startswith("skd://"):
         value = value[6:]
     return value.split("?", 1)[0] or None
+
+
+def widevine_content_id(call: VendorCall) -> bytes | None:
+    """The bytes for Widevine's ``content_id``: the challenge's own bytes when the id was
+    read from the challenge (it may be binary, shown to the rest of the proxy as hex),
+    else the caller's content id as UTF-8."""
+    raw = call.challenge.details.get("widevine_content_id")
+    from_challenge = call.challenge.content_id and call.content_id == call.challenge.content_id
+    if isinstance(raw, bytes) and raw and from_challenge:
+        return raw
+    return call.content_id.encode("utf-8") if call.content_id else None
 
 
 def header_metadata(headers: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:

@@ -18,7 +18,6 @@ mapping is a table (:data:`MDRM_CODES`).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from typing import Any, Literal
@@ -26,8 +25,9 @@ from typing import Any, Literal
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
-from pydantic import Field
+from pydantic import Field, model_validator
 
+from plugins.vendors import rendering
 from plugins.vendors.common import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
@@ -39,7 +39,9 @@ from plugins.vendors.common import (
     fairplay_content_id,
     guid,
     json_bytes,
+    json_message,
     json_object,
+    log_vendor_body,
     playready_fault_error,
     status_error,
     vendor_error,
@@ -48,19 +50,40 @@ from proxy import hookimpl
 from proxy.config import Duration
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
-from proxy.policy import DEFAULT_TRACK, EffectivePolicy, TrackRules
+from proxy.policy import DEFAULT_TRACK, EffectivePolicy, LicenseSettings, Policy, TrackRules
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings, retry_after_seconds
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "verimatrix"
+VERIMATRIX_DRMS = frozenset({DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY})
+#: The license settings the ``policy`` claim carries.
+POLICY_CLAIM_FIELDS = frozenset(
+    {
+        "can_play",
+        "persistent",
+        "license_duration",
+        "rental_duration",
+        "playback_duration",
+        "renewal.enabled",
+    }
+)
 DEFAULT_URLS = {
     DrmSystem.WIDEVINE: "https://multidrm.vsaas.verimatrixcloud.net/widevine",
     DrmSystem.PLAYREADY: "https://multidrm.vsaas.verimatrixcloud.net/playready",
     DrmSystem.FAIRPLAY: "https://multidrm.vsaas.verimatrixcloud.net/fairplay",
 }
-#: Verimatrix rejects tokens older than this many seconds after ``iat`` (VENDOR_FACTS 2.5).
+#: Verimatrix rejects tokens older than this many seconds after ``iat``: the current doc
+#: says 120, an older one 90 (VENDOR_FACTS 2.5). 90 is the default; 120 only on request.
 MAX_TOKEN_AGE = 120
+DEFAULT_MAX_TOKEN_AGE = 90
 
 _R = Reason.UPSTREAM_REJECTED
 _U = Reason.UPSTREAM_UNAVAILABLE
@@ -99,7 +122,7 @@ MDRM_CODES: dict[int, Reason] = {
     1110: _R,
 }
 _MDRM = re.compile(r"MDRM[-_ ]?(\d{3,4})", re.IGNORECASE)
-_MESSAGE_FIELDS = ("message", "errorMessage", "error_message", "description", "detail", "error")
+_MESSAGE_FIELDS = ("message", "errorMessage", "error_message", "description", "detail")
 
 _ALGORITHMS: dict[str, type] = {
     "ES256": ec.EllipticCurvePrivateKey,
@@ -127,7 +150,11 @@ class VerimatrixSettings(UpstreamSettings):
     payload_version: int | None = None
     """``ver``, when Verimatrix gave you one (its value is UNVERIFIED)."""
     token_lifetime: Duration = Field(default=60.0, gt=0, le=MAX_TOKEN_AGE)
-    """Seconds from ``iat`` to ``exp``; Verimatrix allows at most 120."""
+    """Seconds from ``iat`` to ``exp``, at most ``max_token_age``."""
+    max_token_age: int = Field(default=DEFAULT_MAX_TOKEN_AGE, ge=1, le=MAX_TOKEN_AGE)
+    """The longest token the tenant accepts after ``iat``: 90 s, which both versions of
+    Verimatrix's doc allow; raise it to 120 (the current doc's limit) only for a tenant
+    known to accept it."""
     authorization: Literal["raw", "bearer"] = "raw"
     """How the token sits in ``Authorization``: raw (public integrations), or ``Bearer``."""
     send_subscriber: bool = False
@@ -142,6 +169,15 @@ class VerimatrixSettings(UpstreamSettings):
     service_certificate_subject: str = "service-certificate"
     """``sub`` for a Widevine service-certificate request that names no content."""
     playready_content_type: str = PLAYREADY_CONTENT_TYPE
+
+    @model_validator(mode="after")
+    def _lifetime_within_the_token_age(self) -> VerimatrixSettings:
+        if self.token_lifetime > self.max_token_age:
+            raise ValueError(
+                f"token_lifetime: {self.token_lifetime:g} s is longer than max_token_age "
+                f"({self.max_token_age} s); Verimatrix would refuse the token"
+            )
+        return self
 
 
 def _load_private_key(settings: VerimatrixSettings) -> Any:
@@ -218,15 +254,19 @@ def security_claims(
     Each configured track type becomes a policy assigned in
     ``track_type_policy``; the ``DEFAULT`` rules become
     ``default_security_policy``; keys with rules of their own are assigned in
-    ``track_policy``. Rules with nothing for ``drm`` are left out.
+    ``track_policy``. Rules with nothing for ``drm`` are left out, and so are track
+    types the policy does not allow (a security policy is no permission).
     """
     render = _RENDERERS.get(drm)
     if render is None:
         return {}
+    allowed = policy.allowed_track_types
     policies: dict[str, Any] = {}
     track_types: dict[str, str] = {}
     claims: dict[str, Any] = {}
     for track, rules in policy.tracks.items():
+        if allowed is not None and track != DEFAULT_TRACK and track not in allowed:
+            continue
         body = render(rules)
         if not body:
             continue
@@ -254,9 +294,12 @@ def security_claims(
     return claims
 
 
-def license_policy(policy: EffectivePolicy, drm: DrmSystem) -> dict[str, Any]:
-    """The ``policy`` claim: license settings for ``drm`` (names OBSERVED-3P, UNVERIFIED)."""
-    settings = policy.license
+def license_policy(settings: LicenseSettings, drm: DrmSystem) -> dict[str, Any]:
+    """The ``policy`` claim: license settings for ``drm`` (names OBSERVED-3P, UNVERIFIED).
+
+    :param settings: the license settings :func:`~plugins.vendors.rendering.prepare`
+        returned (``license_duration`` capped by an ``expiry``).
+    """
     body: dict[str, Any] = {}
     for ours, theirs in (
         ("can_play", "can_play"),
@@ -281,14 +324,42 @@ class VerimatrixAdapter:
         self.settings = settings
         self.clock = services.clock
         self.key = _load_private_key(settings)
+        self.drm_systems = frozenset(settings.urls) & VERIMATRIX_DRMS
+        self.renderings = {drm: self._rendering(drm) for drm in VERIMATRIX_DRMS}
         for drm, url in settings.urls.items():
             if not url.startswith(("https://", "http://")):
                 raise ValueError(f"urls.{drm.value}: {url!r} is not an http(s) URL")
+
+    def _rendering(self, drm: DrmSystem) -> rendering.Rendering:
+        security = drm in self.settings.security_policy_drms
+        return rendering.Rendering(
+            license=POLICY_CLAIM_FIELDS if self.settings.policy_claim else frozenset(),
+            tracks=frozenset(rendering.TRACK_FIELDS[drm]) if security else frozenset(),
+            per_key=security,
+            hints={
+                "license": "turn policy_claim on (its field names are UNVERIFIED)",
+                "renewal": "Verimatrix's policy claim carries can_renew only",
+                "tracks": f"list {drm.value} in security_policy_drms "
+                f"(Verimatrix's {drm.value} field names are UNVERIFIED)",
+                "allowed_track_types": "Verimatrix licenses every key of the content id "
+                "(sub); serve this policy from a backend that leaves keys out (axinom, "
+                "widevine_cloud, azure with widevine_request = 'template')",
+            },
+        )
+
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` this backend's token can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, self.renderings[drm])
 
     def claims(self, call: VendorCall) -> dict[str, Any]:
         """The license-server token's claims for ``call``."""
         settings = self.settings
         drm = call.challenge.drm_system
+        if drm not in self.drm_systems:
+            raise ProxyError(
+                Reason.DRM_NOT_SUPPORTED, f"backend {call.backend!r} has no {drm.value} URL"
+            )
+        license_settings = rendering.prepare(call, self.renderings[drm], VENDOR, self.clock.time())
         subject = call.content_id
         if drm is DrmSystem.FAIRPLAY:
             subject = fairplay_content_id(subject)
@@ -321,7 +392,7 @@ class VerimatrixAdapter:
         if drm in settings.security_policy_drms:
             claims.update(security_claims(call.policy, drm, call.key_ids))
         if settings.policy_claim:
-            policy = license_policy(call.policy, drm)
+            policy = license_policy(license_settings, drm)
             if policy:
                 claims["policy"] = policy
         return claims
@@ -376,22 +447,10 @@ class VerimatrixAdapter:
 
 
 def read_mdrm(body: bytes) -> tuple[str | None, str | None]:
-    """The MDRM code and message in an error body, whatever its shape (JSON or text)."""
+    """The MDRM code in an error body, whatever its shape (JSON or text), and the message
+    of a JSON body's known message field (free text never reaches callers)."""
     text = body[:4096].decode("utf-8", "replace")
-    message = None
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict):
-        inner = doc.get("error") if isinstance(doc.get("error"), dict) else doc
-        for field in _MESSAGE_FIELDS:
-            value = inner.get(field)
-            if isinstance(value, str) and value:
-                message = value
-                break
-    elif text.strip() and not text.lstrip().startswith("<"):
-        message = text.strip()
+    message = json_message(body, _MESSAGE_FIELDS)
     match = _MDRM.search(text)
     code = f"MDRM-{match.group(1)}" if match else None
     return code, message
@@ -407,6 +466,7 @@ def mdrm_error(
         if fault is not None:
             return fault
     if code is not None:
+        log_vendor_body(VENDOR, response.status, response.body)
         reason = MDRM_CODES.get(int(code[5:]))
         if reason is None:
             reason = _U if response.status >= 500 or response.status == 429 else _R

@@ -18,30 +18,39 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import Field, model_validator
 
-from plugins.vendors import widevine_policy
+from plugins.vendors import rendering, widevine_policy
 from plugins.vendors.common import (
     b64,
     b64decode_any,
     bad_response,
     check_widevine_answer,
     json_bytes,
+    json_message,
     json_object,
     key_material,
     scrub,
     status_error,
     vendor_error,
+    widevine_content_id,
 )
 from proxy import hookimpl
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
+from proxy.policy import Policy
 from proxy.secrets import SecretRef
 from proxy.upstream import UpstreamSettings
-from proxy.vendors import UpstreamRequest, UpstreamResponse, VendorCall, VendorLicense, VendorSpec
+from proxy.vendors import (
+    PolicyGap,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
+    VendorSpec,
+)
 
 VENDOR = "widevine_cloud"
 DEFAULT_URL = "https://license.widevine.com/cenc/getlicense"
-#: ``status`` values that mean the service failed rather than refused.
-TRANSIENT_STATUSES = frozenset({"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "BACKEND_UNAVAILABLE"})
+TRANSIENT_STATUSES = widevine_policy.TRANSIENT_STATUSES
 #: Answer fields worth keeping in ``vendor_metadata``.
 KEPT_FIELDS = ("security_level", "system_id", "make", "model", "platform", "internal_status")
 
@@ -84,6 +93,8 @@ def sign_request(message: bytes, key: bytes, iv: bytes) -> bytes:
 class WidevineCloudAdapter:
     """Builds signed getlicense requests and reads their JSON answers."""
 
+    drm_systems = frozenset({DrmSystem.WIDEVINE})
+
     def __init__(self, name: str, settings: WidevineCloudSettings, services: Any) -> None:
         self.name = name
         self.settings = settings
@@ -102,6 +113,10 @@ class WidevineCloudAdapter:
                 settings.signing_iv, "signing_iv", lengths=(16,), encodings=("hex", "base64")
             )
 
+    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
+        """The rules of ``policy`` that a getlicense request can't carry (start-up check)."""
+        return rendering.config_gaps(policy, drm, rendering.WIDEVINE)
+
     def message(self, call: VendorCall) -> dict[str, Any]:
         """The inner request message for ``call``."""
         doc: dict[str, Any] = {
@@ -110,12 +125,14 @@ class WidevineCloudAdapter:
         }
         if call.challenge.request_type is RequestType.SERVICE_CERTIFICATE:
             return doc
-        if call.content_id:
-            doc["content_id"] = b64(call.content_id.encode("utf-8"))
+        content_id = widevine_content_id(call)
+        if content_id:
+            doc["content_id"] = b64(content_id)
+        settings = rendering.prepare(call, rendering.WIDEVINE, VENDOR, self.clock.time())
         if self.settings.policy_name:
             doc["policy_name"] = self.settings.policy_name
         doc.update(widevine_policy.track_selection(call.policy))
-        overrides = widevine_policy.policy_overrides(call.policy, self.clock.time())
+        overrides = widevine_policy.policy_overrides(settings)
         if overrides:
             doc["policy_overrides"] = overrides
         if self.settings.use_policy_overrides_exclusively is not None:
@@ -143,9 +160,7 @@ class WidevineCloudAdapter:
     def parse_response(self, call: VendorCall, response: UpstreamResponse) -> VendorLicense:
         """The decoded license, or the error its ``status`` names (HTTP 200 included)."""
         if response.status != 200:
-            raise status_error(
-                VENDOR, response, message=response.body[:300].decode("utf-8", "replace")
-            )
+            raise status_error(VENDOR, response, message=json_message(response.body))
         doc = json_object(VENDOR, response)
         status = doc.get("status")
         if not isinstance(status, str):

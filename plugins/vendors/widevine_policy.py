@@ -3,23 +3,30 @@
 
 Google's license proxy API (``widevine_cloud``) and the Azure/MK.IO Widevine
 template (seed 000) share these names, so both adapters render from here.
-Unset policy fields are left out: the vendor's default applies.
+Unset policy fields are left out: the vendor's default applies. What the two
+adapters render, and so what a policy served by them may hold, is
+:data:`plugins.vendors.rendering.WIDEVINE`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from proxy.errors import ProxyError, Reason
-from proxy.policy import EffectivePolicy, TrackRules, TrackType
+from proxy.policy import EffectivePolicy, LicenseSettings, TrackRules, TrackType
 
-#: Widevine's ``allowed_track_types`` values and the track types each lets through.
+#: Widevine's ``allowed_track_types`` values and the video track types each lets through
+#: (audio always goes with them).
 ALLOWED_TRACK_TYPES: dict[str, frozenset[TrackType]] = {
     "SD_ONLY": frozenset({TrackType.SD}),
     "SD_HD": frozenset({TrackType.SD, TrackType.HD}),
     "SD_UHD1": frozenset({TrackType.SD, TrackType.HD, TrackType.UHD1}),
     "SD_UHD2": frozenset({TrackType.SD, TrackType.HD, TrackType.UHD1, TrackType.UHD2}),
 }
+
+#: ``status`` values of a Widevine license answer that mean the service failed rather
+#: than refused (shaka-packager retries ``INTERNAL_ERROR``): the next backend is tried.
+TRANSIENT_STATUSES = frozenset({"INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "BACKEND_UNAVAILABLE"})
 
 #: Every track type, in the order content key specs list them.
 ALL_TRACKS = (TrackType.AUDIO, TrackType.SD, TrackType.HD, TrackType.UHD1, TrackType.UHD2)
@@ -30,24 +37,18 @@ def _put(doc: dict[str, Any], name: str, value: Any) -> None:
         doc[name] = value
 
 
-def policy_overrides(policy: EffectivePolicy, now: float) -> dict[str, Any]:
+def policy_overrides(settings: LicenseSettings) -> dict[str, Any]:
     """``policy_overrides`` from the license settings (renewal fields only when renewal is on).
 
-    An absolute ``expiry`` caps ``license_duration_seconds`` (Widevine has no
-    absolute end date); a policy whose expiry has passed issues nothing.
+    Give the settings :func:`plugins.vendors.rendering.prepare` returns: the window
+    checked and ``license_duration`` already capped by an absolute ``expiry``
+    (Widevine has no absolute end date).
     """
-    settings = policy.license
     doc: dict[str, Any] = {}
     _put(doc, "can_play", settings.can_play)
     _put(doc, "can_persist", settings.persistent)
     _put(doc, "can_renew", settings.renewal.enabled)
-    duration = settings.license_duration
-    if settings.expiry is not None:
-        left = int(settings.expiry.timestamp() - now)
-        if left <= 0:
-            raise ProxyError(Reason.NOT_ENTITLED, "the policy's license window has closed")
-        duration = left if not duration else min(duration, left)
-    _put(doc, "license_duration_seconds", duration)
+    _put(doc, "license_duration_seconds", settings.license_duration)
     _put(doc, "rental_duration_seconds", settings.rental_duration)
     _put(doc, "playback_duration_seconds", settings.playback_duration)
     renewal = settings.renewal
@@ -91,22 +92,44 @@ def _has_widevine_rules(rules: TrackRules) -> bool:
     )
 
 
-def track_selection(policy: EffectivePolicy) -> dict[str, Any]:
+def track_rules(policy: EffectivePolicy, track: TrackType) -> TrackRules:
+    """The rules one content key spec carries: the track's, tightened by every key rule
+    of a key of that track, or of a key whose track is unknown (it may be any).
+
+    Per-key rules (from trusted claims) are folded in this way because a spec that
+    names one key's id must still list every track type; folding is stricter for
+    the track's other keys, never looser for the key.
+    """
+    rules = policy.rules_for_track(track)
+    touching = [
+        key_rules
+        for key_id, key_rules in policy.key_rules.items()
+        if policy.key_track_types.get(key_id) in (track, None)
+    ]
+    return rules.most_restrictive(*touching) if touching else rules
+
+
+def track_selection(
+    policy: EffectivePolicy, short_forms: Iterable[str] = tuple(ALLOWED_TRACK_TYPES)
+) -> dict[str, Any]:
     """``allowed_track_types`` or ``content_key_specs`` (never both; the API forbids it).
 
-    With no track rules and an allowed set Widevine can name (SD, SD+HD,
-    ...) the short form is used. Otherwise each allowed track type (every
-    type when the policy names none) gets a content key spec: Widevine leaves
-    a track out of the license when specs are given and its type is missing.
+    With no track rules and an allowed set Widevine can name (audio with SD, SD+HD,
+    ...; ``short_forms`` says which names the service takes) the short form is
+    used. Otherwise each allowed track type (every type when the policy names none)
+    gets a content key spec: Widevine leaves a track out of the license when specs
+    are given and its type is missing.
     """
     allowed = set(policy.allowed_track_types) if policy.allowed_track_types else None
     tracks = [t for t in ALL_TRACKS if allowed is None or t in allowed]
-    rules = {t: policy.rules_for_track(t) for t in tracks}
+    rules = {t: track_rules(policy, t) for t in tracks}
     if not any(_has_widevine_rules(r) for r in rules.values()):
         if allowed is None:
             return {}
-        video = allowed - {TrackType.AUDIO}
-        for name, members in ALLOWED_TRACK_TYPES.items():
-            if video == members:
-                return {"allowed_track_types": name}
+        if TrackType.AUDIO in allowed:
+            # Widevine's named sets always let audio through.
+            video = allowed - {TrackType.AUDIO}
+            for name in short_forms:
+                if video == ALLOWED_TRACK_TYPES[name]:
+                    return {"allowed_track_types": name}
     return {"content_key_specs": [_spec(t, rules[t]) for t in tracks]}

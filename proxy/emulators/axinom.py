@@ -5,7 +5,8 @@ and a License Service Message in ``X-AxDRM-Message`` (or ``AxDrmMessage``),
 exactly one of them. It checks the HS256 signature with the communication
 key, the envelope (``version`` 1, ``com_key_id``, ``expiration_date``), the
 Entitlement Message v2 (type, version, inline GUID key ids, every named usage
-policy defined), then issues an emulated license carrying what it understood.
+policy defined; a Widevine renewal or release may name no key), then issues an
+emulated license carrying what it understood.
 Errors go in ``X-AxDRM-ErrorMessage`` with 400/403, and as HTTP 500 with a
 SOAP fault for PlayReady, as Axinom does.
 """
@@ -20,6 +21,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from proxy.challenge.widevine import parse_widevine
 from proxy.emulators.base import (
     SERVICE_CERTIFICATE,
     STATE,
@@ -29,6 +31,8 @@ from proxy.emulators.base import (
     playready_fault,
     record,
 )
+from proxy.errors import ProxyError
+from proxy.model import RequestType
 
 IDENTITY = {
     "widevine": "Axinom DRM - Widevine API",
@@ -129,6 +133,15 @@ def _check_keys(message: dict[str, Any], license_request: bool) -> list[dict[str
     return inline
 
 
+def _names_existing_license(body: bytes) -> bool:
+    """True for a Widevine renewal or release (they name a license, not keys)."""
+    try:
+        info = parse_widevine(body)
+    except ProxyError:
+        return False
+    return info.request_type in (RequestType.RENEWAL, RequestType.RELEASE)
+
+
 def make_app(com_key_id: str, com_key_b64: str) -> web.Application:
     """The emulator for one tenant: its communication key id and base64 key."""
     com_key = base64.b64decode(com_key_b64)
@@ -148,10 +161,11 @@ def make_app(com_key_id: str, com_key_b64: str) -> web.Application:
         if not body:
             return _error(drm, 400, "The license request body is empty.")
         certificate = drm == "widevine" and body == b"\x08\x04"
+        existing = drm == "widevine" and not certificate and _names_existing_license(body)
         try:
             envelope = _check_envelope(token, com_key_id, com_key)
             message = envelope["message"]
-            inline = _check_keys(message, license_request=not certificate)
+            inline = _check_keys(message, license_request=not (certificate or existing))
         except _Refused as refused:
             return _error(drm, refused.status, refused.message, refused.fault_code)
         entry.decoded.update(envelope)
@@ -179,6 +193,7 @@ def make_app(com_key_id: str, com_key_b64: str) -> web.Application:
         facts = {
             "vendor": "axinom",
             "drm": drm,
+            "request_type": "renewal" if existing else "new",
             "keys": [k["id"] for k in inline],
             "license": message.get("license", {}),
             "session": message.get("session", {}),

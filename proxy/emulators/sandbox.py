@@ -133,15 +133,22 @@ class Sandbox:
                 "signing_key": _b64ref(keys.verimatrix_pem),
                 "key_id": keys.verimatrix_key_id,
                 "audience": VERIMATRIX_AUDIENCE,
+                # The sandbox policy has PlayReady rules (field names UNVERIFIED).
+                "security_policy_drms": ["widevine", "playready", "fairplay"],
             }
         elif vendor == "azure":
             section = {
                 "vendor": "azure",
                 "urls": azure.url_templates(base),
                 "service_certificate_url": f"{base}/Widevine/",
+                "renewal_url": f"{base}/Widevine/",
                 "issuer": AZURE_ISSUER,
                 "audience": AZURE_AUDIENCE,
                 "signing_key": _b64ref(keys.azure_key),
+                # Widevine carries the policy in the template; for PlayReady and FairPlay
+                # the content key policy at Azure/MK.IO would (the emulator stands in).
+                "widevine_request": "template",
+                "policy_enforced_by_vendor": ["playready", "fairplay"],
             }
         elif vendor == "widevine_cloud":
             section = {

@@ -1,0 +1,342 @@
+"""What each vendor adapter can put in its request, and the checks that keep licenses
+from being looser than the policy.
+
+An adapter declares, per DRM, a :class:`Rendering`: the license settings and
+track rules it renders, whether it can leave keys of disallowed track types
+out, whether per-key rules reach the vendor, and who else (if anyone) enforces
+what it can't render. From that declaration:
+
+- at start, :func:`config_gaps` lists the rules of a configured policy that the
+  adapter can't render (the core turns them into config errors or warnings,
+  :func:`proxy.vendors.check_policies`);
+- per request, :func:`prepare` refuses a request outside the license window
+  (``NOT_ENTITLED``), refuses ``can_play = false`` where no vendor field says it,
+  refuses rules the adapter can't render (:class:`~proxy.vendors.PolicyNotRenderable`:
+  they came from a trusted claim, or from a backend a plugin chose), and caps the
+  durations by the time left before ``expiry``.
+
+Some rules are the proxy's own and always count as rendered: ``start`` (no
+license is issued before it), ``expiry`` when the adapter renders a license
+duration (capped by the time left), and ``can_play = false`` (refused when the
+vendor has no field for it). Renewal rules are judged for Widevine only, the one
+DRM whose licenses renew themselves (heartbeat); elsewhere a license that is
+not renewed is never looser.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from proxy.errors import ProxyError, Reason
+from proxy.model import DrmSystem, RequestType, key_id_uuid
+from proxy.policy import (
+    DEFAULT_TRACK,
+    RESTRICTION,
+    STRICTNESS,
+    EffectivePolicy,
+    LicenseSettings,
+    Policy,
+    RenewalSettings,
+    TrackRules,
+)
+from proxy.vendors import PolicyGap, PolicyNotRenderable, VendorCall
+
+#: The track rules that speak to each DRM.
+TRACK_FIELDS: dict[DrmSystem, tuple[str, ...]] = {
+    DrmSystem.WIDEVINE: ("widevine_security_level", "hdcp", "cgms_a", "disable_analog_output"),
+    DrmSystem.PLAYREADY: ("playready_min_security_level", "playready_output_protection"),
+    DrmSystem.FAIRPLAY: ("fairplay_hdcp", "fairplay_allow_airplay", "fairplay_allow_av_adapter"),
+    DrmSystem.CLEARKEY: (),
+}
+#: License settings an adapter may render (``start`` and ``can_play`` are the proxy's own).
+LICENSE_FIELDS = (
+    "persistent",
+    "license_duration",
+    "rental_duration",
+    "playback_duration",
+    "expiry",
+)
+RENEWAL_FIELDS = tuple(f"renewal.{name}" for name in RenewalSettings.model_fields)
+#: DRMs whose licenses renew themselves, so that renewal rules mean something.
+RENEWING_DRMS = frozenset({DrmSystem.WIDEVINE})
+
+Kind = Literal["license", "renewal", "tracks", "allowed_track_types"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rendering:
+    """What one adapter renders for one DRM.
+
+    :ivar license: names from :data:`LICENSE_FIELDS`, :data:`RENEWAL_FIELDS` and
+        ``can_play``, rendered in the vendor request.
+    :ivar tracks: names from :data:`TRACK_FIELDS` rendered per track type.
+    :ivar allowed_track_types: keys of track types the policy does not allow are
+        left out of the license.
+    :ivar per_key: a key's own rules reach the vendor (natively, or folded into
+        its track's rules).
+    :ivar enforced_by: who enforces what is not rendered: ``"nobody"`` (an
+        unrendered restriction is a config error), ``"vendor"`` (the vendor
+        account's own configuration: the configured values are accepted silently,
+        rules a claim tightens are refused) or ``"nothing_can"`` (the DRM has no
+        means: configured rules are warned about, rules a claim tightens refused).
+    :ivar hints: what to do about an unrendered rule, by kind (``license``,
+        ``renewal``, ``tracks``, ``allowed_track_types``).
+    """
+
+    license: frozenset[str] = frozenset()
+    tracks: frozenset[str] = frozenset()
+    allowed_track_types: bool = False
+    per_key: bool = False
+    enforced_by: Literal["nobody", "vendor", "nothing_can"] = "nobody"
+    hints: Mapping[str, str] = field(default_factory=dict)
+
+    def renders_license(self, name: str) -> bool:
+        """True when the license setting ``name`` reaches the vendor or the proxy enforces it."""
+        if name in self.license or name in ("start", "can_play"):
+            return True
+        return name == "expiry" and "license_duration" in self.license
+
+    def hint(self, kind: Kind) -> str:
+        """What to do about an unrendered rule of ``kind``."""
+        return self.hints.get(kind) or self.hints.get("default", "")
+
+
+# -- which rules restrict ------------------------------------------------------------
+
+
+def restricts(model: type[BaseModel], name: str, value: Any) -> bool:
+    """True when ``value`` of field ``name`` restricts more than leaving it unset does.
+
+    ``can_play = true``, ``persistent = true`` or ``disable_analog_output = false``
+    restrict nothing; a level, an HDCP version or a limited duration do; fields that
+    are no restriction at all (``renewal.delay``) never do.
+    """
+    if value is None:
+        return False
+    if isinstance(value, BaseModel):
+        return any(restricts(type(value), n, getattr(value, n)) for n in type(value).model_fields)
+    order = STRICTNESS.get(model, {}).get(name)
+    if order is None or order.rank is None:
+        return False
+    if order is RESTRICTION:
+        return value is True
+    return order.rank(value) > order.rank(None)
+
+
+def _license_value(settings: LicenseSettings, name: str) -> Any:
+    if name.startswith("renewal."):
+        return getattr(settings.renewal, name[8:])
+    return getattr(settings, name)
+
+
+def _license_restricts(name: str, value: Any) -> bool:
+    if name.startswith("renewal."):
+        return restricts(RenewalSettings, name[8:], value)
+    return restricts(LicenseSettings, name, value)
+
+
+def _license_rules(settings: LicenseSettings, drm: DrmSystem) -> Iterator[tuple[str, Any]]:
+    """The license rules that are set and worth judging for ``drm``."""
+    for name in LICENSE_FIELDS:
+        value = getattr(settings, name)
+        if value is not None:
+            yield name, value
+    if drm in RENEWING_DRMS:
+        renewal = settings.renewal
+        for name in RENEWAL_FIELDS:
+            value = _license_value(settings, name)
+            if value is None:
+                continue
+            if name != "renewal.enabled" and renewal.enabled is False:
+                continue  # no renewal happens, so its details don't matter
+            yield name, value
+
+
+def _kind(name: str) -> Kind:
+    return "renewal" if name.startswith("renewal.") else "license"
+
+
+# -- at start --------------------------------------------------------------------------
+
+
+def config_gaps(policy: Policy, drm: DrmSystem, rendering: Rendering) -> list[PolicyGap]:
+    """The rules of ``policy`` that ``rendering`` leaves out for ``drm``, as config findings."""
+    if rendering.enforced_by == "vendor":
+        return []
+    gaps: list[PolicyGap] = []
+
+    def add(path: str, restrictive: bool, kind: Kind) -> None:
+        if rendering.enforced_by == "nothing_can":
+            gaps.append(PolicyGap(path, drm, False, rendering.hint("default")))
+        elif restrictive:
+            gaps.append(PolicyGap(path, drm, True, rendering.hint(kind)))
+        else:
+            gaps.append(PolicyGap(path, drm, False, "the vendor's default applies"))
+
+    settings = policy.license_for(drm)
+    override = policy.license_overrides.get(drm)
+    for name, value in _license_rules(settings, drm):
+        if rendering.renders_license(name):
+            continue
+        overridden = override is not None and _license_value(override, name) is not None
+        prefix = f"license_overrides.{drm.value}" if overridden else "license"
+        add(f"{prefix}.{name}", _license_restricts(name, value), _kind(name))
+    for track, rules in policy.tracks.items():
+        for name in TRACK_FIELDS[drm]:
+            value = getattr(rules, name)
+            if value is not None and name not in rendering.tracks:
+                add(f"tracks.{track}.{name}", restricts(TrackRules, name, value), "tracks")
+    if policy.allowed_track_types is not None and not rendering.allowed_track_types:
+        add("allowed_track_types", True, "allowed_track_types")
+    return gaps
+
+
+# -- per request -----------------------------------------------------------------------
+
+
+def _configured_track(policy: Policy, track: str | None) -> TrackRules:
+    if track is not None and track in policy.tracks:
+        return policy.tracks[track]
+    return policy.tracks.get(DEFAULT_TRACK) or TrackRules()
+
+
+def request_gaps(effective: EffectivePolicy, drm: DrmSystem, rendering: Rendering) -> list[str]:
+    """The restricting rules of a request's policy that ``rendering`` can't carry for ``drm``.
+
+    A rule left out at start (the vendor enforces it, or nothing can) passes while it
+    is the configured value; one a trusted claim tightened can't reach the vendor's
+    own configuration, so it is listed.
+    """
+    configured = effective.policy
+    accepted = rendering.enforced_by != "nobody"
+    found: list[str] = []
+    base = configured.license_for(drm)
+    for name, value in _license_rules(effective.license, drm):
+        if rendering.renders_license(name) or not _license_restricts(name, value):
+            continue
+        if accepted and _license_value(base, name) == value:
+            continue
+        found.append(f"license.{name}")
+    fields = TRACK_FIELDS[drm]
+    for track, rules in effective.tracks.items():
+        for name in fields:
+            value = getattr(rules, name)
+            if name in rendering.tracks or not restricts(TrackRules, name, value):
+                continue
+            if accepted and getattr(_configured_track(configured, track), name) == value:
+                continue
+            found.append(f"tracks.{track}.{name}")
+    for key_id, rules in effective.key_rules.items():
+        track = effective.key_track_types.get(key_id)
+        shared = effective.rules_for_track(track)
+        for name in fields:
+            value = getattr(rules, name)
+            if not restricts(TrackRules, name, value):
+                continue
+            if name in rendering.tracks and (rendering.per_key or getattr(shared, name) == value):
+                continue
+            if accepted and getattr(_configured_track(configured, track), name) == value:
+                continue
+            found.append(f"key_rules.{key_id_uuid(key_id)}.{name}")
+    allowed = effective.allowed_track_types
+    if allowed is not None and not rendering.allowed_track_types:
+        configured_allowed = configured.allowed_track_types
+        if not (
+            accepted and configured_allowed is not None and set(configured_allowed) == set(allowed)
+        ):
+            found.append("allowed_track_types")
+    return found
+
+
+def check_window(settings: LicenseSettings, now: float) -> None:
+    """``NOT_ENTITLED`` before ``start`` and from ``expiry`` on."""
+    if settings.start is not None and now < _timestamp(settings.start):
+        raise ProxyError(
+            Reason.NOT_ENTITLED,
+            f"the policy's license window opens at {_show(settings.start)}",
+            metadata={"license_window": "not_started"},
+        )
+    if settings.expiry is not None and now >= _timestamp(settings.expiry):
+        raise ProxyError(
+            Reason.NOT_ENTITLED,
+            f"the policy's license window closed at {_show(settings.expiry)}",
+            metadata={"license_window": "closed"},
+        )
+
+
+def capped(settings: LicenseSettings, now: float) -> LicenseSettings:
+    """``settings`` with ``license_duration`` (and a longer ``rental_duration``) cut to the
+    whole seconds left before ``expiry``; unchanged without an expiry."""
+    if settings.expiry is None:
+        return settings
+    left = math.floor(_timestamp(settings.expiry) - now)
+    if left < 1:
+        raise ProxyError(
+            Reason.NOT_ENTITLED,
+            f"the policy's license window closes at {_show(settings.expiry)}",
+            metadata={"license_window": "closed"},
+        )
+    updates: dict[str, int] = {}
+    if not settings.license_duration or settings.license_duration > left:
+        updates["license_duration"] = left
+    if settings.rental_duration and settings.rental_duration > left:
+        updates["rental_duration"] = left
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def prepare(call: VendorCall, rendering: Rendering, vendor: str, now: float) -> LicenseSettings:
+    """The license settings an adapter renders for ``call``, after the shared checks.
+
+    Certificate requests and releases issue no license and pass as they are.
+    Otherwise: the license window (``NOT_ENTITLED``), ``can_play = false`` where the
+    vendor has no field for it (``UPSTREAM_REJECTED``, ``POLICY_FORBIDS_PLAY``), the
+    rules the adapter can't render (:class:`~proxy.vendors.PolicyNotRenderable`);
+    then the durations capped by the time left before ``expiry``.
+    """
+    settings = call.policy.license
+    if call.challenge.request_type in (RequestType.SERVICE_CERTIFICATE, RequestType.RELEASE):
+        return settings
+    drm = call.challenge.drm_system
+    check_window(settings, now)
+    if settings.can_play is False and "can_play" not in rendering.license:
+        raise ProxyError(
+            Reason.UPSTREAM_REJECTED,
+            f"the policy does not allow playback, and {vendor} has no {drm.value} field "
+            "for a license that can't play",
+            metadata={"vendor": vendor, "vendor_code": "POLICY_FORBIDS_PLAY"},
+        )
+    gaps = request_gaps(call.policy, drm, rendering)
+    if gaps:
+        raise PolicyNotRenderable(call.backend, vendor, drm, gaps)
+    return capped(settings, now)
+
+
+def _timestamp(instant: datetime) -> float:
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant.timestamp()
+
+
+def _show(instant: datetime) -> str:
+    return (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).isoformat()
+
+
+# -- what the built-in adapters render -------------------------------------------------
+
+#: Google's Widevine vocabulary (``policy_overrides``, ``content_key_specs``), shared by
+#: ``widevine_cloud`` and the Azure/MK.IO Widevine template.
+WIDEVINE = Rendering(
+    license=frozenset(
+        {"can_play", "persistent", "license_duration", "rental_duration", "playback_duration"}
+    )
+    | frozenset(RENEWAL_FIELDS),
+    tracks=frozenset(TRACK_FIELDS[DrmSystem.WIDEVINE]),
+    allowed_track_types=True,
+    per_key=True,
+)
