@@ -115,7 +115,13 @@ def test_a_rule_that_restricts_nothing_is_a_warning(vendor_sandbox):
 
 
 def test_clearkey_durations_are_warned_about_never_dropped_silently():
-    config = proxy_config()
+    config = proxy_config(
+        {
+            "policies": [
+                {"name": "default", "backends": ["clearkey"], "license": {"license_duration": "1h"}}
+            ]
+        }
+    )
     warnings = dict(build_pipeline(config).warnings)
     assert warnings["policies[0].license.license_duration"] == (
         "backend 'clearkey' (clearkey) for clearkey does not render this: a ClearKey license "
