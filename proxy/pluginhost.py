@@ -312,10 +312,6 @@ class PluginHost:
             raise RuntimeError(f"{hook} is a start-up hook")
         return None, None
 
-    def has_implementations(self, hook: str) -> bool:
-        """True when at least one loaded plugin implements ``hook``."""
-        return bool(self._impls[hook])
-
 
 def _awaitable(result: Any) -> bool:
     # Coroutines first (the usual async answer), then anything with __await__;

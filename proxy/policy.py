@@ -57,7 +57,16 @@ class WidevineSecurityLevel(IntEnum):
     HW_SECURE_ALL = 5
 
 
-class Hdcp(StrEnum):
+class RankedEnum(StrEnum):
+    """A string enum whose members are declared weakest first."""
+
+    @property
+    def rank(self) -> int:
+        """Higher is stricter (the member's place in the declaration)."""
+        return type(self)._member_names_.index(self.name)
+
+
+class Hdcp(RankedEnum):
     """Required HDCP version on digital outputs, weakest first."""
 
     NONE = "HDCP_NONE"
@@ -68,23 +77,13 @@ class Hdcp(StrEnum):
     V2_3 = "HDCP_V2_3"
     NO_DIGITAL_OUTPUT = "HDCP_NO_DIGITAL_OUTPUT"
 
-    @property
-    def rank(self) -> int:
-        """Higher is stricter."""
-        return list(Hdcp).index(self)
 
-
-class CgmsA(StrEnum):
+class CgmsA(RankedEnum):
     """CGMS-A copy control on analog outputs, weakest first."""
 
     COPY_FREE = "COPY_FREE"
     COPY_ONCE = "COPY_ONCE"
     COPY_NEVER = "COPY_NEVER"
-
-    @property
-    def rank(self) -> int:
-        """Higher is stricter."""
-        return list(CgmsA).index(self)
 
 
 class PlayReadySecurityLevel(IntEnum):
@@ -95,18 +94,13 @@ class PlayReadySecurityLevel(IntEnum):
     SL3000 = 3000
 
 
-class FairPlayHdcp(StrEnum):
+class FairPlayHdcp(RankedEnum):
     """FairPlay HDCP enforcement, weakest first (Axinom's names)."""
 
     NONE = "NONE"
     TYPE0 = "TYPE0"
     TYPE1 = "TYPE1"
     TYPE1_STRICT = "TYPE1_STRICT"
-
-    @property
-    def rank(self) -> int:
-        """Higher is stricter."""
-        return list(FairPlayHdcp).index(self)
 
 
 class PlayReadyOutputProtection(StrictModel):
