@@ -13,7 +13,7 @@ from proxy.errors import ConfigError
 from proxy.pipeline import Pipeline
 from proxy.pluginhost import PluginHost
 from proxy.services import Services
-from proxy.upstream import UpstreamClient
+from proxy.state import StateSettings, store_from_settings, store_lifetime
 from proxy.vendors import VendorRegistry
 
 DEFAULT_CONFIG_NAME = "embedded default"
@@ -56,13 +56,16 @@ def build_pipeline(
         load_entrypoints=load_entrypoints,
     )
     services = services or Services()
-    if services.upstream is None:
-        services.upstream = UpstreamClient()
     registry = VendorRegistry()
     errors += host.register_vendors(registry.register)
     errors += registry.errors
     config = ConfigContext(raw=raw, core=core, base_dir=base_dir, services=services)
     config.errors.extend(errors)
+    config.plugin_names = frozenset(host.plugin_names())
+    state = config.section("access.state", StateSettings)
+    if state is not None:
+        services.state = store_from_settings(state)
+        config.add_cleanup_ctx(store_lifetime(services.state))
     backends = registry.configure_backends(config)
     config.backend_names = frozenset(backends) | frozenset(config.get("backends", {}) or {})
     config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -34,6 +34,9 @@ from proxy.cidr import CidrSet
 from proxy.errors import ConfigError
 from proxy.model import DrmSystem
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
+
+if TYPE_CHECKING:
+    from proxy.services import Services
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -292,13 +295,15 @@ class ConfigContext:
     :ivar services: the pipeline's shared services (clock, HTTP client...).
     :ivar backend_names: the configured ``[backends.NAME]`` names.
     :ivar backend_drm_systems: the DRM systems each valid backend's vendor serves.
+    :ivar plugin_names: every loaded plugin's name.
     """
 
     raw: dict[str, Any]
     core: CoreConfig
     base_dir: Path
-    services: Any
+    services: Services
     backend_names: frozenset[str] = frozenset()
+    plugin_names: frozenset[str] = frozenset()
     backend_drm_systems: dict[str, frozenset[DrmSystem]] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)

@@ -1,26 +1,18 @@
 """Shared services of one pipeline: the clock, the upstream HTTP client, the state store.
 
-Plugins reach them as ``config.services`` in ``proxy_configure`` and as
+The core owns all three: it builds them from the config before any plugin
+configures, starts them with the pipeline and closes them after it. Plugins
+reach them as ``config.services`` in ``proxy_configure`` and as
 ``ctx.services`` per request. Tests swap the clock for one they drive.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
-from typing import Any
 
-
-class Clock:
-    """Wall and monotonic time; replaced by :class:`proxy.testing.FakeClock` in tests."""
-
-    def time(self) -> float:
-        """Seconds since the epoch."""
-        return time.time()
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes back."""
-        return time.monotonic()
+from proxy.clock import Clock
+from proxy.state import MemoryStore, StateStore
+from proxy.upstream import UpstreamClient
 
 
 @dataclass
@@ -28,10 +20,15 @@ class Services:
     """What every plugin of a pipeline shares.
 
     :ivar clock: the time source; every time-based rule reads it.
-    :ivar upstream: the pooled HTTP client the core uses to call vendors.
-    :ivar state: the shared state store (``memory`` or Redis), once configured.
+    :ivar upstream: the pooled HTTP client the core uses to call vendors
+        (adapters never call it: they translate, the core sends).
+    :ivar state: the shared state store of the state rules, as ``[access.state]``
+        configures it (this process's memory unless a Redis URL is given).
     """
 
     clock: Clock = field(default_factory=Clock)
-    upstream: Any = None
-    state: Any = None
+    upstream: UpstreamClient = field(default_factory=UpstreamClient)
+    state: StateStore = field(default_factory=MemoryStore)
+
+
+__all__ = ["Clock", "Services"]

@@ -33,9 +33,9 @@ import aiohttp
 from prometheus_client import Counter, Gauge, Histogram
 from pydantic import Field
 
+from proxy.clock import Clock
 from proxy.config import Duration, StrictModel
 from proxy.errors import ProxyError, Reason
-from proxy.services import Clock
 from proxy.vendors import Backend, BackendSettings, UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger("proxy.upstream")

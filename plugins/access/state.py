@@ -1,9 +1,9 @@
-"""The ``access_state`` plugin: ``[access.state]``, and one store call for every state rule.
+"""The ``access_state`` plugin: one call to the state store for every state rule of a request.
 
 The replay, concurrency and rate-limit rules each queue a :class:`StateCheck`
 on the request; this plugin runs last on ``proxy_authorize`` and settles the
-whole queue in one :meth:`proxy.state.StateStore.apply` (one Redis round
-trip). A check that refuses denies with its own rule's reason code. When the
+whole queue in one :meth:`proxy.state.StateStore.apply` on the store the core
+opened from ``[access.state]`` (one Redis round trip). A check that refuses denies with its own rule's reason code. When the
 request fails later (a policy rule, no policy, the vendor), the use and the
 session it took are given back, so a token is never spent on a license that
 was not issued.
@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
-
-from pydantic import Field, ValidationInfo, field_validator
 
 from plugins.access.metrics import ACCESS_DENIALS, STATE_REFUNDS, STATE_UNAVAILABLE
 from proxy import hookimpl
-from proxy.config import ConfigContext, Duration, StrictModel
+from proxy.config import ConfigContext
 from proxy.errors import ProxyError, Reason
 from proxy.model import Principal, RequestContext
-from proxy.secrets import BASE_DIR_CONTEXT_KEY, SecretRef, resolve_secret
-from proxy.state import Op, RedisStore, StateStore, StateUnavailable, open_store
+from proxy.state import Op, StateStore, StateUnavailable
 
 log = logging.getLogger("plugins.access.state")
 
@@ -35,47 +30,8 @@ QUEUE = "access.state_checks"
 #: ``ctx.extras`` key of what the store took for this request (given back on failure).
 TAKEN = "access.state_taken"
 
-_SCHEMES = ("redis", "rediss", "unix")
 #: At most one "store unavailable" log line per this many seconds.
 _LOG_EVERY = 10.0
-
-
-class StateSettings(StrictModel):
-    """``[access.state]``: where the replay, concurrency and rate counters live."""
-
-    store: str = "memory"
-    """``memory`` (this process; the default) or a Redis URL (``redis://host:6379/0``,
-    ``rediss://`` for TLS, ``unix:///path``), or ``env:NAME`` / ``file:PATH`` holding one."""
-    password: SecretRef | None = None
-    """The Redis password by reference, to keep it out of the URL."""
-    key_prefix: str = Field(default="license-proxy:", max_length=100)
-    """Prepended to every key, so deployments can share one Redis."""
-    timeout: Duration = 0.25
-    """Seconds to connect to Redis and to wait for an answer before it counts as unavailable."""
-
-    @field_validator("store")
-    @classmethod
-    def _store_url(cls, value: str, info: ValidationInfo) -> str:
-        if value.startswith(("env:", "file:")):
-            base_dir = (info.context or {}).get(BASE_DIR_CONTEXT_KEY)
-            value = resolve_secret(value, base_dir).text()
-        if value == "memory":
-            return value
-        try:
-            scheme = urlsplit(value).scheme
-        except ValueError:
-            scheme = ""
-        if scheme not in _SCHEMES:
-            # Never echo the value: it may hold a password.
-            raise ValueError("must be 'memory' or a redis://, rediss:// or unix:// URL")
-        return value
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("must be more than 0")
-        return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +59,9 @@ def queue_check(ctx: RequestContext, check: StateCheck) -> None:
 
 
 def require_store(config: ConfigContext, path: str) -> bool:
-    """True when the ``access_state`` plugin configured a store; else report an error at ``path``."""
-    if isinstance(config.services.state, StateStore):
+    """True when the ``access_state`` plugin will settle this rule's checks; else report an
+    error at ``path`` (a rule whose checks nobody settles would enforce nothing)."""
+    if "access_state" in config.plugin_names:
         return True
     config.error(path, "this rule needs the access_state plugin, which is not loaded")
     return False
@@ -115,7 +72,7 @@ STATE_RULE_SECTIONS = ("access.replay", "access.concurrency", "access.rate_limit
 
 
 class StateRules:
-    """Owns the state store and settles every queued state check in one call."""
+    """Settles every queued state check in one call to the core's state store."""
 
     def __init__(self) -> None:
         self.store: StateStore | None = None
@@ -123,39 +80,13 @@ class StateRules:
         self._unlogged = 0
         self._failing = False
 
-    @hookimpl(tryfirst=True)
+    @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
-        """Open the configured store (before the rules that use it configure)."""
-        settings = config.section("access.state", StateSettings)
-        if settings is None:
-            return
+        """Take the core's store (``[access.state]``); idle when no state rule is configured."""
+        self.store = config.services.state
         # The per-request hooks only settle what the state rules queue; with none
         # of them configured the host need not call them.
         self.enabled = any(config.get(rule) is not None for rule in STATE_RULE_SECTIONS)
-        password = settings.password.text() if settings.password is not None else None
-        store = open_store(
-            settings.store,
-            prefix=settings.key_prefix,
-            password=password,
-            timeout=settings.timeout,
-        )
-        self.store = store
-        config.services.state = store
-        config.add_cleanup_ctx(self._lifetime)
-
-    async def _lifetime(self) -> AsyncIterator[None]:
-        store = self.store
-        assert store is not None
-        await store.start()
-        if isinstance(store, RedisStore) and not await store.ping():
-            log.warning(
-                "state store %s is unreachable; state rules answer as configured until it is back",
-                store.describe(),
-            )
-        try:
-            yield
-        finally:
-            await store.close()
 
     @hookimpl(trylast=True)
     async def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:

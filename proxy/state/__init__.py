@@ -1,0 +1,45 @@
+"""The shared state of the access rules: use counters, session sets and rate buckets.
+
+A request hands the store one batch of operations and gets one answer back; the
+store evaluates the batch atomically, in three steps:
+
+1. **rate buckets** (GCRA): if any bucket is empty the request is refused;
+   otherwise every bucket counts the request, whatever the next steps decide
+   (a rate limit counts attempts, including replays and over-limit sessions);
+2. **checks**, read-only: a use counter already at its limit, or a session set
+   full without this session, refuses the request;
+3. **writes**, only when every check passed and the caller commits: counters
+   go up, sessions are added, refreshed or released.
+
+So a refused request spends no use and takes no slot, and two replicas racing
+for the last slot can't both get it. Two stores share this meaning:
+:class:`MemoryStore` (one process) and :class:`RedisStore` (every replica; one
+Lua script, so one round trip per request whatever the number of rules).
+
+Times are seconds since the epoch from the caller's clock (``services.clock``),
+so replicas need synchronized clocks, and tests drive time with a fake clock.
+"""
+
+from proxy.state.memory import MemoryStore
+from proxy.state.ops import Op, Outcome, RateOp, SessionMode, SessionOp, StateUnavailable, UseOp
+from proxy.state.redis_store import RedisStore, redacted_url
+from proxy.state.settings import StateSettings, open_store, store_from_settings, store_lifetime
+from proxy.state.store import StateStore
+
+__all__ = [
+    "MemoryStore",
+    "Op",
+    "Outcome",
+    "RateOp",
+    "RedisStore",
+    "SessionMode",
+    "SessionOp",
+    "StateSettings",
+    "StateStore",
+    "StateUnavailable",
+    "UseOp",
+    "open_store",
+    "redacted_url",
+    "store_from_settings",
+    "store_lifetime",
+]

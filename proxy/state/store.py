@@ -1,0 +1,78 @@
+"""The store interface every backend implements, with its metrics."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Histogram
+
+from proxy.state.ops import Op, Outcome, StateUnavailable
+
+STATE_CALLS = Counter(
+    "license_proxy_state_calls",
+    "Batches the state store evaluated, by store and outcome (ok, denied, error).",
+    ["store", "outcome"],
+)
+STATE_SECONDS = Histogram(
+    "license_proxy_state_seconds",
+    "Wall time of one state store batch (one Redis round trip for the redis store).",
+    ["store"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+
+
+class StateStore(ABC):
+    """Where the state rules keep their counters; see the module docstring for the meaning.
+
+    :param prefix: prepended to every key, so several deployments can share one Redis.
+    """
+
+    kind = "abstract"
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self._seconds = STATE_SECONDS.labels(self.kind)
+        self._calls = {o: STATE_CALLS.labels(self.kind, o) for o in ("ok", "denied", "error")}
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Open connections (inside the serving loop)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close connections."""
+
+    async def apply(self, ops: Sequence[Op], *, now: float, commit: bool = True) -> Outcome:
+        """Evaluate ``ops`` atomically at time ``now``; write only when ``commit`` and admitted.
+
+        Raises :class:`StateUnavailable` when the store can't answer.
+        """
+        started = time.perf_counter()
+        try:
+            outcome = await self._apply(ops, now, commit)
+        except StateUnavailable:
+            self._calls["error"].inc()
+            raise
+        self._seconds.observe(time.perf_counter() - started)
+        self._calls["ok" if outcome.denied is None else "denied"].inc()
+        return outcome
+
+    async def undo(self, ops: Sequence[Op]) -> None:
+        """Give back what :meth:`apply` took (``Outcome.taken``): one use, or a new session.
+
+        Raises :class:`StateUnavailable` when the store can't answer.
+        """
+        if ops:
+            await self._undo(ops)
+
+    @abstractmethod
+    async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome: ...
+
+    @abstractmethod
+    async def _undo(self, ops: Sequence[Op]) -> None: ...
+
+    def describe(self) -> str:
+        """A short description for logs (never a password)."""
+        return self.kind
