@@ -25,18 +25,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# The generator first, so that the editable install below already sees the
-# generated `licenseproxy` package.
-$(VENV)/.grpc-tools: $(PY)
-	$(PY) -m pip install -q 'grpcio-tools>=1.66'
+# Generated code is never committed: every build makes it from protos/ with the
+# grpcio-tools pinned in pyproject's [build-system] (build_backend/), and so does
+# this rule when a proto changes, with that same pinned generator.
+$(VENV)/.grpc-tools: $(PY) pyproject.toml
+	$(PY) -m pip install -q "$$($(PY) build_backend/license_proxy_build.py --requirement)"
 	touch $@
 
-# Generated code is never committed: it is made here from protos/ and the
-# grpcio-tools the venv pins, so it can't go stale.
-$(GENERATED): $(VENV)/.grpc-tools $(PROTOS)
-	rm -rf licenseproxy
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
-	find licenseproxy -type d -exec touch {}/__init__.py \;
+$(GENERATED): $(VENV)/.grpc-tools $(PROTOS) build_backend/license_proxy_build.py
+	$(PY) build_backend/license_proxy_build.py
 	touch $@
 
 $(STAMP): pyproject.toml $(GENERATED)
