@@ -11,7 +11,9 @@ client pick its address.
 
 A request *originates from a trusted caller* when its peer is trusted and so
 is every hop the forwarding header names; only then are the caller's own
-claims about the end user (gRPC ``client`` fields) believed.
+claims about the end user (gRPC ``client`` fields) believed. A peer is trusted
+by its address (``server.trusted_proxies``) or by the verified identity of its
+client certificate (``server.trusted_callers``).
 """
 
 from __future__ import annotations
@@ -217,16 +219,22 @@ class ResolvedClient:
 
 
 def resolve_client(
-    peer: str | None, headers: Mapping[str, str], server: ServerConfig
+    peer: str | None,
+    headers: Mapping[str, str],
+    server: ServerConfig,
+    *,
+    trusted_caller: bool = False,
 ) -> ResolvedClient:
     """Resolve the end user's address from the peer and the configured forwarding header.
 
     A forwarding header from an untrusted peer is ignored; from a trusted one,
     the chain is walked from the right past trusted hops to the first
-    untrusted address.
+    untrusted address. ``trusted_caller``: the peer proved a trusted identity
+    (``server.trusted_callers``) with its client certificate, so it is trusted
+    whatever its address.
     """
     trusted = trusted_set(server)
-    if peer is None or peer not in trusted:
+    if not trusted_caller and (peer is None or peer not in trusted):
         return ResolvedClient(peer, False, False)
     client: str | None = peer
     for hop in reversed(forwarded_chain(headers, server.forwarded_header)):
@@ -241,10 +249,14 @@ def resolve_client(
 
 
 def resolve_client_ip(
-    peer: str | None, headers: Mapping[str, str], server: ServerConfig
+    peer: str | None,
+    headers: Mapping[str, str],
+    server: ServerConfig,
+    *,
+    trusted_caller: bool = False,
 ) -> tuple[str | None, bool]:
     """``(client ip, request originates from a trusted caller)``; see :func:`resolve_client`."""
-    resolved = resolve_client(peer, headers, server)
+    resolved = resolve_client(peer, headers, server, trusted_caller=trusted_caller)
     return resolved.ip, resolved.origin_trusted
 
 

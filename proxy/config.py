@@ -34,6 +34,7 @@ from proxy.cidr import CidrSet
 from proxy.errors import ConfigError
 from proxy.model import DrmSystem
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
+from proxy.tls import TlsSettings, caller_identity
 
 if TYPE_CHECKING:
     from proxy.services import Services
@@ -102,6 +103,8 @@ class ListenerConfig(StrictModel):
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    tls: TlsSettings | None = None
+    """Serve this listener over TLS (``cert``, ``key``, optional ``client_ca``); plain by default."""
 
     @property
     def is_loopback(self) -> bool:
@@ -144,6 +147,15 @@ class ServerConfig(StrictModel):
     )
     """CIDRs whose X-Forwarded-For / Forwarded headers, X-Request-Id and gRPC
     ``client`` fields are believed. Nobody is trusted by default."""
+    trusted_callers: list[Annotated[str, AfterValidator(caller_identity)]] = Field(
+        default_factory=list
+    )
+    """Client-certificate identities trusted as ``trusted_proxies`` CIDRs are: ``dns:NAME``,
+    ``uri:URI`` or a ``spiffe://`` id, matched against the subject alternative names of a
+    certificate a listener's ``tls.client_ca`` verified."""
+    workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    """Worker processes sharing both ports (``auto``: one per CPU this process may use).
+    With more than one, rules that keep state need a shared store (``access.state``)."""
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
     """The forwarding header the trusted proxies append to: ``X-Forwarded-For`` or RFC 7239
     ``Forwarded``. Only this one is read, so a client can't pick its address with the other."""
@@ -171,6 +183,38 @@ class ServerConfig(StrictModel):
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""
+
+    @field_validator("trusted_callers")
+    @classmethod
+    def _callers_need_client_certificates(
+        cls, callers: list[str], info: ValidationInfo
+    ) -> list[str]:
+        listeners = [info.data.get("grpc"), info.data.get("http")]
+        if callers and not any(
+            isinstance(listener, ListenerConfig)
+            and listener.tls is not None
+            and listener.tls.client_ca is not None
+            for listener in listeners
+        ):
+            raise ValueError(
+                "no listener verifies client certificates: set client_ca in "
+                "server.grpc.tls or server.http.tls"
+            )
+        return callers
+
+    @cached_property
+    def trusted_caller_set(self) -> frozenset[str]:
+        """``trusted_callers`` in canonical form, for one set intersection per request."""
+        return frozenset(self.trusted_callers)
+
+    @property
+    def worker_count(self) -> int:
+        """How many worker processes ``workers`` asks for on this machine."""
+        if self.workers == "auto":
+            from proxy.cpus import available_cpus
+
+            return available_cpus()
+        return self.workers
 
     @field_validator("request_read_timeout", "http_idle_timeout")
     @classmethod

@@ -26,6 +26,8 @@ from proxy.errors import ProxyError, Reason
 from proxy.http_bridge import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
+from proxy.tls import grpc_identities
+from proxy.tls_listener import ListenerTls
 
 log = logging.getLogger("proxy.grpc")
 
@@ -89,11 +91,16 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
     ) -> tuple[dict[str, str], str | None, str | None, bool, str]:
         headers = _metadata(context)
         peer = grpc_peer_ip(context.peer())
-        client_ip, trusted = resolve_client_ip(peer, headers, server)
+        # A caller whose verified client certificate names a trusted identity has the
+        # powers of a trusted proxy's address (the auth context is read only then).
+        caller = bool(server.trusted_callers) and not server.trusted_caller_set.isdisjoint(
+            grpc_identities(context.auth_context())
+        )
+        client_ip, trusted = resolve_client_ip(peer, headers, server, trusted_caller=caller)
         # A trusted proxy's request id is believed even when it forwards an outside client.
         # Metadata keys are lower case, and so is request_id_header once validated.
         request_id = accept_request_id(
-            headers.get(server.request_id_header), server.is_trusted(peer)
+            headers.get(server.request_id_header), caller or server.is_trusted(peer)
         )
         return headers, peer, client_ip, trusted, request_id
 
@@ -155,8 +162,9 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
             request_id_var.reset(token)
 
 
-def server_options(server: ServerConfig) -> list[tuple[str, int]]:
-    """Transport limits raised above ours, so oversize inputs meet our reason codes."""
+def server_options(server: ServerConfig, *, reuse_port: bool = False) -> list[tuple[str, int]]:
+    """Transport limits raised above ours, so oversize inputs meet our reason codes;
+    ``SO_REUSEPORT`` only when worker processes share the port."""
     largest_message = server.challenge_limit(None) + server.max_token_bytes + 64 * 1024
     metadata = max(64 * 1024, 2 * server.max_token_bytes + 16 * 1024)
     return [
@@ -164,16 +172,27 @@ def server_options(server: ServerConfig) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ("grpc.max_metadata_size", metadata),
         ("grpc.absolute_max_metadata_size", metadata * 2),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
 
 
 class GrpcServer:
-    """The grpc.aio server with the proxy, health and reflection services."""
+    """The grpc.aio server with the proxy, health and reflection services.
 
-    def __init__(self, pipeline: Callable[[], Pipeline], server: ServerConfig) -> None:
+    :param tls: serve TLS with this listener's live certificate (plain when None).
+    :param reuse_port: share the port with other worker processes.
+    """
+
+    def __init__(
+        self,
+        pipeline: Callable[[], Pipeline],
+        server: ServerConfig,
+        *,
+        tls: ListenerTls | None = None,
+        reuse_port: bool = False,
+    ) -> None:
         self._config = server
-        self.server = grpc.aio.server(options=server_options(server))
+        self.server = grpc.aio.server(options=server_options(server, reuse_port=reuse_port))
         pb_grpc.add_LicenseProxyServiceServicer_to_server(
             LicenseProxyServicer(pipeline), self.server
         )
@@ -186,7 +205,10 @@ class GrpcServer:
         if ":" in server.grpc.host:
             address = f"[{server.grpc.host}]:{server.grpc.port}"
         try:
-            self.port = self.server.add_insecure_port(address)
+            if tls is not None:
+                self.port = self.server.add_secure_port(address, tls.grpc_credentials())
+            else:
+                self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
             raise OSError(f"gRPC cannot listen on {address}: {exc}") from None
         if self.port == 0:

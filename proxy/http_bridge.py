@@ -25,10 +25,9 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
-from proxy import convert
+from proxy import convert, metrics
 from proxy.clientaddr import normalize_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.encoding import parse_key_id
@@ -36,10 +35,14 @@ from proxy.errors import ProxyError, Reason
 from proxy.logs import accept_request_id, request_id_var
 from proxy.model import ClientInfo, DrmSystem, LicenseRequest
 from proxy.pipeline import Pipeline
+from proxy.tls import certificate_identities
 
 log = logging.getLogger("proxy.http")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+TRUSTED_CALLER: web.RequestKey[bool] = web.RequestKey("trusted_caller", bool)
+#: The answering worker's number, on every answer when worker processes serve.
+WORKER_HEADER = "X-Proxy-Worker"
 PIPELINE: web.AppKey[Callable[[], Pipeline]] = web.AppKey("pipeline", Callable)
 READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready", Callable)
 
@@ -187,9 +190,11 @@ class HttpBridge:
         server: ServerConfig,
         *,
         extra_headers: tuple[str, ...] = (),
+        worker_id: str | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._server = server
+        self._worker_id = worker_id
         # CORS follows the pipeline serving now, so a reload can change it.
         self._cors_for: tuple[Pipeline | None, Cors] = (None, Cors(server, extra_headers))
         self.raw_limit = server.challenge_limit(None)
@@ -215,7 +220,9 @@ class HttpBridge:
         pipeline = self._pipeline()
         server = pipeline.server
         cors = self._cors_of(pipeline)
-        trusted = server.is_trusted(normalize_ip(request.remote))
+        caller = _trusted_caller(request, server)
+        request[TRUSTED_CALLER] = caller
+        trusted = caller or server.is_trusted(normalize_ip(request.remote))
         request_id = accept_request_id(request.headers.get(server.request_id_header), trusted)
         request[REQUEST_ID] = request_id
         token = request_id_var.set(request_id)
@@ -244,6 +251,8 @@ class HttpBridge:
                     error = ProxyError(Reason.INTERNAL, "the server failed to handle the request")
                     response = problem(error, request_id)
             response.headers["X-Request-Id"] = request_id
+            if self._worker_id is not None:
+                response.headers[WORKER_HEADER] = self._worker_id
             cors.apply(request, response)
             if close_now:
                 await self._send_and_close(request, response)
@@ -273,7 +282,8 @@ class HttpBridge:
 
     def _client(self, request: web.Request, server: ServerConfig) -> ClientInfo:
         peer = normalize_ip(request.remote)
-        ip, trusted = resolve_client_ip(peer, request.headers, server)
+        caller = request.get(TRUSTED_CALLER, False)
+        ip, trusted = resolve_client_ip(peer, request.headers, server, trusted_caller=caller)
         return ClientInfo(
             ip_address=ip,
             user_agent=request.headers.get("User-Agent"),
@@ -403,10 +413,20 @@ class HttpBridge:
         return web.json_response({"status": "not ready"}, status=503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus text format."""
-        response = web.Response(body=generate_latest())
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        """Prometheus text format (the whole host when worker processes serve)."""
+        body, content_type = metrics.exposition()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
         return response
+
+
+def _trusted_caller(request: web.Request, server: ServerConfig) -> bool:
+    """True when the connection's verified client certificate names one of
+    ``server.trusted_callers`` (read only when some are configured)."""
+    if not server.trusted_callers or request.transport is None:
+        return False
+    peercert = request.transport.get_extra_info("peercert")
+    return not server.trusted_caller_set.isdisjoint(certificate_identities(peercert))
 
 
 def _json_response(message: Any) -> web.Response:

@@ -156,6 +156,8 @@ class Pipeline:
         ctx = self.new_context(request)
         token = request_id_var.set(ctx.request_id)
         self.in_flight += 1
+        if metrics.MULTIPROCESS:
+            metrics.IN_FLIGHT.inc()
         try:
             result = await self._acquire(ctx)
         except ProxyError as error:
@@ -182,6 +184,8 @@ class Pipeline:
             return result
         finally:
             self.in_flight -= 1
+            if metrics.MULTIPROCESS:
+                metrics.IN_FLIGHT.dec()
             request_id_var.reset(token)
             if self._idle is not None and self.in_flight == 0:
                 self._idle.set()
@@ -281,9 +285,12 @@ class Pipeline:
 
 
 #: Every pipeline of the process (a reload briefly runs two): the in-flight gauge
-#: adds theirs up when scraped instead of costing two updates per request.
+#: adds theirs up when scraped instead of costing two updates per request. Worker
+#: processes can't: their gauge lives in shared files a scrape only reads, so there
+#: each request moves it (``acquire``).
 _LIVE_PIPELINES: weakref.WeakSet[Pipeline] = weakref.WeakSet()
-metrics.IN_FLIGHT.set_function(lambda: sum(p.in_flight for p in list(_LIVE_PIPELINES)))
+if not metrics.MULTIPROCESS:
+    metrics.IN_FLIGHT.set_function(lambda: sum(p.in_flight for p in list(_LIVE_PIPELINES)))
 
 _REQUEST_COUNTERS: dict[tuple[str, str, str, str], Any] = {}
 _LATENCY_HISTOGRAMS: dict[str, Any] = {}

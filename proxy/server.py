@@ -6,16 +6,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import ssl
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 from aiohttp import web
 
+from proxy.config import ListenerConfig, ServerConfig
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_bridge import HttpBridge, RedactingAccessLogger
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
 from proxy.pipeline import Pipeline
+from proxy.tls import TlsSettings
+from proxy.tls_listener import ListenerTls, TlsSite
 
 log = logging.getLogger("proxy.server")
 
@@ -28,16 +33,26 @@ RESTART_ONLY = (
     "max_token_bytes",
     "http_idle_timeout",
     "shutdown_grace",
+    "workers",
 )
+
+
+def _listener_shape(listener: ListenerConfig) -> tuple[Any, ...]:
+    """What a listener is built with. Its certificate files are not part of it: a reload
+    swaps them; turning TLS or client certificates on or off needs a restart."""
+    tls = listener.tls
+    return (listener.host, listener.port, tls is not None, tls is not None and tls.client_ca)
 
 
 def restart_only_changes(old: Pipeline, fresh: Pipeline) -> list[str]:
     """The listener-bound settings that differ between two pipelines."""
-    changed = [
-        f"server.{name}"
-        for name in RESTART_ONLY
-        if getattr(old.server, name) != getattr(fresh.server, name)
-    ]
+    changed = []
+    for name in RESTART_ONLY:
+        before, after = getattr(old.server, name), getattr(fresh.server, name)
+        if isinstance(before, ListenerConfig) and isinstance(after, ListenerConfig):
+            before, after = _listener_shape(before), _listener_shape(after)
+        if before != after:
+            changed.append(f"server.{name}")
     if old.log.access != fresh.log.access:
         changed.append("log.access")
     return changed
@@ -48,6 +63,9 @@ class ProxyApp:
 
     :param pipeline: the pipeline to serve.
     :param rebuild: builds a fresh pipeline from the config on SIGHUP; None disables reload.
+    :param reuse_port: bind with ``SO_REUSEPORT``, sharing both ports with the other
+        worker processes of a supervisor (:mod:`proxy.supervisor`).
+    :param worker_id: this worker's number, sent in ``X-Proxy-Worker`` on HTTP answers.
     """
 
     def __init__(
@@ -56,10 +74,17 @@ class ProxyApp:
         *,
         rebuild: Callable[[], Pipeline] | None = None,
         access_log: bool = True,
+        reuse_port: bool = False,
+        worker_id: str | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.access_log = access_log
         self.rebuild = rebuild
+        self.reuse_port = reuse_port
+        self.worker_id = worker_id
+        self.tls: dict[str, ListenerTls] = {}
+        #: Called after every reload attempt with its outcome (the worker reports it).
+        self.on_reload: Callable[[bool], None] | None = None
         self.ready = False
         self._stack = AsyncExitStack()
         self._pipeline_stacks: dict[int, AsyncExitStack] = {}
@@ -89,7 +114,14 @@ class ProxyApp:
         server = self.pipeline.server
         await self._start_pipeline(self.pipeline)
         try:
-            self.grpc = GrpcServer(self.current, server)
+            self.tls = {
+                name: ListenerTls(name, listener.tls)
+                for name, listener in (("grpc", server.grpc), ("http", server.http))
+                if listener.tls is not None
+            }
+            self.grpc = GrpcServer(
+                self.current, server, tls=self.tls.get("grpc"), reuse_port=self.reuse_port
+            )
             await self.grpc.start()
             self.grpc_port = self.grpc.port
             bridge = HttpBridge(
@@ -97,6 +129,7 @@ class ProxyApp:
                 lambda: self.ready,
                 server,
                 extra_headers=self.pipeline.request_headers,
+                worker_id=self.worker_id,
             )
             install_log_filters()
             self.runner = ProxyAppRunner(
@@ -108,7 +141,19 @@ class ProxyApp:
                 **runner_options(server),
             )
             await self.runner.setup()
-            site = web.TCPSite(self.runner, server.http.host, server.http.port, reuse_port=False)
+            site: web.BaseSite
+            if "http" in self.tls:
+                site = TlsSite(
+                    self.runner,
+                    server.http.host,
+                    server.http.port,
+                    self.tls["http"],
+                    reuse_port=self.reuse_port,
+                )
+            else:
+                site = web.TCPSite(
+                    self.runner, server.http.host, server.http.port, reuse_port=self.reuse_port
+                )
             await site.start()
             self.http_port = self.runner.addresses[0][1]
         except BaseException:
@@ -116,11 +161,13 @@ class ProxyApp:
             raise
         self.ready = True
         log.info(
-            "serving gRPC on %s:%d and HTTP on %s:%d",
+            "serving gRPC on %s:%d and HTTP on %s:%d%s%s",
             server.grpc.host,
             self.grpc_port,
             server.http.host,
             self.http_port,
+            f" with TLS on {' and '.join(self.tls)}" if self.tls else "",
+            f" (worker {self.worker_id})" if self.worker_id is not None else "",
         )
 
     async def stop(self) -> None:
@@ -155,29 +202,58 @@ class ProxyApp:
         if self.rebuild is None:
             return False
         async with self._reload_lock:
-            try:
-                fresh = await asyncio.to_thread(self.rebuild)
-            except ConfigError as exc:
-                log.error("reload refused, the config has errors:\n%s", exc)
+            old = await self._swap(self.rebuild)
+            if self.on_reload is not None:
+                self.on_reload(old is not None)
+            if old is None:
                 return False
-            except Exception:
-                log.exception("reload failed; the running configuration stays")
-                return False
-            try:
-                await self._start_pipeline(fresh)
-            except Exception:
-                log.exception("reload failed to start the new pipeline; the running one stays")
-                return False
-            old, self.pipeline = self.pipeline, fresh
-            changed = restart_only_changes(old, fresh)
-            if changed:
-                log.warning(
-                    "these settings take effect only after a restart: %s", ", ".join(changed)
-                )
-            log.info("configuration reloaded")
             await old.wait_idle(old.server.shutdown_grace)
             await self._close_pipeline(old)
             return True
+
+    async def _swap(self, rebuild: Callable[[], Pipeline]) -> Pipeline | None:
+        """Build, check and start a fresh pipeline and put it in place; the old one, or None
+        when the reload was refused (logged here)."""
+        try:
+            fresh = await asyncio.to_thread(rebuild)
+        except ConfigError as exc:
+            log.error("reload refused, the config has errors:\n%s", exc)
+            return None
+        except Exception:
+            log.exception("reload failed; the running configuration stays")
+            return None
+        try:
+            certificates = await asyncio.to_thread(self._prepare_tls, fresh.server)
+        except (ssl.SSLError, OSError) as exc:
+            # The files changed between validation and loading: the running certificate stays.
+            log.error("reload refused, a TLS file could not be loaded: %s", exc)
+            return None
+        try:
+            await self._start_pipeline(fresh)
+        except Exception:
+            log.exception("reload failed to start the new pipeline; the running one stays")
+            return None
+        old, self.pipeline = self.pipeline, fresh
+        for listener, settings, context in certificates:
+            listener.update(settings, context)
+        changed = restart_only_changes(old, fresh)
+        if changed:
+            log.warning("these settings take effect only after a restart: %s", ", ".join(changed))
+        log.info("configuration reloaded")
+        return old
+
+    def _prepare_tls(
+        self, server: ServerConfig
+    ) -> list[tuple[ListenerTls, TlsSettings, ssl.SSLContext]]:
+        """The certificate contexts a reload brings, built before anything is swapped (in a
+        worker thread). A listener that turns TLS on or off keeps what it has (a restart
+        does that, and the reload says so)."""
+        prepared = []
+        for name, live in self.tls.items():
+            settings = getattr(server, name).tls
+            if settings is not None:
+                prepared.append((live, settings, live.prepare(settings)))
+        return prepared
 
     async def serve_forever(self) -> None:
         """Start, then serve until SIGTERM/SIGINT (drain and exit); SIGHUP reloads."""

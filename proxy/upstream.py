@@ -69,6 +69,7 @@ CIRCUIT_STATE = Gauge(
     "license_proxy_circuit_state",
     "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.",
     ["backend"],
+    multiprocess_mode="livemax",  # with worker processes: the worst worker's breaker
 )
 
 

@@ -14,11 +14,13 @@ KEYS_LOADED = Gauge(
     "license_proxy_token_keys",
     "Verification keys an issuer currently holds (configured and fetched).",
     ["issuer"],
+    multiprocess_mode="livemin",  # with worker processes: the worker holding fewest
 )
 KEYS_LAST_SUCCESS = Gauge(
     "license_proxy_token_key_fetch_last_success_timestamp_seconds",
     "When an issuer's remote key set was last fetched successfully (alert when it grows old).",
     ["issuer"],
+    multiprocess_mode="livemin",  # with worker processes: the stalest worker
 )
 KEYS_SKIPPED = Counter(
     "license_proxy_token_keys_skipped",
