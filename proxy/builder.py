@@ -13,7 +13,7 @@ from proxy.errors import ConfigError
 from proxy.pipeline import Pipeline
 from proxy.pluginhost import PluginHost
 from proxy.services import Services
-from proxy.state import StateSettings, store_from_settings, store_lifetime
+from proxy.state import MemoryStore, StateSettings, store_from_settings, store_lifetime
 from proxy.vendors import VendorRegistry
 
 DEFAULT_CONFIG_NAME = "embedded default"
@@ -71,6 +71,7 @@ def build_pipeline(
     config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}
     host.configure(config)
     host.drop_idle()
+    _state_shared_by_workers(config)
     for path in config.unclaimed():
         config.error(path, "unknown key (no loaded plugin reads it)")
     if config.errors:
@@ -85,6 +86,26 @@ def build_pipeline(
         warnings=config.warnings,
         request_headers=tuple(config.request_headers),
     )
+
+
+#: The rules whose counts live in the state store (DESIGN.md names their sections).
+STATE_RULE_SECTIONS = ("access.replay", "access.concurrency", "access.rate_limit")
+
+
+def _state_shared_by_workers(config: ConfigContext) -> None:
+    """Worker processes each hold their own memory: a replay, concurrency or rate rule
+    counting there would count per worker, so with more than one it needs Redis."""
+    workers = config.server.worker_count
+    if workers < 2 or not isinstance(config.services.state, MemoryStore):
+        return
+    rules = [section for section in STATE_RULE_SECTIONS if config.get(section) is not None]
+    if rules:
+        config.error(
+            "access.state.store",
+            f"{', '.join(rules)} would count in each of the {workers} worker processes' "
+            "own memory (server.workers): set access.state.store to a Redis URL "
+            "(redis://host:6379/0) so that every worker shares one count",
+        )
 
 
 def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -28,17 +28,34 @@ def _build(config: str | None) -> Pipeline:
     return build_pipeline(raw, base_dir=base_dir)
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError("a number of workers (1 or more), or auto")
+    return count
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run both listeners until SIGTERM."""
+    """Run both listeners until SIGTERM (in worker processes when asked for)."""
     from proxy.server import ProxyApp
+    from proxy.worker import build
 
     if args.sandbox:
+        if args.workers not in (None, 1):
+            print("--sandbox serves in one process: leave --workers out", file=sys.stderr)
+            return 2
         from proxy.emulators.sandbox import serve_sandbox
 
         return serve_sandbox(args.config)
     source = args.config or "embedded default"
+    overrides: dict[str, Any] = {} if args.workers is None else {"workers": args.workers}
     try:
-        pipeline = _build(args.config)
+        pipeline = build(args.config, overrides)
     except ConfigError as exc:
         _print_errors(exc, source)
         return 2
@@ -46,8 +63,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for path, message in pipeline.warnings:
         print(f"warning: {path}: {message}", file=sys.stderr)
 
+    if pipeline.server.worker_count > 1:
+        from proxy.supervisor import Supervisor
+
+        supervisor = Supervisor(
+            args.config, overrides, pipeline.server, lambda: build(args.config, overrides)
+        )
+        del pipeline  # validated only: each worker builds and serves its own
+        try:
+            return asyncio.run(supervisor.run())
+        except OSError as exc:
+            print(f"cannot start: {exc}", file=sys.stderr)
+            return 1
+
     def rebuild() -> Pipeline:
-        fresh = _build(args.config)
+        fresh = build(args.config, overrides)
         setup_logging(fresh.log.level, fresh.log.format)
         return fresh
 
@@ -245,6 +275,12 @@ def make_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the gRPC and HTTP listeners")
     serve.add_argument("--config", help="TOML config file (default: the embedded default)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="worker processes sharing both ports: a number, or auto for one per CPU "
+        "(default: server.workers, 1)",
+    )
     serve.add_argument(
         "--sandbox",
         action="store_true",

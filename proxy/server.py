@@ -255,10 +255,18 @@ class ProxyApp:
                 prepared.append((live, settings, live.prepare(settings)))
         return prepared
 
-    async def serve_forever(self) -> None:
-        """Start, then serve until SIGTERM/SIGINT (drain and exit); SIGHUP reloads."""
+    async def serve_forever(
+        self,
+        stop: asyncio.Event | None = None,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        """Start, then serve until SIGTERM/SIGINT (drain and exit); SIGHUP reloads.
+
+        :param stop: also stop when this is set (a worker's supervisor went away).
+        :param on_ready: called once both listeners serve.
+        """
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = stop or asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
         reloads: set[asyncio.Task[bool]] = set()
@@ -270,6 +278,8 @@ class ProxyApp:
 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
         await self.start()
+        if on_ready is not None:
+            on_ready()
         try:
             await stop.wait()
             log.info("stopping: draining in-flight requests")
