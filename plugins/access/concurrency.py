@@ -58,6 +58,9 @@ class ConcurrencySettings(StrictModel):
 class ConcurrencyRule:
     """Limits the live license sessions of each subject."""
 
+    order = 30
+    """Within the ``trylast`` tier of ``proxy_authorize``: queues its state check last (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings: ConcurrencySettings | None = None
 
@@ -92,7 +95,7 @@ class ConcurrencyRule:
             "the request names no session, content id or key id, so its session can't be counted",
         )
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Queue this request's session: take (new), keep alive (renewal) or end (release)."""
         settings = self.settings

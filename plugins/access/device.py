@@ -151,6 +151,9 @@ def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
 class DeviceRule:
     """Allows or refuses requests by device id."""
 
+    order = 20
+    """Within the ``tryfirst`` tier of ``proxy_authorize``: after the address check (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings = DeviceSettings()
         self.active = False
@@ -263,7 +266,7 @@ class DeviceRule:
             raise _deny("the request names a device other than the token's")
         return ids[0] if ids else None
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Refuse devices on the deny list, off the allow list, or missing when required."""
         if not self.active:

@@ -110,6 +110,9 @@ def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
 class IpRule:
     """Allows or refuses requests by client address."""
 
+    order = 10
+    """Within the ``tryfirst`` tier of ``proxy_authorize``: a CIDR lookup: the cheapest check, first (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.lists = IpLists(CidrSet(), CidrSet())
         self.claim: str | None = "allowed_ip_addresses"
@@ -139,7 +142,7 @@ class IpRule:
         self.lists = IpLists(CidrSet(allow), CidrSet(deny))
         self.claim = settings.claim or None
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Refuse a client the configured lists or the token's address claim don't admit."""
         claimed = principal.claims.get(self.claim) if self.claim else None

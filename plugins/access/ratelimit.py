@@ -81,6 +81,9 @@ def address_bucket(ip_text: str | None, ipv6_prefix: int) -> str | None:
 class RateLimitRule:
     """Limits request rates per subject and per client address."""
 
+    order = 20
+    """Within the ``trylast`` tier of ``proxy_authorize``: queues its state check after replay's (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings: RateLimitSettings | None = None
 
@@ -106,7 +109,7 @@ class RateLimitRule:
             RateOp(key, rate.interval, rate.bucket), RULE, Reason.RATE_LIMITED, detail, fail_open
         )
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Queue one request in the subject's and the client address's buckets."""
         settings = self.settings

@@ -51,6 +51,9 @@ class ReplaySettings(StrictModel):
 class ReplayRule:
     """Counts the licenses each token buys."""
 
+    order = 10
+    """Within the ``trylast`` tier of ``proxy_authorize``: queues its state check first of the state rules (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings: ReplaySettings | None = None
 
@@ -107,7 +110,7 @@ class ReplayRule:
             return max(1.0, exp - ctx.services.clock.time() + leeway)
         return settings.default_lifetime
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Queue one use of this token (new-license requests only)."""
         settings = self.settings

@@ -74,6 +74,9 @@ STATE_RULE_SECTIONS = ("access.replay", "access.concurrency", "access.rate_limit
 class StateRules:
     """Settles every queued state check in one call to the core's state store."""
 
+    order = 100
+    """Within the ``trylast`` tier of ``proxy_authorize``: settles every queued check after every other rule allowed (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.store: StateStore | None = None
         self._last_log = float("-inf")
