@@ -125,8 +125,11 @@ class Principal:
     :ivar issuer: the ``iss`` claim (as configured).
     :ivar claims: every claim of the token.
     :ivar key_id: which configured key verified the signature.
-    :ivar issuer_settings: the matched issuer's configuration object, for
-        plugins that honour per-issuer trust (for example policy claims).
+    :ivar leeway: the seconds of clock skew the issuer's time claims were judged
+        with, or None when the authenticator has no such notion (rules that
+        derive a lifetime from ``exp`` then use their own default).
+    :ivar trusts_policy_claims: the issuer is trusted to tighten the elected
+        policy with claims of its own (``[[auth.issuers]] trust_policy_claims``).
     :ivar token: the raw token, for adapters configured to pass it through;
         never logged.
     """
@@ -135,7 +138,8 @@ class Principal:
     issuer: str | None
     claims: Mapping[str, Any]
     key_id: str | None = None
-    issuer_settings: Any = field(default=None, repr=False, compare=False)
+    leeway: float | None = None
+    trusts_policy_claims: bool = False
     token: str | None = field(default=None, repr=False, compare=False)
 
 

@@ -102,9 +102,7 @@ class ReplayRule:
     def _lifetime(
         self, ctx: RequestContext, principal: Principal, settings: ReplaySettings
     ) -> float:
-        leeway = getattr(principal.issuer_settings, "leeway", None)
-        if not isinstance(leeway, int | float):
-            leeway = settings.default_leeway
+        leeway = principal.leeway if principal.leeway is not None else settings.default_leeway
         exp = principal.claims.get("exp")
         if isinstance(exp, int | float) and not isinstance(exp, bool):
             return max(1.0, exp - ctx.services.clock.time() + leeway)

@@ -30,7 +30,7 @@ _POLICIES = TypeAdapter(list[Policy])
 
 def trusts_policy_claims(principal: Principal) -> bool:
     """True when the principal's issuer is configured to carry policy in its claims."""
-    return getattr(principal.issuer_settings, "trust_policy_claims", False) is True
+    return principal.trusts_policy_claims
 
 
 class PolicyPlugin:

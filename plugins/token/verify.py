@@ -185,7 +185,8 @@ class TokenVerifier:
             issuer=issuer.name,
             claims=claims,
             key_id=key.label,
-            issuer_settings=issuer.config,
+            leeway=issuer.config.leeway,
+            trusts_policy_claims=issuer.config.trust_policy_claims,
             token=token,
         )
         if issuer.keys.version == version:
