@@ -7,47 +7,15 @@ configuration models (pydantic) live in :mod:`proxy.config`.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from proxy.drm import LICENSE_CONTENT_TYPES, DrmSystem, RequestType, key_id_uuid  # noqa: F401
 
 if TYPE_CHECKING:
     from proxy.policy import EffectivePolicy
     from proxy.services import Services
-
-
-class DrmSystem(StrEnum):
-    """A DRM system, named as in the HTTP route ``/v1/licenses/{drm}``."""
-
-    WIDEVINE = "widevine"
-    PLAYREADY = "playready"
-    FAIRPLAY = "fairplay"
-    CLEARKEY = "clearkey"
-
-
-class RequestType(StrEnum):
-    """What a challenge asks for."""
-
-    NEW = "new"
-    RENEWAL = "renewal"
-    RELEASE = "release"
-    SERVICE_CERTIFICATE = "service_certificate"
-
-
-#: The media type each DRM's player expects its license in over HTTP.
-LICENSE_CONTENT_TYPES: dict[DrmSystem, str] = {
-    DrmSystem.WIDEVINE: "application/octet-stream",
-    DrmSystem.PLAYREADY: "text/xml; charset=utf-8",
-    DrmSystem.FAIRPLAY: "application/octet-stream",
-    DrmSystem.CLEARKEY: "application/json",
-}
-
-
-def key_id_uuid(key_id: bytes) -> str:
-    """Show a canonical 16-byte key id as a UUID string."""
-    return str(uuid.UUID(bytes=key_id)) if len(key_id) == 16 else key_id.hex()
 
 
 @dataclass(slots=True)

@@ -85,3 +85,19 @@ def test_per_request_hooks_are_never_firstresult():
     for hook in PER_REQUEST_HOOKS:
         opts = getattr(hookspecs, hook).license_proxy_spec
         assert not opts.get("firstresult"), hook
+
+
+def test_every_reason_is_in_the_proto_and_the_docs_with_its_statuses():
+    from licenseproxy.v1 import license_proxy_pb2 as pb
+    from proxy.errors import Reason
+
+    proto = {
+        name.removeprefix("ERROR_REASON_")
+        for name in pb.ErrorReason.keys()  # noqa: SIM118 (an EnumTypeWrapper, not a dict)
+        if name != "ERROR_REASON_UNSPECIFIED"
+    }
+    assert proto == {reason.value for reason in Reason}
+    text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    for reason in Reason:
+        row = f"| `{reason.value}` | {reason.grpc_code.name} | {reason.http_status} |"
+        assert row in text, f"docs/errors.md lacks or contradicts {reason.value}"

@@ -16,11 +16,17 @@ from pydantic import Field, field_validator
 
 from plugins.access.claims import MAX_ID_LENGTH, claim_text, identity, request_type, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
-from proxy import hookimpl
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import (
+    ConfigContext,
+    Duration,
+    ProxyError,
+    Reason,
+    SessionMode,
+    SessionOp,
+    StrictModel,
+    hookimpl,
+)
 from proxy.model import Principal, RequestContext, RequestType
-from proxy.state import SessionMode, SessionOp
 
 RULE = "access_concurrency"
 

@@ -26,9 +26,7 @@ from pydantic import Field, field_validator
 
 from plugins.access.claims import MAX_ID_LENGTH
 from plugins.access.metrics import ACCESS_DENIALS, LIST_RELOADS
-from proxy import hookimpl
-from proxy.config import ConfigContext, ConfigPath, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, ConfigPath, Duration, ProxyError, Reason, StrictModel, hookimpl
 from proxy.model import Principal, RequestContext
 from proxy.policy import EffectivePolicy
 

@@ -26,9 +26,7 @@ from pydantic import Field, model_validator
 
 from plugins.access.claims import as_list
 from plugins.access.metrics import ACCESS_DENIALS
-from proxy import hookimpl
-from proxy.config import ConfigContext, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, ProxyError, Reason, StrictModel, hookimpl
 from proxy.model import DrmSystem, Principal, RequestContext
 
 RULE = "access_entitlement"

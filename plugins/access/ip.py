@@ -23,10 +23,19 @@ from pydantic import AfterValidator, Field
 
 from plugins.access.claims import as_list
 from plugins.access.metrics import ACCESS_DENIALS
-from proxy import hookimpl
-from proxy.cidr import AddressKey, CidrSet, address_key, parse_network, read_network_file
-from proxy.config import ConfigContext, ConfigPath, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import (
+    AddressKey,
+    CidrSet,
+    ConfigContext,
+    ConfigPath,
+    ProxyError,
+    Reason,
+    StrictModel,
+    address_key,
+    hookimpl,
+    parse_network,
+    read_network_file,
+)
 from proxy.model import Principal, RequestContext
 from proxy.policy import EffectivePolicy, PolicyAccess
 

@@ -18,12 +18,8 @@ from pydantic import Field, model_validator
 
 from plugins.access.claims import identity, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
-from proxy import hookimpl
-from proxy.cidr import address_key
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import Reason
+from proxy import ConfigContext, Duration, RateOp, Reason, StrictModel, address_key, hookimpl
 from proxy.model import Principal, RequestContext
-from proxy.state import RateOp
 
 RULE = "access_rate_limit"
 

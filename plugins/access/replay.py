@@ -19,11 +19,8 @@ from pydantic import Field
 
 from plugins.access.claims import MAX_ID_LENGTH, request_type, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
-from proxy import hookimpl
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, Duration, ProxyError, Reason, StrictModel, UseOp, hookimpl
 from proxy.model import Principal, RequestContext, RequestType
-from proxy.state import UseOp
 
 RULE = "access_replay"
 

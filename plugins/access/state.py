@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.access.metrics import ACCESS_DENIALS, STATE_REFUNDS, STATE_UNAVAILABLE
-from proxy import hookimpl
-from proxy.config import ConfigContext
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, Op, ProxyError, Reason, StateStore, StateUnavailable, hookimpl
 from proxy.model import Principal, RequestContext
-from proxy.state import Op, StateStore, StateUnavailable
 
 log = logging.getLogger("plugins.access.state")
 

@@ -31,8 +31,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from plugins.policy.settings import PolicyClaimNames
-from proxy.config import validation_errors
-from proxy.encoding import parse_key_id
+from proxy import parse_key_id, validation_errors
 from proxy.model import DrmSystem, key_id_uuid
 from proxy.policy import (
     DEFAULT_TRACK,

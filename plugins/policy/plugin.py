@@ -17,9 +17,7 @@ from plugins.policy.claims import (
 from plugins.policy.election import CompiledPolicy, RequestFacts, compile_policies, elect
 from plugins.policy.lint import policy_warnings
 from plugins.policy.settings import CatalogSettings, ElectionSettings
-from proxy import hookimpl
-from proxy.config import ConfigContext
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, ProxyError, Reason, hookimpl
 from proxy.model import Principal, RequestContext, key_id_uuid
 from proxy.policy import EffectivePolicy, Policy, TrackType
 
