@@ -214,7 +214,7 @@ def _message(error: dict[str, Any]) -> str:
 
 def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
     """Every error of a pydantic ``ValidationError`` as ``(key path, message)``."""
-    return [(format_loc(tuple(e["loc"]), prefix), _message(e)) for e in exc.errors()]
+    return [(format_loc(tuple(e["loc"]), prefix), _message(dict(e))) for e in exc.errors()]
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -51,7 +51,7 @@ class Reason(StrEnum):
         return _STATUS[self][1]
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # str.title() is a method; reasons shadow it
         """A short human title for problem+json."""
         return _TITLES.get(self, self.value.replace("_", " ").capitalize())
 

@@ -148,17 +148,17 @@ class Pipeline:
             raise
         except Exception:
             log.exception("unexpected failure")
-            error = ProxyError(Reason.INTERNAL)
-            await self.host.license_denied(ctx, error)
-            self._count(ctx, "denied", error.reason.value)
-            raise error from None
+            internal = ProxyError(Reason.INTERNAL)
+            await self.host.license_denied(ctx, internal)
+            self._count(ctx, "denied", internal.reason.value)
+            raise internal from None
         except asyncio.CancelledError:
             # The caller went away (deadline, disconnect, shutdown grace). Observers must
             # still hear of it: the state rules give back a token use or a session slot
             # they already took, audit logs stay complete.
-            error = ProxyError(Reason.UPSTREAM_TIMEOUT, "the request was cancelled")
-            await asyncio.shield(self.host.license_denied(ctx, error))
-            self._count(ctx, "cancelled", error.reason.value)
+            cancelled = ProxyError(Reason.UPSTREAM_TIMEOUT, "the request was cancelled")
+            await asyncio.shield(self.host.license_denied(ctx, cancelled))
+            self._count(ctx, "cancelled", cancelled.reason.value)
             raise
         else:
             await self.host.license_issued(ctx, result)

@@ -144,10 +144,10 @@ class PolicyPlugin:
                     )
         if ctx.tracing:
             for key_id in ctx.key_ids or types:
-                track = types.get(key_id)
+                typed = types.get(key_id)
                 ctx.note(
                     f"key {key_id_uuid(key_id)}: "
-                    + (track.value if track else "no known track type (DEFAULT rules)")
+                    + (typed.value if typed else "no known track type (DEFAULT rules)")
                 )
         return types
 

@@ -41,7 +41,7 @@ class Issuer:
         self.algorithms = frozenset(config.algorithms)
         self.audiences = frozenset(config.audiences)
         self.refresher: KeyRefresher | None = None
-        self._listeners: list[Callable[[Issuer], None]] = []
+        self._listeners: list[Callable[[Issuer], object]] = []
         self._claim_values = {
             name: _accepted_values([value] if not isinstance(value, list) else value)
             for name, value in config.claim_values.items()
@@ -52,7 +52,7 @@ class Issuer:
         """The ``iss`` value."""
         return self.config.issuer
 
-    def on_keys_changed(self, listener: Callable[[Issuer], None]) -> None:
+    def on_keys_changed(self, listener: Callable[[Issuer], object]) -> None:
         """Call ``listener(issuer)`` whenever the key set changes."""
         self._listeners.append(listener)
 
