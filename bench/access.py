@@ -31,16 +31,16 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from plugins.access.ip import IpRule
-from plugins.token.mint import development_token
 from proxy.builder import build_pipeline
 from proxy.cidr import CidrSet, parse_address
 from proxy.encoding import b64url_encode
 from proxy.errors import ProxyError
 from proxy.model import ClientInfo, LicenseRequest, Principal, RequestContext
-from proxy.redisproc import RedisServer
 from proxy.services import Services
 from proxy.state import MemoryStore, RateOp, RedisStore, SessionOp, StateStore, UseOp
 from proxy.testing import proxy_config
+from proxy.testing.redis import RedisServer
+from proxy.tokens import development_token
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
 #: A W3C ClearKey license request for KID.

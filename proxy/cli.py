@@ -49,7 +49,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if args.workers not in (None, 1):
             print("--sandbox serves in one process: leave --workers out", file=sys.stderr)
             return 2
-        from proxy.emulators.sandbox import serve_sandbox
+        from proxy.testing.sandbox import serve_sandbox
 
         return serve_sandbox(args.config)
     source = args.config or "embedded default"
@@ -129,8 +129,8 @@ def _claim_value(text: str) -> Any:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a signed test token (alone, on standard output)."""
-    from plugins.token.mint import development_token, mint
     from proxy.secrets import resolve_secret
+    from proxy.tokens import development_token, mint
 
     claims: dict[str, Any] = {}
     for item in args.claims:

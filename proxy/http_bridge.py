@@ -43,8 +43,8 @@ REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 TRUSTED_CALLER: web.RequestKey[bool] = web.RequestKey("trusted_caller", bool)
 #: The answering worker's number, on every answer when worker processes serve.
 WORKER_HEADER = "X-Proxy-Worker"
-PIPELINE: web.AppKey[Callable[[], Pipeline]] = web.AppKey("pipeline", Callable)
-READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready", Callable)
+PIPELINE: web.AppKey[Callable[[], Pipeline]] = web.AppKey("pipeline")
+READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 
 PROBLEM_TYPE = "application/problem+json"
 BASE_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "SOAPAction")
@@ -83,7 +83,7 @@ def retry_after_seconds(seconds: float) -> str:
 class RequestTimeout(ProxyError):
     """The request body did not arrive in time: REQUEST_INVALID, answered with HTTP 408."""
 
-    http_status = 408  # type: ignore[assignment]
+    http_status = 408
 
     def __init__(self, seconds: float) -> None:
         super().__init__(
@@ -239,8 +239,8 @@ class HttpBridge:
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
-                    error, status = _transport_error(exc)
-                    response = problem(error, request_id, status=status)
+                    transport_error, status = _transport_error(exc)
+                    response = problem(transport_error, request_id, status=status)
                 except Exception:
                     # A bug, not the caller's fault: logged once here, never echoed.
                     log.exception(
@@ -248,8 +248,10 @@ class HttpBridge:
                         request.method,
                         loggable_path(request.raw_path),
                     )
-                    error = ProxyError(Reason.INTERNAL, "the server failed to handle the request")
-                    response = problem(error, request_id)
+                    internal = ProxyError(
+                        Reason.INTERNAL, "the server failed to handle the request"
+                    )
+                    response = problem(internal, request_id)
             response.headers["X-Request-Id"] = request_id
             if self._worker_id is not None:
                 response.headers[WORKER_HEADER] = self._worker_id

@@ -37,16 +37,23 @@ SPIFFE = "spiffe://media.example/ns/packaging/sa/license-client"
 
 
 class SeesClient:
-    """Records the client facts each request reached authorization with."""
+    """Records the client facts and request id of every answered request (observer hooks)."""
 
     def __init__(self) -> None:
         self.clients: list[Any] = []
         self.request_ids: list[str] = []
 
-    @hookimpl
-    def proxy_authorize(self, ctx, principal):
+    def _see(self, ctx: Any) -> None:
         self.clients.append(ctx.request.client)
         self.request_ids.append(ctx.request_id)
+
+    @hookimpl
+    def proxy_license_issued(self, ctx, result):
+        self._see(ctx)
+
+    @hookimpl
+    def proxy_license_denied(self, ctx, error):
+        self._see(ctx)
 
 
 def tls_table(folder: Path, server: Issued, client_ca: CertificateAuthority | None = None) -> dict:

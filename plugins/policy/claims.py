@@ -31,8 +31,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from plugins.policy.settings import PolicyClaimNames
-from proxy.config import validation_errors
-from proxy.encoding import parse_key_id
+from proxy import parse_key_id, validation_errors
 from proxy.model import DrmSystem, key_id_uuid
 from proxy.policy import (
     DEFAULT_TRACK,
@@ -447,9 +446,9 @@ def apply_claim_policies(effective: EffectivePolicy, found: ClaimPolicies) -> Ap
         base = configured_rules(track.value if track else None)
         outcome = base.tightened_by(merged, path=f"key_rules.{key_id_uuid(key_id)}.")
         effective.key_rules[key_id] = record(outcome)
-    for track_type, rules in found.by_track_type.items():
+    for track_type, track_rules in found.by_track_type.items():
         outcome = configured_rules(track_type.value).tightened_by(
-            rules, path=f"tracks.{track_type.value}."
+            track_rules, path=f"tracks.{track_type.value}."
         )
         if outcome.applied:
             effective.tracks[track_type.value] = record(outcome)
@@ -459,10 +458,12 @@ def apply_claim_policies(effective: EffectivePolicy, found: ClaimPolicies) -> Ap
         others = [t for t in configured if t not in {t.value for t in found.by_track_type}]
         if DEFAULT_TRACK not in others:
             others.append(DEFAULT_TRACK)
-        for track in others:
-            outcome = configured_rules(track).tightened_by(found.default, path=f"tracks.{track}.")
+        for track_name in others:
+            outcome = configured_rules(track_name).tightened_by(
+                found.default, path=f"tracks.{track_name}."
+            )
             if outcome.applied:
-                effective.tracks[track] = record(outcome)
+                effective.tracks[track_name] = record(outcome)
             else:
                 record(outcome)
     return result
