@@ -138,7 +138,7 @@ class Supervisor:
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        reloads: set[asyncio.Task[None]] = set()
+        reloads: set[asyncio.Task[bool]] = set()
 
         def on_hup() -> None:
             task = loop.create_task(self.reload())

@@ -21,7 +21,8 @@ import asyncio
 import logging
 import ssl
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import grpc
 from aiohttp import web
@@ -104,9 +105,12 @@ class ListenerTls:
 
     def grpc_credentials(self) -> grpc.ServerCredentials:
         """Server credentials whose certificate follows :meth:`update`."""
+        # grpc's stubs say the fetcher must return a configuration; its documentation (and
+        # its code) take None as "no change".
+        fetch = cast(Callable[[], grpc.ServerCertificateConfiguration], self._fetch_configuration)
         return grpc.dynamic_ssl_server_credentials(
             _grpc_configuration(self.settings),
-            self._fetch_configuration,
+            fetch,
             require_client_authentication=self.requires_client_certificate,
         )
 
@@ -132,7 +136,7 @@ class _EarlyData(asyncio.Protocol):
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
         self.eof = False
-        self.lost: tuple[BaseException | None] | None = None
+        self.lost: tuple[Exception | None] | None = None
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -141,7 +145,7 @@ class _EarlyData(asyncio.Protocol):
         self.eof = True
         return True  # keep the transport open until the handler has seen the data
 
-    def connection_lost(self, exc: BaseException | None) -> None:
+    def connection_lost(self, exc: Exception | None) -> None:
         self.lost = (exc,)
 
     def hand_over(self, transport: asyncio.Transport, handler: asyncio.Protocol) -> None:
@@ -254,8 +258,9 @@ class TlsSite(web.BaseSite):
             transport.abort()
             return
         server: Any = self._runner.server
-        if server is None:  # the runner was cleaned up meanwhile
-            secure.abort()
+        if secure is None or server is None:  # closed meanwhile, or the runner cleaned up
+            if secure is not None:
+                secure.abort()
             return
         early.hand_over(secure, server())
 
