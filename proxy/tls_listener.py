@@ -141,9 +141,10 @@ class _EarlyData(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
 
-    def eof_received(self) -> bool:
+    def eof_received(self) -> None:
+        # Over TLS the transport decides what an end of file closes; the return value is
+        # ignored (and warned about when true).
         self.eof = True
-        return True  # keep the transport open until the handler has seen the data
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = (exc,)
@@ -153,8 +154,8 @@ class _EarlyData(asyncio.Protocol):
         handler.connection_made(transport)
         for chunk in self.chunks:
             handler.data_received(chunk)
-        if self.eof and not handler.eof_received():
-            transport.close()
+        if self.eof:
+            handler.eof_received()
         if self.lost is not None:
             handler.connection_lost(self.lost[0])
 

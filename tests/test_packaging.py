@@ -138,6 +138,13 @@ async def test_the_built_wheel_serves_a_license_from_a_fresh_virtualenv(tmp_path
         if process.returncode is None:
             process.kill()
             await process.wait()
+    # a plugin team's package depends on the proxy by name: pip takes it from the wheelhouse
+    plugin = source / "examples" / "inhouse-plugin"
+    _run(
+        [str(venv / "pip"), "install", "--find-links", str(tmp_path / "wheels"), str(plugin)],
+        tmp_path,
+    )
+    assert "acme_embargo" in _run([str(venv / "license-proxy"), "plugins"], tmp_path)
 
 
 def test_the_sdist_carries_the_protos_and_the_build_backend(tmp_path):

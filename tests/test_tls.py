@@ -33,7 +33,7 @@ from tests.tls_support import (
 )
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
-SPIFFE = "spiffe://media.example/ns/packaging/sa/license-client"
+SPIFFE = "spiffe://media.example/ns/packaging/sa/license-client"  # as in docs/access.md
 
 
 class SeesClient:
@@ -414,3 +414,21 @@ def test_tls_listener_settings_reload_except_turning_tls_on_or_off(tmp_path):
     rotated = build_pipeline(tls_config(tls_table(rotated_dir, ca.server("b"))))
     assert restart_only_changes(plain, with_tls) == ["server.grpc", "server.http"]
     assert restart_only_changes(with_tls, rotated) == []
+
+
+def test_the_trusted_callers_example_of_the_docs_is_a_valid_config(tmp_path):
+    import tomllib
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "access.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```toml\n")[1:]]
+    (block,) = [b for b in blocks if "trusted_callers" in b]
+    ca = CertificateAuthority()
+    tls_table(tmp_path, ca.server(), client_ca=ca)
+    block = (
+        block.replace("/etc/license-proxy/tls/tls.crt", str(tmp_path / "server.pem"))
+        .replace("/etc/license-proxy/tls/tls.key", str(tmp_path / "server.key"))
+        .replace("/etc/license-proxy/client-ca/ca.crt", str(tmp_path / "client-ca.pem"))
+    )
+    server = ServerConfig.model_validate(tomllib.loads(block)["server"])
+    assert f"uri:{SPIFFE}" in server.trusted_caller_set
+    assert "dns:edge.media.example" in server.trusted_caller_set
