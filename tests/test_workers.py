@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
@@ -34,8 +35,8 @@ READY = re.compile(r"worker (\d+) \(pid (\d+)\) ready")
 BOUND = 60.0
 
 
-def config_text(cors: str = '"*"', http_port: int = 0) -> str:
-    text = (ROOT / "proxy" / "default.toml").read_text()
+def config_text(cors: str = '"*"', http_port: int = 0, server: str = "") -> str:
+    text = f"[server]\n{server}\n" + (ROOT / "proxy" / "default.toml").read_text()
     text = text.replace("port = 50051", "port = 0").replace("port = 8080", f"port = {http_port}")
     text = text.replace('allow_origins = ["*"]', f"allow_origins = [{cors}]")
     return text + '\n[plugins]\nmodules = ["tests.plugins.slow:Hold"]\n\n[log]\naccess = false\n'
@@ -196,6 +197,10 @@ class Load:
         while not self._stop.is_set():
             self.answers.append(await license_once(self.url, self.token))
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
     def start(self) -> Load:
         self._tasks = [asyncio.create_task(self._client()) for _ in range(self.clients)]
         return self
@@ -228,6 +233,18 @@ async def scrape(url: str) -> tuple[str | None, dict[str, float]]:
             key, _, value = line.rpartition(" ")
             samples[key] = float(value)
     return worker, samples
+
+
+async def readyz(url: str) -> int | None:
+    """``/readyz``'s status on a fresh connection (None when nobody listens)."""
+    try:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+            session.get(f"{url}/readyz") as response,
+        ):
+            return response.status
+    except (aiohttp.ClientError, OSError):
+        return None
 
 
 async def in_flight_reaches(url: str, count: int) -> None:
@@ -276,11 +293,29 @@ async def test_two_workers_share_both_ports_and_report_the_whole_host(supervisor
     assert (await scrape(supervised.url))[1]["license_proxy_in_flight"] == 0
 
 
+async def health_during(supervised: Supervised, load: Load) -> tuple[list, list]:
+    """``/readyz`` (status, worker) and gRPC health answers, on fresh connections, until the
+    load stops."""
+    readiness, health = [], []
+    request = health_pb2.HealthCheckRequest(service="licenseproxy.v1.LicenseProxyService")
+    while not load.stopped:
+        async with (
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
+            session.get(f"{supervised.url}/readyz") as response,
+        ):
+            readiness.append((response.status, response.headers.get(WORKER_HEADER)))
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{supervised.grpc_port}") as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(request, timeout=BOUND)
+            health.append(reply.status)
+    return readiness, health
+
+
 async def test_sighup_reloads_every_worker_with_no_failed_request(supervisor, dev_token):
     start, config = supervisor
     supervised = await start()
     load = Load(supervised.url, dev_token()).start()
     await load.until(lambda answers: len(answers) >= 20)
+    probes = asyncio.create_task(health_during(supervised, load))
     config.write_text(config_text(cors='"https://player.example"'))
     mark = len(supervised.lines)
     supervised.process.send_signal(signal.SIGHUP)
@@ -293,7 +328,11 @@ async def test_sighup_reloads_every_worker_with_no_failed_request(supervisor, de
 
     await load.until(both_workers_reloaded)
     answers = await load.stop()
+    readiness, health = await probes
     assert [a for a in answers if a.status != 200] == []
+    # both workers stayed ready, over HTTP and gRPC, all through the reload
+    assert set(readiness) == {(200, "0"), (200, "1")}
+    assert set(health) == {health_pb2.HealthCheckResponse.SERVING}
     assert {a.allow_origin for a in answers if a.started > reloaded} == {"https://player.example"}
     assert {a.allow_origin for a in answers[:20]} == {"*"}
 
@@ -329,13 +368,20 @@ async def test_a_killed_worker_loses_only_what_was_in_flight_on_it(supervisor, d
 
 
 async def test_sigterm_drains_every_worker(supervisor, dev_token):
-    start, _ = supervisor
+    start, config = supervisor
+    config.write_text(config_text(server='shutdown_delay = "2s"'))
     supervised = await start()
     token = dev_token()
-    held = [asyncio.create_task(license_once(supervised.url, token, hold=1.0)) for _ in range(8)]
+    held = [asyncio.create_task(license_once(supervised.url, token, hold=3.0)) for _ in range(8)]
     await in_flight_reaches(supervised.url, 8)
     pids = supervised.worker_pids()
     supervised.process.send_signal(signal.SIGTERM)
+    # during shutdown_delay the workers still listen, and say they are not ready
+    async with asyncio.timeout(BOUND):
+        while True:
+            if await readyz(supervised.url) == 503:
+                break
+            await asyncio.sleep(0.02)
     answers = await asyncio.gather(*held)
     assert [a.status for a in answers] == [200] * 8
     assert await asyncio.wait_for(supervised.process.wait(), BOUND) == 0
@@ -354,7 +400,7 @@ def test_state_rules_on_the_memory_store_refuse_several_workers(tmp_path, capsys
     err = capsys.readouterr().err
     assert "access.state.store" in err and "Redis" in err and "access.replay" in err
     rate = "\n[access.rate_limit.subject]\nrequests = 10\n"
-    config.write_text("[server]\nworkers = 2\n\n" + config_text() + rate)
+    config.write_text(config_text(server="workers = 2") + rate)
     assert main(["check-config", str(config)]) == 1
     assert "access.state.store" in capsys.readouterr().err
     config.write_text(config_text() + rate)  # one worker: its memory is the whole count
