@@ -449,3 +449,23 @@ def test_cgroup_cpu_quota(tmp_path, files, limit):
 def test_a_quota_below_one_cpu_still_gets_one_worker(tmp_path):
     (tmp_path / "cpu.max").write_text("50000 100000\n")
     assert available_cpus(tmp_path) == 1
+
+
+def test_every_gauge_says_how_worker_processes_combine():
+    # A gauge of one process means nothing summed blindly over workers, and a dead worker's
+    # value must leave the host's figure: each gauge names a "live" multiprocess mode.
+    from prometheus_client import REGISTRY, Gauge
+
+    import plugins.token.metrics
+    import proxy.metrics
+    import proxy.upstream.circuit
+
+    gauges = [
+        collector
+        for collector in list(REGISTRY._collector_to_names)  # prometheus-client lists no other way
+        if isinstance(collector, Gauge) and collector._name.startswith("license_proxy_")
+    ]
+    assert {g._name for g in gauges} >= {"license_proxy_in_flight", "license_proxy_circuit_state"}
+    for gauge in gauges:
+        assert gauge._multiprocess_mode.startswith("live"), gauge._name
+    assert plugins.token.metrics and proxy.metrics and proxy.upstream.circuit
