@@ -62,7 +62,13 @@ redis-server:
 	  $(SUDO) apt-get install -y -q redis-server >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
 
-bench: $(STAMP) redis-server
+# wrk: the C load generator of bench.serving (Debian package), so the load costs little CPU.
+.PHONY: wrk
+wrk:
+	@command -v wrk >/dev/null || $(SUDO) apt-get install -y -q wrk >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk)
+
+bench: $(STAMP) redis-server wrk
 	$(PY) -m bench
 
 # FUZZ_SECONDS per parser. Without an atheris wheel (it builds from source only

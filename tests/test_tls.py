@@ -253,7 +253,7 @@ async def test_reload_rotates_certificates_and_keeps_open_connections(tmp_path, 
         try:
             assert await _post(session, url, dev_token()) == 200
             assert (await grpc_license(channel, dev_token())).license
-            held = asyncio.create_task(_post(session, url, dev_token(), hold=1.0))
+            held = asyncio.create_task(_post(session, url, dev_token(), hold=2.0))
             await _until(lambda: app.pipeline.in_flight == 1)
             ca_b.server("proxy-b").write(tmp_path, "server")
             assert await app.reload()

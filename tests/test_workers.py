@@ -287,7 +287,7 @@ async def test_two_workers_share_both_ports_and_report_the_whole_host(supervisor
             assert samples[ISSUED] == sent
             scraped_by.add(worker or "?")
     # requests held in both workers add up in the in-flight gauge
-    held = [asyncio.create_task(license_once(supervised.url, token, hold=2.0)) for _ in range(6)]
+    held = [asyncio.create_task(license_once(supervised.url, token, hold=4.0)) for _ in range(6)]
     await in_flight_reaches(supervised.url, 6)
     assert [a.status for a in await asyncio.gather(*held)] == [200] * 6
     assert (await scrape(supervised.url))[1]["license_proxy_in_flight"] == 0
@@ -372,7 +372,7 @@ async def test_sigterm_drains_every_worker(supervisor, dev_token):
     config.write_text(config_text(server='shutdown_delay = "2s"'))
     supervised = await start()
     token = dev_token()
-    held = [asyncio.create_task(license_once(supervised.url, token, hold=3.0)) for _ in range(8)]
+    held = [asyncio.create_task(license_once(supervised.url, token, hold=4.0)) for _ in range(8)]
     await in_flight_reaches(supervised.url, 8)
     pids = supervised.worker_pids()
     supervised.process.send_signal(signal.SIGTERM)
