@@ -27,7 +27,7 @@ from proxy import convert
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
-from proxy.http_bridge import retry_after_seconds
+from proxy.http_problems import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
 
