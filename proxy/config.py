@@ -115,6 +115,10 @@ class ServerConfig(StrictModel):
     bounds how long a request's headers may take to arrive (aiohttp's keepalive
     timeout, counted from the connection's opening or the previous answer)."""
     request_id_header: str = "x-request-id"
+    dry_run_claim: str | None = Field(default=None, min_length=1)
+    """A token claim that lets a caller ask for dry runs (``dry_run = true``) when it is
+    ``true`` in the verified token. Trusted callers (``trusted_proxies``) may always; every
+    other dry run is REQUEST_INVALID, since its answer shows the whole decision trace."""
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""

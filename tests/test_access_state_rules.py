@@ -114,14 +114,16 @@ async def test_only_new_license_requests_spend_a_use(access, proxy_factory, dev_
 
 
 async def test_a_dry_run_spends_nothing(access, proxy_factory, dev_token):
-    proxy = await proxy_factory(access({"replay": {}, "concurrency": {"limit": 1}}))
-    token = dev_token()
+    config = access({"replay": {}, "concurrency": {"limit": 1}})
+    config["server"]["dry_run_claim"] = "may_dry_run"
+    proxy = await proxy_factory(config)
+    token = dev_token({"may_dry_run": True})
     for _ in range(3):
         assert (await grpc_call(proxy, token, dry_run=True, content_id="a")).ok
     assert (await grpc_call(proxy, token, content_id="a")).ok
     # a dry run tells what the real request would meet
     assert (await grpc_call(proxy, token, dry_run=True)).reason == "TOKEN_REPLAYED"
-    other = await grpc_call(proxy, dev_token(), dry_run=True, content_id="b")
+    other = await grpc_call(proxy, dev_token({"may_dry_run": True}), dry_run=True, content_id="b")
     assert other.reason == "CONCURRENCY_LIMIT_EXCEEDED"
 
 

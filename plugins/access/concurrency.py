@@ -99,6 +99,7 @@ class ConcurrencyRule:
         raise ProxyError(
             Reason.REQUEST_INVALID,
             "the request names no session, content id or key id, so its session can't be counted",
+            field="content_id",
         )
 
     @hookimpl(trylast=True)
