@@ -61,6 +61,14 @@ class ListenerConfig(StrictModel):
             return False
 
 
+class HttpListenerConfig(ListenerConfig):
+    """``[server.http]``: the player-facing HTTP listener."""
+
+    metrics: bool = False
+    """Also serve ``GET /metrics`` here. Off by default: it names backends and counts
+    denials per rule, which players need not read; ``[admin]`` serves it instead."""
+
+
 class CorsConfig(StrictModel):
     """Cross-origin access for browser players (preflight included)."""
 
@@ -85,7 +93,7 @@ class ServerConfig(StrictModel):
     """``[server]``: listeners, trust, limits, CORS and timeouts."""
 
     grpc: ListenerConfig = ListenerConfig(port=50051)
-    http: ListenerConfig = ListenerConfig(port=8080)
+    http: HttpListenerConfig = HttpListenerConfig(port=8080)
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
         default_factory=list
     )

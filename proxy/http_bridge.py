@@ -3,7 +3,8 @@
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
 - ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
   methods in the canonical proto3 JSON mapping;
-- ``GET /healthz``, ``/readyz``, ``/metrics``.
+- ``GET /healthz``, ``/readyz``, and ``/metrics`` only when ``server.http.metrics`` says so
+  (it is served on the admin listener, :mod:`proxy.admin.api`).
 
 One middleware gives every answer its request id and CORS headers and turns
 every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
@@ -77,7 +78,8 @@ class HttpBridge:
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
-        self.app.router.add_get("/metrics", self.metrics)
+        if server.http.metrics:
+            self.app.router.add_get("/metrics", self.metrics)
 
     # -- middleware ------------------------------------------------------------------
 

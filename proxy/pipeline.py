@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import metrics
+from proxy.admin.settings import AdminConfig
 from proxy.config import CleanupContext, LogConfig, ServerConfig
 from proxy.dispatch import Dispatcher
 from proxy.errors import ProxyError, Reason
@@ -33,6 +34,7 @@ from proxy.model import (
 )
 from proxy.pluginhost import PluginHost
 from proxy.policy import EffectivePolicy
+from proxy.revocation import Revocations
 from proxy.services import Services
 from proxy.vendors import Backend
 
@@ -56,10 +58,19 @@ class Pipeline:
     log: LogConfig = field(default_factory=LogConfig)
     request_headers: tuple[str, ...] = ()
     """Request headers plugins read (CORS preflights allow them)."""
+    admin: AdminConfig | None = None
+    """``[admin]``, when the admin API is on (it also turns the revocation check on)."""
     in_flight: int = 0
 
     def __post_init__(self) -> None:
         self.dispatcher = Dispatcher(self.backends, self.services)
+        self.revocations: Revocations | None = None
+        if self.admin is not None and self.admin.checks_revocations:
+            self.revocations = Revocations(
+                self.services.state,
+                self.services.clock,
+                fail_open=self.admin.revocations.fail_open,
+            )
         self._idle: asyncio.Event | None = None
         _LIVE_PIPELINES.add(self)
 
@@ -177,6 +188,8 @@ class Pipeline:
         dry_run_by_claim = ctx.request.dry_run and self._dry_run_needs_claim(ctx.request)
         info = await self.inspect(ctx)
         principal = await self.authenticate(ctx)
+        if self.revocations is not None:
+            await self.revocations.check(principal)
         if dry_run_by_claim and principal.claims.get(self.server.dry_run_claim or "") is not True:
             raise _dry_run_refused(f"the token's {self.server.dry_run_claim} claim is not true")
         await self.host.authorize(ctx, principal)

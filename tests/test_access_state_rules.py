@@ -300,7 +300,7 @@ async def test_an_unreachable_store_fails_closed(proxy_factory, http, dev_token)
         "STATE_UNAVAILABLE",
         grpc.StatusCode.UNAVAILABLE,
     )
-    async with http.get(f"{proxy.http_url}/metrics") as response:
+    async with http.get(f"{proxy.admin_url}/metrics") as response:
         text = await response.text()
     assert 'license_proxy_state_unavailable_total{decision="deny"}' in text
     assert 'license_proxy_state_calls_total{outcome="error",store="redis"}' in text
