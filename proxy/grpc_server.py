@@ -34,8 +34,8 @@ from proxy.pipeline import Pipeline
 log = logging.getLogger("proxy.grpc")
 
 ERROR_DOMAIN = "licenseproxy"
-#: The metadata key of the request id: in the initial metadata of every answer, and in
-#: the trailers of errors.
+#: The metadata key of the request id: in the initial metadata of every success, and in
+#: the trailers of every error.
 REQUEST_ID_METADATA = "x-request-id"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LicenseProxyService"].full_name
 
@@ -185,10 +185,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             caller = _caller.set(Caller(pipeline, headers, peer, client_ip, trusted, request_id))
             token = request_id_var.set(request_id)
             try:
-                # Initial metadata, so that every answer (a success too) carries the request id
-                # where clients read headers; errors repeat it in the trailers.
+                response = await behavior(request, context)
+                # A success carries the request id in its initial metadata. An error carries
+                # it in the trailers only (with ErrorInfo): headers sent before an error
+                # would commit the call, and gRPC's retry policy could no longer retry it.
                 await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
-                return await behavior(request, context)
+                return response
             except ProxyError as error:
                 await context.abort_with_status(error_status(error, request_id))
                 raise  # abort_with_status raises; this line is never reached

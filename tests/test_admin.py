@@ -135,6 +135,19 @@ async def test_admin_routes_need_an_admin_token(proxy_factory, http, dev_token):
     assert proxy.recorded.actions[-1].operator == "token:alice"
 
 
+async def test_the_token_command_mints_an_admin_token_as_the_docs_say(proxy_factory, http, capsys):
+    from proxy.cli import main
+
+    argv = ["token", "--key", f"hex:{ADMIN_SECRET}", "--iss", ADMIN_ISSUER]
+    argv += ["--aud", "license-proxy-admin", "--ttl", "600", "sub=alice"]
+    assert main(argv) == 0
+    token = capsys.readouterr().out.strip()
+    proxy = await admin_proxy(proxy_factory, admin_config())
+    status, _ = await call(http, proxy, "GET", "/key-sources", token)
+    assert status == 200
+    assert proxy.recorded.actions[-1].operator == "token:alice"
+
+
 async def test_without_a_configured_credential_every_admin_route_is_refused(proxy_factory, http):
     proxy = await proxy_factory()  # the embedded default: [admin] without a token
     status, problem = await call(http, proxy, "GET", "/circuits", admin_token())
