@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from proxy.challenge import samples
-from proxy.emulators import license_facts
+from proxy.testing.emulator import license_facts
 from proxy.tokens import development_token
 
 KID = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
