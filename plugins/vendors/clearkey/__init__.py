@@ -45,4 +45,10 @@ class ClearKeyVendorPlugin:
         )
 
 
-__all__ = ["ClearKeyAdapter", "ClearKeySettings", "ClearKeyVendorPlugin", "derive_key", "make_sandbox"]
+__all__ = [
+    "ClearKeyAdapter",
+    "ClearKeySettings",
+    "ClearKeyVendorPlugin",
+    "derive_key",
+    "make_sandbox",
+]
