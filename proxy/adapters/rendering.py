@@ -97,7 +97,7 @@ class Rendering:
             return True
         return name == "expiry" and "license_duration" in self.license
 
-    def hint(self, kind: Kind) -> str:
+    def hint(self, kind: Kind | Literal["default"]) -> str:
         """What to do about an unrendered rule of ``kind``."""
         return self.hints.get(kind) or self.hints.get("default", "")
 
@@ -256,15 +256,15 @@ def request_gaps(effective: EffectivePolicy, drm: DrmSystem, rendering: Renderin
                 continue
             found.append(f"tracks.{track}.{name}")
     for key_id, rules in effective.key_rules.items():
-        track = effective.key_track_types.get(key_id)
-        shared = effective.rules_for_track(track)
+        key_track = effective.key_track_types.get(key_id)
+        shared = effective.rules_for_track(key_track)
         for name in fields:
             value = getattr(rules, name)
             if not restricts(TrackRules, name, value):
                 continue
             if name in rendering.tracks and (rendering.per_key or getattr(shared, name) == value):
                 continue
-            if accepted and getattr(_configured_track(configured, track), name) == value:
+            if accepted and getattr(_configured_track(configured, key_track), name) == value:
                 continue
             found.append(f"key_rules.{key_id_uuid(key_id)}.{name}")
     allowed = effective.allowed_track_types

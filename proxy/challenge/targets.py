@@ -8,7 +8,13 @@ from functools import cache
 from typing import Any
 
 from proxy.challenge.clearkey import parse_clearkey
-from proxy.challenge.fairplay import GENERIC, ContentIdConvention, parse_fairplay, read_content_id
+from proxy.challenge.fairplay import (
+    GENERIC,
+    ContentId,
+    ContentIdConvention,
+    parse_fairplay,
+    read_content_id,
+)
 from proxy.challenge.playready import parse_playready
 from proxy.challenge.pssh import parse_pssh_boxes
 from proxy.challenge.widevine import parse_widevine
@@ -32,7 +38,7 @@ def fairplay_conventions() -> tuple[ContentIdConvention, ...]:
 def _content_id(body: bytes) -> list[Any]:
     """Every convention on the same text; a ValueError means "not this convention"."""
     text = body.decode("utf-8", "replace")
-    found = []
+    found: list[ContentId | None] = []
     for convention in fairplay_conventions():
         try:
             found.append(read_content_id(text, convention))

@@ -221,7 +221,8 @@ def _request_info(token: str) -> dict[str, str]:
         doc = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return {}
-    message = doc.get("message") if isinstance(doc.get("message"), dict) else doc
+    inner = doc.get("message")
+    message: dict[str, Any] = inner if isinstance(inner, dict) else doc
     found: dict[str, str] = {}
     if isinstance(message.get("type"), str):
         found["axinom.request_info.type"] = scrub(message["type"], 64)

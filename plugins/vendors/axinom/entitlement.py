@@ -171,8 +171,8 @@ def usage_policies(
             name, rules = f"key-{guid(key_id)}", policy.key_rules[key_id]
         else:
             rules = policy.rules_for_track(track)
-            name = track.value if track is not None and track.value in policy.tracks else None
-            name = name or DEFAULT_TRACK
+            own = track is not None and track.value in policy.tracks
+            name = track.value if own and track is not None else DEFAULT_TRACK
         entry: dict[str, Any] = {"id": guid(key_id)}
         body = _rules_doc(rules)
         if body:

@@ -43,7 +43,7 @@ def renderings(settings: AzureSettings) -> dict[DrmSystem, Rendering]:
     """What a backend's requests carry per DRM: the Widevine template carries every
     Widevine rule; a raw request none (``policy_enforced_by_vendor`` may hand them to
     the content key policy at Azure/MK.IO)."""
-    found = {}
+    found: dict[DrmSystem, Rendering] = {}
     for drm in AZURE_DRMS:
         if drm is DrmSystem.WIDEVINE and settings.widevine_request == "template":
             found[drm] = WIDEVINE_RENDERING

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ def _load_keys_file(path: Path) -> dict[bytes, bytes]:
     except ValueError:
         raise ValueError(f"keys_file: {path} is not JSON") from None
     entries: list[tuple[Any, Any]]
+    decode: Callable[[str], bytes]
     if isinstance(doc, dict) and isinstance(doc.get("keys"), list):
         entries = [(e.get("kid"), e.get("k")) for e in doc["keys"] if isinstance(e, dict)]
         decode = b64url_decode

@@ -108,11 +108,11 @@ def security_claims(
             track_types[track] = pid
     per_key: dict[str, str] = {}
     for key_id in key_ids:
-        rules = policy.key_rules.get(key_id)
-        body = render(rules) if rules is not None else None
-        if body:
+        key_rules = policy.key_rules.get(key_id)
+        key_body = render(key_rules) if key_rules is not None else None
+        if key_body:
             pid = policy_id(policy, guid(key_id))
-            policies[pid] = {drm.value: body}
+            policies[pid] = {drm.value: key_body}
             per_key[guid(key_id)] = pid
     if not policies:
         return {}
@@ -151,7 +151,7 @@ def renderings(settings: VerimatrixSettings) -> dict[DrmSystem, Rendering]:
     (``policy_claim``), and every track rule of the DRMs in ``security_policy_drms``, per
     key too. Verimatrix licenses every key of the content id, so it never leaves keys of
     disallowed track types out."""
-    found = {}
+    found: dict[DrmSystem, Rendering] = {}
     for drm in VERIMATRIX_DRMS:
         security = drm in settings.security_policy_drms
         found[drm] = Rendering(

@@ -89,8 +89,9 @@ def load_private_key(settings: VerimatrixSettings) -> Any:
     expected = _ALGORITHMS[settings.algorithm]
     if not isinstance(key, expected):
         raise ValueError(f"signing_key does not suit algorithm {settings.algorithm}")
-    if settings.algorithm == "ES256" and not isinstance(key.curve, ec.SECP256R1):  # type: ignore[attr-defined]
+    curve = key.curve if isinstance(key, ec.EllipticCurvePrivateKey) else None
+    if settings.algorithm == "ES256" and not isinstance(curve, ec.SECP256R1):
         raise ValueError("signing_key: ES256 needs a P-256 key")
-    if settings.algorithm == "ES384" and not isinstance(key.curve, ec.SECP384R1):  # type: ignore[attr-defined]
+    if settings.algorithm == "ES384" and not isinstance(curve, ec.SECP384R1):
         raise ValueError("signing_key: ES384 needs a P-384 key")
     return key
