@@ -13,6 +13,7 @@ from typing import Any
 
 from proxy.builder import build_pipeline, load_config
 from proxy.errors import ConfigError
+from proxy.hookspecs import HOOKS
 from proxy.logs import setup_logging
 from proxy.pipeline import Pipeline
 
@@ -87,6 +88,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{info.name}  ({info.source}){idle}")
         for hook in info.hooks:
             print(f"    {hook}")
+    print("\ncalling order (idle plugins left out):")
+    for hook in HOOKS:
+        print(f"  {hook}: {', '.join(pipeline.host.implementations(hook)) or '-'}")
     _print_vendors(args.config)
     return 0
 

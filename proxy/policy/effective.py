@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.model import DrmSystem, key_id_uuid
+from proxy.drm import DrmSystem, key_id_uuid
 from proxy.policy.model import LicenseSettings, Policy, TrackRules
 from proxy.policy.strictness import Tightened
 from proxy.policy.vocabulary import DEFAULT_TRACK, TrackType

@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from proxy.config import Seconds, StrictModel
+from proxy.drm import DrmSystem
 from proxy.encoding import parse_key_id
-from proxy.model import DrmSystem
+from proxy.fields import Seconds, StrictModel
 from proxy.policy.strictness import (
     DURATION,
     EARLIER,

@@ -32,7 +32,7 @@ _ENUM_RANKS: dict[type, dict[Any, int]] = {}
 def _ranked(value: Any) -> float:
     if value is None:
         return _WEAKEST
-    enum = type(value)
+    enum: Any = type(value)
     ranks = _ENUM_RANKS.get(enum)
     if ranks is None:
         ranks = _ENUM_RANKS[enum] = {member: rank for rank, member in enumerate(enum)}

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from proxy.config import Duration, StrictModel
+from proxy.fields import Duration, StrictModel
 from proxy.secrets import BASE_DIR_CONTEXT_KEY, SecretRef, resolve_secret
 from proxy.state.memory import MemoryStore
 from proxy.state.redis_store import RedisStore

@@ -233,9 +233,9 @@ class UpstreamClient:
             except _ConnectFailed as failed:
                 if caller_bound and failed.timed_out and remaining <= settings.connect_timeout:
                     # The connect was cut short by the caller's deadline, not by the backend.
-                    error = _timeout(backend, "the caller's deadline passed while connecting")
-                    error.metadata["deadline"] = "caller"
-                    raise error from None
+                    timed_out = _timeout(backend, "the caller's deadline passed while connecting")
+                    timed_out.metadata["deadline"] = "caller"
+                    raise timed_out from None
                 delay = setting(settings, "connect_retry_delay")
                 if attempt <= retries and stop_at - time.monotonic() > delay:
                     stats.retries += 1

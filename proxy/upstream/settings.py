@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from proxy.config import Duration, StrictModel
+from proxy.fields import Duration, StrictModel
 from proxy.vendors import BackendSettings
 
 #: The request header that carries the proxy's request id to the vendor, unless configured.

@@ -7,9 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from proxy import DrmSystem, UpstreamSettings
-from proxy.config import Duration
-from proxy.secrets import SecretRef
+from proxy import DrmSystem, Duration, Secret, UpstreamSettings
 
 DEFAULT_URLS = {
     DrmSystem.WIDEVINE: "https://drm-widevine-licensing.axprod.net/AcquireLicense",
@@ -23,7 +21,7 @@ class AxinomSettings(UpstreamSettings):
 
     com_key_id: uuid.UUID
     """The communication key id (a GUID, from the Axinom portal)."""
-    com_key: SecretRef
+    com_key: Secret
     """The communication key by reference; Axinom gives it as base64 of 32 bytes."""
     urls: dict[DrmSystem, str] = Field(default_factory=lambda: dict(DEFAULT_URLS))
     """``AcquireLicense`` URL per DRM (tenant-prefixed hosts go here)."""

@@ -13,9 +13,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from proxy import DrmSystem, UpstreamSettings
-from proxy.config import Duration
-from proxy.secrets import SecretRef
+from proxy import DrmSystem, Duration, Secret, UpstreamSettings
 
 #: Azure refuses tokens with ``maxuses`` that expire more than this far ahead (VENDOR_FACTS 3.3).
 MAX_USES_LIFETIME = 3600
@@ -40,7 +38,7 @@ class AzureSettings(UpstreamSettings):
     """Mint the token restriction's JWT, or forward the customer's own token."""
     issuer: str | None = None
     audience: str | None = None
-    signing_key: SecretRef | None = None
+    signing_key: Secret | None = None
     """HS256: the symmetric key (base64 text, as Azure shows it); RS256: a PEM private key."""
     algorithm: Literal["HS256", "RS256"] = "HS256"
     key_id: str | None = None

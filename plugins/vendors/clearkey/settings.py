@@ -6,19 +6,17 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from proxy import BackendSettings, parse_key_id
-from proxy.config import ConfigPath
-from proxy.secrets import SecretRef
+from proxy import BackendSettings, ConfigPath, Secret, parse_key_id
 
 
 class ClearKeySettings(BackendSettings):
     """``[backends.NAME]`` with ``vendor = "clearkey"``."""
 
-    keys: dict[str, SecretRef] = Field(default_factory=dict)
+    keys: dict[str, Secret] = Field(default_factory=dict)
     """Key id (UUID, hex or base64url) -> key reference (``hex:...``, ``env:...``)."""
     keys_file: ConfigPath | None = None
     """A JSON file: a key set ``{"keys": [{"kid": ..., "k": ...}]}`` or ``{kid: key-hex}``."""
-    key_seed: SecretRef | None = None
+    key_seed: Secret | None = None
     """Derive the key of any key id from this seed."""
 
     @field_validator("keys")

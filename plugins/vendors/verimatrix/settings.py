@@ -8,9 +8,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, model_validator
 
-from proxy import PLAYREADY_CONTENT_TYPE, DrmSystem, UpstreamSettings
-from proxy.config import Duration
-from proxy.secrets import SecretRef
+from proxy import PLAYREADY_CONTENT_TYPE, DrmSystem, Duration, Secret, UpstreamSettings
 
 DEFAULT_URLS = {
     DrmSystem.WIDEVINE: "https://multidrm.vsaas.verimatrixcloud.net/widevine",
@@ -36,7 +34,7 @@ class VerimatrixSettings(UpstreamSettings):
 
     urls: dict[DrmSystem, str] = Field(default_factory=lambda: dict(DEFAULT_URLS))
     """License URL per DRM (the tenant's host, vsaas or core, is UNVERIFIED)."""
-    signing_key: SecretRef
+    signing_key: Secret
     """The Service Access Key's private half (PEM) by reference."""
     key_id: str = Field(min_length=1)
     """The Service Access Key id, sent as the JWT ``kid``."""

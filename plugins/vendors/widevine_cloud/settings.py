@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from proxy import UpstreamSettings
-from proxy.secrets import SecretRef
+from proxy import Secret, UpstreamSettings
 
 DEFAULT_URL = "https://license.widevine.com/cenc/getlicense"
 
@@ -18,9 +17,9 @@ class WidevineCloudSettings(UpstreamSettings):
     document (UNVERIFIED which one an account requires)."""
     provider: str = Field(min_length=1)
     """The provider name (``signer``); ``widevine_test`` on the UAT host."""
-    signing_key: SecretRef | None = None
+    signing_key: Secret | None = None
     """The provider's AES key (hex or base64 text; 16, 24 or 32 bytes) by reference."""
-    signing_iv: SecretRef | None = None
+    signing_iv: Secret | None = None
     """The provider's 16-byte IV (hex or base64 text) by reference."""
     sign: bool = True
     """Sign requests; only the public UAT test provider takes unsigned ones."""

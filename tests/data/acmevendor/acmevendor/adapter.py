@@ -8,6 +8,7 @@ from typing import Any
 
 from proxy import (
     DrmSystem,
+    Secret,
     UpstreamRequest,
     UpstreamResponse,
     UpstreamSettings,
@@ -23,7 +24,6 @@ from proxy import (
     key_material,
     status_error,
 )
-from proxy.secrets import SecretRef
 
 VENDOR = "acme"
 
@@ -33,7 +33,7 @@ class AcmeSettings(UpstreamSettings):
 
     url: str
     """The license service URL."""
-    key: SecretRef
+    key: Secret
     """The 32-byte signing key (hex text) by reference."""
 
 
