@@ -65,7 +65,7 @@ class BackendSettings(StrictModel):
             return frozenset()
         return frozenset(served) & frozenset(self.policy_enforced_by_vendor)
 
-    def renderings(
+    def effective_renderings(
         self, vendor: str, declared: Mapping[DrmSystem, Rendering], served: Iterable[DrmSystem]
     ) -> dict[DrmSystem, Rendering]:
         """What this backend renders for each DRM of ``served``: the vendor's ``declared``
@@ -175,7 +175,7 @@ class Backend:
             if declared is not None
             else self.spec.drm_systems
         )
-        self.renderings = self.settings.renderings(
+        self.renderings = self.settings.effective_renderings(
             self.spec.name,
             self.spec.declared_renderings(self.settings),
             _ordered(self.spec.drm_systems),

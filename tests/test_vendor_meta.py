@@ -77,7 +77,7 @@ def test_a_vendor_reached_over_http_needs_an_emulator(tmp_path):
     axinom = vendor_matrix.spec("axinom")
     assert axinom.sandbox is not None
 
-    class NoEmulator(type(axinom.sandbox())):  # type: ignore[misc]
+    class NoEmulator(type(axinom.sandbox())):
         def emulator(self):
             return None
 

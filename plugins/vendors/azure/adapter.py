@@ -71,7 +71,7 @@ class AzureAdapter:
         self.settings = settings
         self.clock = services.clock
         self.drm_systems = frozenset(settings.urls) & AZURE_DRMS
-        self.renderings = settings.renderings(VENDOR, renderings(settings), AZURE_DRMS)
+        self.renderings = settings.effective_renderings(VENDOR, renderings(settings), AZURE_DRMS)
         self.key: Any = None
         if settings.bearer == "mint":
             assert settings.signing_key is not None
