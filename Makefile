@@ -76,6 +76,7 @@ lint: $(STAMP) $(BUF) $(GOOGLEAPIS)/.linked
 	$(BUF) lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # Our protos against the last release (a v* tag), else main where this branch left
 # it; .ci/buf-breaking says which and why.
