@@ -142,11 +142,13 @@ class AdminApi:
                 raise
             except StateUnavailable as exc:
                 log.warning("admin %s: the state store is unavailable: %s", kind.value, exc)
-                error = ProxyError(
+                unavailable = ProxyError(
                     Reason.STATE_UNAVAILABLE, "the shared state store can't be reached"
                 )
-                self._record(request, kind, operator, target, error.reason.value, error.detail)
-                raise error from None
+                self._record(
+                    request, kind, operator, target, unavailable.reason.value, unavailable.detail
+                )
+                raise unavailable from None
             self._record(request, kind, operator, target, "ok", detail)
             return web.json_response(body)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -11,6 +11,9 @@ from pydantic import Field, field_validator, model_validator
 from proxy.config import ListenerConfig
 from proxy.fields import Duration, StrictModel
 from proxy.secrets import SecretRef
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 #: Algorithms an admin token may be signed with: an HMAC secret, or a public key.
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
@@ -86,7 +89,7 @@ class AdminTokenSettings(StrictModel):
             self.__dict__["_parsed_key"] = cached
         return cached
 
-    def jwt_options(self) -> dict[str, Any]:
+    def jwt_options(self) -> Options:
         """PyJWT decode options: every time claim and the operator's ``sub`` required."""
         return {"require": ["exp", "iat", "iss", "aud", "sub"], "verify_signature": True}
 
