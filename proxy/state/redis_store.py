@@ -244,15 +244,9 @@ class RedisStore(StateStore):
         )
 
     async def marks(self, keys: Sequence[str], *, now: float) -> list[float | None]:
-        """One pipelined ``GET`` per key, in one round trip."""
-
-        async def read() -> Any:
-            pipe = self._client.pipeline(transaction=False)
-            for key in keys:
-                pipe.get(self.prefix + key)
-            return await pipe.execute()
-
-        values = await self._call(read) if keys else []
+        """One ``MGET`` (a Cluster store reads the keys per slot: ``mget_nonatomic``)."""
+        full = [self.prefix + key for key in keys]
+        values = await self._call(lambda: self._client.mget(full)) if keys else []
         now_us = _micros(now)
         found: list[float | None] = []
         for value in values:
