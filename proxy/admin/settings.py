@@ -128,6 +128,14 @@ class AdminConfig(ListenerConfig):
         return self.token is not None if enabled is None else enabled
 
     @model_validator(mode="after")
+    def _plain_http_only(self) -> AdminConfig:
+        # ListenerConfig may carry TLS settings; the admin listener does not serve TLS, and
+        # a setting it would ignore is refused instead.
+        if getattr(self, "tls", None) is not None:
+            raise ValueError("tls: the admin listener serves plain HTTP (keep it on loopback)")
+        return self
+
+    @model_validator(mode="after")
     def _no_open_admin_off_loopback(self) -> AdminConfig:
         if not self.is_loopback and self.token is None:
             raise ValueError(
