@@ -10,8 +10,8 @@ checks at import that grpcio and protobuf are at least the generator's versions,
 and the project's runtime lower bounds say the same (a test keeps them in step).
 
 Run as a script (``python build_backend/license_proxy_build.py``) it only
-generates, with the grpcio-tools of the running interpreter; ``--requirement``
-prints the pinned generator requirement for ``make`` to install.
+generates, with the grpcio-tools of the running interpreter; ``--requirements``
+prints what generating needs (one requirement a line) for ``make`` to install.
 """
 
 from __future__ import annotations
@@ -28,12 +28,24 @@ PROTOS = "protos"
 PACKAGE = "licenseproxy"
 
 
-def generator_requirement(root: Path = ROOT) -> str:
-    """The ``grpcio-tools==X`` requirement pinned in ``[build-system] requires``."""
+def generator_requirements(root: Path = ROOT) -> list[str]:
+    """What the generation needs from ``[build-system] requires`` (setuptools aside): the
+    pinned ``grpcio-tools`` and ``googleapis-common-protos``."""
     import tomllib
 
     requires = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
-    return next(r for r in requires if r.replace(" ", "").startswith("grpcio-tools=="))
+    return [r for r in requires if not r.replace(" ", "").startswith("setuptools")]
+
+
+def googleapis_root() -> Path:
+    """The folder holding ``google/api/*.proto``, as the googleapis-common-protos wheel
+    installs them: the protos import ``google/api/annotations.proto`` and friends."""
+    import google.api
+
+    for folder in google.api.__path__:
+        if (Path(folder) / "annotations.proto").is_file():
+            return Path(folder).parent.parent
+    raise RuntimeError("googleapis-common-protos ships no google/api/annotations.proto")
 
 
 def generate(root: Path = ROOT) -> list[str]:
@@ -56,6 +68,7 @@ def generate(root: Path = ROOT) -> list[str]:
             "grpc_tools.protoc",
             f"-I{root / PROTOS}",
             f"-I{well_known}",
+            f"-I{googleapis_root()}",
             f"--python_out={scratch}",
             f"--pyi_out={scratch}",
             f"--grpc_python_out={scratch}",
@@ -150,8 +163,8 @@ def build_sdist(sdist_directory: str, config_settings: Any = None) -> str:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--requirement"]:
-        print(generator_requirement())
+    if sys.argv[1:] == ["--requirements"]:
+        print("\n".join(generator_requirements()))
     else:
         for name in generate():
             print(f"generated {PACKAGE}/{name}")

@@ -126,7 +126,7 @@ class PluginLoader:
 
     def _load_entrypoints(self, explicit: list[tuple[str | None, Any]]) -> list[tuple[str, str]]:
         errors = []
-        for ep in entry_points(group=hookspecs.PROJECT_NAME):
+        for ep in sorted(entry_points(group=hookspecs.PROJECT_NAME), key=lambda ep: ep.name):
             if self.pm.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
                 continue
             dist = ep.dist.name if ep.dist is not None else "unknown distribution"

@@ -7,16 +7,19 @@ import contextlib
 import logging
 import signal
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
 from aiohttp import web
 
+from proxy.admin.actions import AdminActionSink, log_admin_action
+from proxy.admin.api import AdminApi
 from proxy.config import ListenerConfig, ServerConfig
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
-from proxy.http_bridge import HttpBridge, RedactingAccessLogger
+from proxy.http_access import RedactingAccessLogger
+from proxy.http_bridge import HttpBridge
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
 from proxy.pipeline import Pipeline
 from proxy.tls import TlsSettings
@@ -55,7 +58,15 @@ def restart_only_changes(old: Pipeline, fresh: Pipeline) -> list[str]:
             changed.append(f"server.{name}")
     if old.log.access != fresh.log.access:
         changed.append("log.access")
+    if _admin_listener(old) != _admin_listener(fresh):
+        changed.append("admin")
     return changed
+
+
+def _admin_listener(pipeline: Pipeline) -> tuple[object, ...] | None:
+    """What the admin listener is built with (its token may change on reload)."""
+    admin = pipeline.admin
+    return None if admin is None else (admin.host, admin.port, admin.metrics)
 
 
 class ProxyApp:
@@ -66,6 +77,8 @@ class ProxyApp:
     :param reuse_port: bind with ``SO_REUSEPORT``, sharing both ports with the other
         worker processes of a supervisor (:mod:`proxy.supervisor`).
     :param worker_id: this worker's number, sent in ``X-Proxy-Worker`` on HTTP answers.
+    :param on_admin_action: receives every admin API action (default: one log line); the
+        decision log plugs in here.
     """
 
     def __init__(
@@ -76,8 +89,10 @@ class ProxyApp:
         access_log: bool = True,
         reuse_port: bool = False,
         worker_id: str | None = None,
+        on_admin_action: AdminActionSink = log_admin_action,
     ) -> None:
         self.pipeline = pipeline
+        self.on_admin_action = on_admin_action
         self.access_log = access_log
         self.rebuild = rebuild
         self.reuse_port = reuse_port
@@ -85,6 +100,9 @@ class ProxyApp:
         self.tls: dict[str, ListenerTls] = {}
         #: Called after every reload attempt with its outcome (the worker reports it).
         self.on_reload: Callable[[bool], None] | None = None
+        #: What the admin API's reload does instead of :meth:`reload` (a worker hands it to
+        #: its supervisor, so that every worker reloads).
+        self.admin_reload: Callable[[], Awaitable[bool]] | None = None
         self.ready = False
         self._stack = AsyncExitStack()
         self._pipeline_stacks: dict[int, AsyncExitStack] = {}
@@ -94,6 +112,8 @@ class ProxyApp:
         self.runner: web.AppRunner | None = None
         self.grpc_port = 0
         self.http_port = 0
+        self.admin_runner: web.AppRunner | None = None
+        self.admin_port = 0
 
     def current(self) -> Pipeline:
         """The pipeline new requests go to."""
@@ -156,6 +176,7 @@ class ProxyApp:
                 )
             await site.start()
             self.http_port = self.runner.addresses[0][1]
+            await self._start_admin()
         except BaseException:
             await self.stop()
             raise
@@ -169,6 +190,35 @@ class ProxyApp:
             f" with TLS on {' and '.join(self.tls)}" if self.tls else "",
             f" (worker {self.worker_id})" if self.worker_id is not None else "",
         )
+
+    async def _start_admin(self) -> None:
+        """The admin API and /metrics on their own listener, when ``[admin]`` is configured."""
+        admin = self.pipeline.admin
+        if admin is None:
+            return
+        api = AdminApi(
+            self.current,
+            admin,
+            lambda action: self.on_admin_action(action),
+            self.admin_reload or (self.reload if self.rebuild is not None else None),
+        )
+        self.admin_runner = web.AppRunner(
+            api.app,
+            handle_signals=False,
+            access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
+            access_log_class=RedactingAccessLogger,
+            shutdown_timeout=self.pipeline.server.shutdown_grace,
+        )
+        await self.admin_runner.setup()
+        site = web.TCPSite(self.admin_runner, admin.host, admin.port, reuse_port=self.reuse_port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                f"the admin listener (admin.host, admin.port) can't start: {exc}"
+            ) from exc
+        self.admin_port = self.admin_runner.addresses[0][1]
+        log.info("serving the admin API on %s:%d", admin.host, self.admin_port)
 
     async def stop(self) -> None:
         """Readiness off, then both listeners drain within the grace period, then resources close."""
@@ -184,9 +234,12 @@ class ProxyApp:
             stops.append(self.grpc.stop(grace))
         if self.runner is not None:
             stops.append(self.runner.cleanup())
+        if self.admin_runner is not None:
+            stops.append(self.admin_runner.cleanup())
         await asyncio.gather(*stops, return_exceptions=True)
         self.grpc = None
         self.runner = None
+        self.admin_runner = None
         for key in list(self._pipeline_stacks):
             await self._pipeline_stacks.pop(key).aclose()
         self._stopped.set()

@@ -62,7 +62,7 @@ def reserve_port(host: str, port: int, listener: str) -> socket.socket:
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise OSError(f"server.{listener}: cannot listen on {host}:{port}: {exc}") from None
+        raise OSError(f"{listener}: cannot listen on {host}:{port}: {exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -70,7 +70,7 @@ def reserve_port(host: str, port: int, listener: str) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise OSError(
-            f"server.{listener}: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            f"{listener}: cannot listen on {host}:{port}: {exc.strerror or exc}"
         ) from None
     return sock
 
@@ -107,7 +107,8 @@ class Supervisor:
 
     :param config: the config file the workers read (None: the embedded default).
     :param overrides: ``[server]`` settings given on the command line.
-    :param server: the validated ``[server]`` section.
+    :param validated: the pipeline built from the config at start (not run: its listener
+        settings are read).
     :param build: validates the config (on SIGHUP), as the workers will build it.
     """
 
@@ -115,13 +116,15 @@ class Supervisor:
         self,
         config: str | None,
         overrides: dict[str, Any],
-        server: ServerConfig,
+        validated: Pipeline,
         build: Callable[[], Pipeline],
     ) -> None:
         self.config = config
         self.overrides = dict(overrides)
-        self.server = server
-        self.count = server.worker_count
+        self.server: ServerConfig = validated.server
+        self.admin = validated.admin
+        self.admin_port: int | None = None
+        self.count = self.server.worker_count
         self.build = build
         self.workers: dict[int, Worker] = {}
         self._stopping = asyncio.Event()
@@ -161,11 +164,15 @@ class Supervisor:
             await self._stop()
 
     async def _start(self) -> bool:
-        grpc = reserve_port(self.server.grpc.host, self.server.grpc.port, "grpc")
+        grpc = reserve_port(self.server.grpc.host, self.server.grpc.port, "server.grpc")
         self._reserved.append(grpc)
-        http = reserve_port(self.server.http.host, self.server.http.port, "http")
+        http = reserve_port(self.server.http.host, self.server.http.port, "server.http")
         self._reserved.append(http)
         grpc_port, http_port = grpc.getsockname()[1], http.getsockname()[1]
+        if self.admin is not None:
+            admin = reserve_port(self.admin.host, self.admin.port, "admin")
+            self._reserved.append(admin)
+            self.admin_port = admin.getsockname()[1]
         self.overrides = {
             **self.overrides,
             "workers": self.count,
@@ -185,12 +192,13 @@ class Supervisor:
             return False
         self._keepers = [asyncio.create_task(self._keep(w)) for w in first]
         log.info(
-            "serving gRPC on %s:%d and HTTP on %s:%d with %d workers",
+            "serving gRPC on %s:%d and HTTP on %s:%d with %d workers%s",
             self.server.grpc.host,
             grpc_port,
             self.server.http.host,
             http_port,
             self.count,
+            f", the admin API on {self.admin.host}:{self.admin_port}" if self.admin else "",
         )
         return True
 
@@ -206,6 +214,7 @@ class Supervisor:
                     overrides=self.overrides,
                     status_fd=status_write,
                     lifeline_fd=lifeline_read,
+                    admin_port=self.admin_port,
                 ),
                 pass_fds=(status_write, lifeline_read),
                 env={**os.environ, MULTIPROC_DIR_ENV: self._metrics_dir},

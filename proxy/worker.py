@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import copy
+import logging
 import os
 import signal
 import sys
@@ -24,6 +25,8 @@ from proxy.builder import build_pipeline, load_config
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
 from proxy.pipeline import Pipeline
+
+log = logging.getLogger("proxy.worker")
 
 
 def with_server_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -49,11 +52,17 @@ def with_server_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dic
     return document
 
 
-def build(config: str | None, overrides: dict[str, Any] | None = None) -> Pipeline:
+def build(
+    config: str | None, overrides: dict[str, Any] | None = None, admin_port: int | None = None
+) -> Pipeline:
     """Read the config file (or the embedded default), apply ``[server]`` overrides from the
-    command line, and build the pipeline; ConfigError lists every mistake."""
+    command line (and the admin listener's port, when there is one), and build the pipeline;
+    ConfigError lists every mistake."""
     raw, base_dir = load_config(config)
-    return build_pipeline(with_server_overrides(raw, overrides or {}), base_dir=base_dir)
+    raw = with_server_overrides(raw, overrides or {})
+    if admin_port is not None and isinstance(raw.get("admin"), dict):
+        raw = {**raw, "admin": {**raw["admin"], "port": admin_port}}
+    return build_pipeline(raw, base_dir=base_dir)
 
 
 class StatusPipe:
@@ -75,6 +84,7 @@ def worker_argv(
     overrides: dict[str, Any],
     status_fd: int,
     lifeline_fd: int,
+    admin_port: int | None = None,
 ) -> list[str]:
     """The command line that starts worker ``index``."""
     import json
@@ -82,6 +92,8 @@ def worker_argv(
     argv = [sys.executable, "-m", "proxy.worker", "--index", str(index)]
     argv += ["--server", json.dumps(overrides), "--status-fd", str(status_fd)]
     argv += ["--lifeline-fd", str(lifeline_fd)]
+    if admin_port is not None:
+        argv += ["--admin-port", str(admin_port)]
     if config is not None:
         argv += ["--config", config]
     return argv
@@ -106,17 +118,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # A SIGHUP before the loop handles it must not kill the worker (the default action).
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    supervisor = os.getppid()
     parser = argparse.ArgumentParser(prog="python -m proxy.worker")
     parser.add_argument("--config")
     parser.add_argument("--index", type=int, required=True)
     parser.add_argument("--server", default="{}", help="[server] overrides as JSON")
     parser.add_argument("--status-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
+    parser.add_argument("--admin-port", type=int)
     args = parser.parse_args(argv)
     overrides = json.loads(args.server)
     status = StatusPipe(args.status_fd)
     try:
-        pipeline = build(args.config, overrides)
+        pipeline = build(args.config, overrides, args.admin_port)
     except ConfigError as exc:
         for path, message in exc.errors:
             print(f"worker {args.index}: {path}: {message}", file=sys.stderr)
@@ -124,9 +138,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(pipeline.log.level, pipeline.log.format)
 
     def rebuild() -> Pipeline:
-        fresh = build(args.config, overrides)
+        fresh = build(args.config, overrides, args.admin_port)
         setup_logging(fresh.log.level, fresh.log.format)
         return fresh
+
+    async def reload_every_worker() -> bool:
+        # The admin API's reload: this worker checks the config, then the supervisor has
+        # every worker reload it (as its SIGHUP does); the answer does not wait for them.
+        try:
+            await asyncio.to_thread(build, args.config, overrides, args.admin_port)
+        except ConfigError as exc:
+            log.error("reload refused, the config has errors:\n%s", exc)
+            return False
+        if os.getppid() != supervisor:
+            log.error("reload refused: the supervisor is gone")
+            return False
+        os.kill(supervisor, signal.SIGHUP)
+        return True
 
     app = ProxyApp(
         pipeline,
@@ -136,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         worker_id=str(args.index),
     )
     app.on_reload = lambda ok: status.send("reloaded" if ok else "reload-refused")
+    app.admin_reload = reload_every_worker
     try:
         asyncio.run(_serve(app, status, args.lifeline_fd))
     except OSError as exc:

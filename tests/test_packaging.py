@@ -95,6 +95,7 @@ async def test_the_built_wheel_serves_a_license_from_a_fresh_virtualenv(tmp_path
         .read_text()
         .replace("port = 50051", "port = 0")
         .replace("port = 8080", "port = 0")
+        .replace("port = 8081", "port = 0")
     )
     token = _run([str(venv / "license-proxy"), "token"], tmp_path).strip()
     process = await asyncio.create_subprocess_exec(

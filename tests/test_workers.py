@@ -25,19 +25,23 @@ from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
 from proxy.cli import main
 from proxy.cpus import available_cpus, cgroup_cpu_limit
 from proxy.http_bridge import WORKER_HEADER
+from proxy.tokens import mint
 from tests.conftest import clearkey_request
 
 ROOT = Path(__file__).resolve().parent.parent
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
 SERVING = re.compile(r"serving gRPC on \S+:(\d+) and HTTP on \S+:(\d+) with (\d+) workers")
 READY = re.compile(r"worker (\d+) \(pid (\d+)\) ready")
+ADMIN = re.compile(r"with \d+ workers, the admin API on \S+:(\d+)")
+ADMIN_SECRET = "cd" * 32
 #: Outer bound on any wait: a hang fails the test instead of blocking the suite.
 BOUND = 60.0
 
 
 def config_text(cors: str = '"*"', http_port: int = 0, server: str = "") -> str:
     text = f"[server]\n{server}\n" + (ROOT / "proxy" / "default.toml").read_text()
-    text = text.replace("port = 50051", "port = 0").replace("port = 8080", f"port = {http_port}")
+    text = text.replace("port = 50051", "port = 0").replace("port = 8081", "port = 0")
+    text = text.replace("port = 8080", f"port = {http_port}\nmetrics = true")
     text = text.replace('allow_origins = ["*"]', f"allow_origins = [{cors}]")
     return text + '\n[plugins]\nmodules = ["tests.plugins.slow:Hold"]\n\n[log]\naccess = false\n'
 
@@ -388,6 +392,42 @@ async def test_sigterm_drains_every_worker(supervisor, dev_token):
     for pid in pids.values():
         await _gone(pid)
     assert (await license_once(supervised.url, token)).status is None  # nobody listens
+
+
+async def test_workers_share_the_admin_listener_and_its_reload_reaches_them_all(
+    supervisor, dev_token
+):
+    start, config = supervisor
+    admin = f'\n[admin.token]\nissuer = "ops.example"\nsecret = "hex:{ADMIN_SECRET}"\n'
+    config.write_text(config_text() + admin)
+    supervised = await start()
+    admin_url = f"http://127.0.0.1:{(await supervised.wait_for(ADMIN))[1]}"
+    assert (await license_once(supervised.url, dev_token())).status == 200
+    now = int(time.time())
+    claims = {"iss": "ops.example", "aud": "license-proxy-admin", "sub": "ops"}
+    token = mint({**claims, "iat": now, "exp": now + 300}, bytes.fromhex(ADMIN_SECRET))
+
+    async def admin_reload() -> dict:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                f"{admin_url}/admin/v1/reload", headers={"Authorization": f"Bearer {token}"}
+            ) as response,
+        ):
+            assert response.status == 200
+            return await response.json()
+
+    # /metrics on the admin listener reports the host, whichever worker answers
+    _, samples = await scrape(admin_url)
+    assert samples[ISSUED] == 1
+    mark = len(supervised.lines)
+    assert (await admin_reload())["reloaded"] is True
+    await supervised.wait_for("configuration reloaded by 2 of 2 workers", mark)
+    config.write_text(config_text() + admin + "\n[bogus]\n")
+    mark = len(supervised.lines)
+    assert (await admin_reload())["reloaded"] is False
+    assert (await license_once(supervised.url, dev_token())).status == 200  # serving on
+    assert not any("configuration reloaded by" in line for line in supervised.lines[mark:])
 
 
 # -- configuration and start ----------------------------------------------------------

@@ -9,7 +9,6 @@ from pydantic import TypeAdapter
 from plugins.policy.catalog import KeyCatalog, load_catalog
 from plugins.policy.claims import (
     PolicyClaimError,
-    apply_claim_policies,
     present_policy_claims,
     read_key_track_types,
     read_policy_claims,
@@ -17,6 +16,7 @@ from plugins.policy.claims import (
 from plugins.policy.election import CompiledPolicy, RequestFacts, compile_policies, elect
 from plugins.policy.lint import policy_warnings
 from plugins.policy.settings import CatalogSettings, ElectionSettings
+from plugins.policy.tighten import apply_claim_policies
 from proxy import ConfigContext, ProxyError, Reason, hookimpl
 from proxy.model import Principal, RequestContext, key_id_uuid
 from proxy.policy import EffectivePolicy, Policy, TrackType
