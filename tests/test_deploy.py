@@ -88,6 +88,7 @@ def _proxy_toml(tmp_path: Path) -> Path:
     (tmp_path / "client-ca" / "ca.pem").rename(tmp_path / "client-ca" / "ca.crt")
     (tmp_path / "keys" / "redis-password").write_text("redis-password")
     (tmp_path / "keys" / "axinom-com-key").write_text("A" * 43 + "=")
+    (tmp_path / "keys" / "admin-token-secret").write_text("s" * 48)
     path = tmp_path / "proxy.toml"
     path.write_text(text)
     return path
@@ -105,6 +106,7 @@ def test_the_shipped_config_passes_check_config(tmp_path, monkeypatch):
     # the listeners are the container's ports
     ports = {p["name"]: p["containerPort"] for p in _container()["ports"]}
     assert (ports["grpc"], ports["https"]) == (server.grpc.port, server.http.port)
+    assert pipeline.admin is not None and ports["admin"] == pipeline.admin.port
     # every env: reference is set by the Deployment
     env = {e["name"] for e in _container()["env"]}
     assert set(re.findall(r'"env:(\w+)"', config.read_text())) <= env
@@ -151,7 +153,8 @@ def test_services_budget_and_autoscaler_select_the_pods():
     labels = _deployment()["spec"]["template"]["metadata"]["labels"]
     port_names = {p["name"] for p in _container()["ports"]}
     services = [doc for (kind, _), doc in found.items() if kind == "Service"]
-    assert {s["spec"]["ports"][0]["targetPort"] for s in services} == port_names
+    # players and services get a Service each; the admin port is scraped per pod
+    assert {s["spec"]["ports"][0]["targetPort"] for s in services} == port_names - {"admin"}
     for service in services:
         assert service["spec"]["selector"].items() <= labels.items()
     budget = found[("PodDisruptionBudget", "license-proxy")]
