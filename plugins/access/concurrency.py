@@ -14,7 +14,14 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from plugins.access.claims import MAX_ID_LENGTH, claim_text, identity, request_type, state_key
+from plugins.access.claims import (
+    MAX_ID_LENGTH,
+    claim_text,
+    identity,
+    request_type,
+    slot_tag,
+    state_key,
+)
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import hookimpl
 from proxy.config import ConfigContext, Duration, StrictModel
@@ -105,7 +112,7 @@ class ConcurrencyRule:
         subject = identity(principal, settings.subject_claim, "concurrency")
         session = self.session_id(ctx, principal, settings.session_claim)
         op = SessionOp(
-            key=state_key("sessions", subject),
+            key=state_key("sessions", subject, tag=slot_tag(subject)),
             session=state_key("session", session),
             limit=settings.limit,
             ttl=settings.interval + settings.grace,
