@@ -9,10 +9,12 @@ and another admitted, what the admitting slot took (a use, a new session) is
 given back at once, so a refused request still spends nothing; only its rate
 buckets in the other slots have counted it (a rate limit counts attempts).
 
-redis-py's cluster client follows ``MOVED`` and ``ASK`` (a resharding), waits
-out ``TRYAGAIN``, and refreshes the slot map after a failover; a master that
-lacks the script (a promoted replica, a restarted node) answers ``NOSCRIPT``,
-and the script is loaded on every master and the call sent again.
+redis-py's cluster client follows ``MOVED`` and ``ASK`` (a resharding) and
+refreshes the slot map after a failover. While a slot moves, a script whose
+keys are not all on one side yet is turned away with ``TRYAGAIN`` (it did not
+run); it is sent again until it runs or the call's ``timeout`` is up. A master
+that lacks the script (a promoted replica, a restarted node) answers
+``NOSCRIPT``, and the script is loaded on every master and the call sent again.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from proxy.state.redis_store import ScriptStore
 MAX_CONNECTIONS_PER_NODE = 10_000
 #: Seconds between slot-map refreshes asked for by errors (redis-py's default is 1 s).
 TOPOLOGY_REFRESH_INTERVAL = 0.1
+#: Seconds to wait before sending again a call a moving slot turned away.
+RESHARD_PAUSE = 0.01
 
 
 class ClusterStore(ScriptStore):
@@ -54,10 +58,18 @@ class ClusterStore(ScriptStore):
         if self.address.mode is not StoreMode.CLUSTER:
             raise ValueError("ClusterStore takes a redis+cluster:// URL")
         from redis.crc import key_slot
-        from redis.exceptions import NoScriptError, RedisClusterException
+        from redis.exceptions import (
+            ClusterError,
+            NoScriptError,
+            RedisClusterException,
+            TryAgainError,
+        )
 
         self._key_slot = key_slot
         self._no_script = NoScriptError
+        self._try_again = TryAgainError
+        # redis-py gives up on redirects and TRYAGAIN after 16 tries with this exact class
+        self._redirects_exhausted = ClusterError
         self._errors = (*self._errors, RedisClusterException)
 
     def _connect(self) -> Any:
@@ -78,6 +90,20 @@ class ClusterStore(ScriptStore):
             topology_refresh_min_interval=TOPOLOGY_REFRESH_INTERVAL,
             **kwargs,
         )
+
+    def _not_run(self, error: BaseException) -> bool:
+        """True for the answers of a slot on the move: the script did not run."""
+        return isinstance(error, self._try_again) or type(error) is self._redirects_exhausted
+
+    async def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        """One ``EVALSHA``, sent again while its slot turns it away (within the call's bound)."""
+        while True:
+            try:
+                return await script(keys=keys, args=args)
+            except self._errors as exc:
+                if not self._not_run(exc):
+                    raise
+            await asyncio.sleep(RESHARD_PAUSE)
 
     def slot_groups(self, ops: Sequence[Op]) -> list[list[int]]:
         """The indexes of ``ops`` grouped by hash slot, in the order slots first appear."""
@@ -140,25 +166,36 @@ class ClusterStore(ScriptStore):
         async with self.bounded(seconds):
             if len(calls) == 1:
                 keys, args = calls[0]
-                await self._undo_script(keys=keys, args=args)
+                await self._run(self._undo_script, keys, args)
             else:
                 await self._pipelined(self._undo_script, UNDO_SCRIPT, calls)
 
     async def _pipelined(
         self, script: Any, source: str, calls: list[tuple[list[str], list[str]]]
     ) -> list[Any]:
-        """One ``EVALSHA`` per call in one pipeline (each node gets its calls in one write);
-        calls that met a master without the script are sent again once it is loaded."""
-        replies = await self._send(script.sha, calls)
-        missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
-        if missing:
-            await self._client.script_load(source)  # on every master
-            again = await self._send(script.sha, [calls[i] for i in missing])
-            for i, reply in zip(missing, again, strict=True):
-                replies[i] = reply
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
+        """One ``EVALSHA`` per call in one pipeline (each node gets its calls in one write).
+        Calls that met a master without the script are sent again once it is loaded; calls
+        a moving slot turned away, after a pause (within the call's bound)."""
+        replies: list[Any] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        while pending:
+            answers = await self._send(script.sha, [calls[i] for i in pending])
+            again, load = [], False
+            for i, reply in zip(pending, answers, strict=True):
+                if isinstance(reply, self._no_script):
+                    again.append(i)
+                    load = True
+                elif isinstance(reply, Exception) and self._not_run(reply):
+                    again.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                else:
+                    replies[i] = reply
+            if load:
+                await self._client.script_load(source)  # on every master
+            elif again:
+                await asyncio.sleep(RESHARD_PAUSE)
+            pending = again
         return replies
 
     async def _send(self, sha: str, calls: list[tuple[list[str], list[str]]]) -> list[Any]:

@@ -113,11 +113,15 @@ class ScriptStore(StateStore):
             return False
         return True
 
+    async def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
+        """One ``EVALSHA`` (redis-py loads the script and sends it again on ``NOSCRIPT``)."""
+        return await script(keys=keys, args=args)
+
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome:
         keys = [self.prefix + op.key for op in ops]
         args = apply_args(ops, now, commit)
         async with self.bounded():
-            reply = await self._apply_script(keys=keys, args=args)
+            reply = await self._run(self._apply_script, keys, args)
         return read_outcome(reply, ops)
 
     async def _undo(self, ops: Sequence[Op]) -> None:
@@ -125,7 +129,7 @@ class ScriptStore(StateStore):
         if given:
             keys = [self.prefix + op.key for op in given]
             async with self.bounded():
-                await self._undo_script(keys=keys, args=undo_args(given))
+                await self._run(self._undo_script, keys, undo_args(given))
 
 
 class RedisStore(ScriptStore):
