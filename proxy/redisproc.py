@@ -188,6 +188,10 @@ class RedisServer:
         """The servers holding state: this one (a cluster or Sentinel group has several)."""
         return [self]
 
+    def masters(self) -> list[RedisServer]:
+        """The servers taking writes: this one."""
+        return [self]
+
     def kill(self) -> None:
         """SIGKILL the server: no goodbye to its clients."""
         if self.process is not None:

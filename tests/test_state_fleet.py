@@ -20,8 +20,9 @@ from plugins.access.claims import slot_tag, state_key
 from proxy.builder import build_pipeline
 from proxy.cli import main
 from proxy.errors import ConfigError
-from proxy.redisdrill import failover_drill, subject_tag
-from proxy.redisfleet import LocalCluster, SentinelGroup, _call, evalsha_calls, reset_stats
+from proxy.redisfleet import LocalCluster, SentinelGroup, command_calls, reset_stats
+from proxy.redisfleet.admin import admin_client, call
+from proxy.redisfleet.drill import failover_drill, subject_tag
 from proxy.state import (
     ClusterStore,
     RateOp,
@@ -165,7 +166,17 @@ async def test_evalsha_calls_per_request_in_each_mode(
     for i in range(10):
         assert (await grpc_call(proxy, dev_token({"sub": f"user-{i}"}), content_id=f"t{i}")).ok
     slots = 2 if per_address and target.endswith("cluster") else 1
-    assert evalsha_calls(fleet.data_nodes) == 10 * slots
+    calls = command_calls(fleet.masters())  # a replica counts the MULTI/EXEC it is fed
+    assert calls["evalsha"] == 10 * slots
+    # and nothing beside it per request (the counts include the commands a script runs,
+    # so only what a client sends on its own is looked at): no reload, no topology query
+    extra = {
+        name: n
+        for name, n in calls.items()
+        if name.startswith(("eval", "script", "multi", "exec", "cluster", "sentinel", "ping"))
+        and name != "evalsha"
+    }
+    assert not extra, extra
 
 
 # -- cluster specifics -----------------------------------------------------------------------
@@ -222,9 +233,8 @@ async def test_a_master_without_the_script_loads_it_and_answers(store_target, ta
         one_slot = [UseOp(f"{slot_tag('erin')}u", 1, 60)]
         two_slots = [UseOp(f"{slot_tag('erin')}v", 1, 60), UseOp("elsewhere", 1, 60)]
         for ops in (one_slot, two_slots):
-            masters = fleet.masters() if isinstance(fleet, LocalCluster) else [fleet.master()]
-            for master in masters:  # as after a failover to a replica, or a restart
-                _call(master.port, "SCRIPT", "FLUSH")
+            for master in fleet.masters():  # as after a failover to a replica, or a restart
+                call(master.port, "SCRIPT", "FLUSH")
             assert (await store.apply(ops, now=NOW)).taken == tuple(ops)
             assert (await store.apply(ops, now=NOW)).denied == 0
     finally:
@@ -241,7 +251,7 @@ async def test_a_resharding_under_load_loses_no_decision(redis_cluster):
     store = open_store(redis_cluster.url, prefix="fleet:", timeout=10)
     await store.start()
     tag = slot_tag("frank")
-    slot = int(_call(redis_cluster.nodes[0].port, "CLUSTER", "KEYSLOT", f"fleet:{tag}"))
+    slot = int(call(redis_cluster.nodes[0].port, "CLUSTER", "KEYSLOT", f"fleet:{tag}"))
 
     def use(n: int) -> UseOp:
         return UseOp(f"{tag}replay:t{n}", 1, 600)
@@ -317,9 +327,7 @@ async def test_a_resharding_under_load_loses_no_decision(redis_cluster):
 
 
 def _admin_info(port: int, section: str) -> dict:
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    client = admin_client(port)
     try:
         return client.info(section)
     finally:
