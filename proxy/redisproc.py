@@ -119,6 +119,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     @property
+    def log_path(self) -> Path:
+        """Where the server's output goes."""
+        return self.workdir / f"server-{self.port}.log"
+
+    @property
     def address(self) -> str:
         """``127.0.0.1:PORT``."""
         return f"127.0.0.1:{self.port}"
@@ -149,20 +154,20 @@ class RedisServer:
         if self.running:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-            self.argv(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.workdir
-        )
+        # the server writes its log (and any reason it won't start) to standard output
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+                self.argv(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                error = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
-                raise RuntimeError(f"{self.kind}-server exited at start: {error.strip()[-500:]}")
+                self.process = None
+                tail = self.log_path.read_text(errors="replace").strip()[-500:]
+                raise RuntimeError(f"{self.kind}-server exited at start: {tail}")
             try:
-                if _command(self.port, "PING", timeout=0.2) == b"+PONG":
+                # a server whose default user is off answers too: it asks for a login
+                if _command(self.port, "PING", timeout=0.2).startswith((b"+PONG", b"-NOAUTH")):
                     return
             except OSError:
                 pass
@@ -199,7 +204,6 @@ class RedisServer:
                 os.kill(self.process.pid, signal.SIGCONT)  # a paused server dies too
             self.process.kill()
             self.process.wait()
-            self._close_pipes()
             self.process = None
 
     def pause(self) -> None:
@@ -236,14 +240,9 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-            self._close_pipes()
             self.process = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def _close_pipes(self) -> None:
-        if self.process is not None and self.process.stderr is not None:
-            self.process.stderr.close()
 
     def __enter__(self) -> RedisServer:
         self.start()

@@ -179,6 +179,27 @@ async def test_evalsha_calls_per_request_in_each_mode(
     assert not extra, extra
 
 
+@pytest.mark.parametrize(("replay", "slots"), [({"subject_claim": "account"}, 1), ({}, 2)])
+async def test_replay_follows_the_subject_claim_into_its_slot(
+    redis_cluster, proxy_factory, dev_token, replay, slots
+):
+    """Counted per account, a request's sessions live in the account's slot; the token's
+    use counter joins them there when replay names the same claim, else it is a second
+    script (same round trip)."""
+    rules = {
+        "state": {"store": redis_cluster.url, "timeout": "2s"},
+        "replay": replay,
+        "concurrency": {"limit": 100, "subject_claim": "account"},
+    }
+    proxy = await proxy_factory(proxy_config({"access": rules}))
+    assert (await grpc_call(proxy, dev_token({"account": "warm"}), content_id="w")).ok
+    reset_stats(redis_cluster.data_nodes)
+    for i in range(10):
+        token = dev_token({"sub": f"user-{i}", "account": f"acct-{i}"})
+        assert (await grpc_call(proxy, token, content_id=f"t{i}")).ok
+    assert command_calls(redis_cluster.masters())["evalsha"] == 10 * slots
+
+
 # -- cluster specifics -----------------------------------------------------------------------
 
 
