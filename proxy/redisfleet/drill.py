@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from proxy.state import SessionOp, StateStore, StateUnavailable, UseOp
+from proxy.state import Op, SessionOp, StateStore, StateUnavailable, UseOp
 
 #: Seconds any one store call may take before the drill calls it hung (far above any
 #: store timeout: the drill must end even when a store misbehaves).
@@ -106,7 +106,7 @@ async def failover_drill(
         tag = tags[subject]
         replay = n % 5 == 4 and admitted_tokens[subject]
         token = admitted_tokens[subject][0] if replay else f"t{n}"
-        ops = [
+        ops: list[Op] = [
             UseOp(f"{tag}replay:{token}", limit=1, ttl=3600),
             SessionOp(f"{tag}sessions", f"s{n}", limit=limit, ttl=3600),
         ]
