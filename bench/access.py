@@ -17,7 +17,7 @@ Figures printed:
 3. a whole license request through the pipeline (token, rules, ClearKey
    license; no network but Redis), without access rules, with the IP rule, and
    with every state rule on memory, single Redis, the cluster and Sentinel;
-4. failover drills (``proxy.redisfleet.drill``): a master SIGKILLed under 16
+4. failover drills (``proxy.testing.fleet.drill``): a master SIGKILLed under 16
    concurrent callers on the cluster and through Sentinel; the answers, the
    slowest call against the 250 ms timeout, and the over-admissions.
 """
@@ -39,18 +39,18 @@ from typing import Any
 
 from plugins.access.claims import slot_tag, state_key
 from plugins.access.ip import IpRule
-from plugins.token.mint import development_token
 from proxy.builder import build_pipeline
 from proxy.cidr import CidrSet, parse_address
 from proxy.encoding import b64url_encode
 from proxy.errors import ProxyError
 from proxy.model import ClientInfo, LicenseRequest, Principal, RequestContext
-from proxy.redisfleet import LocalCluster, SentinelGroup
-from proxy.redisfleet.drill import failover_drill, subject_tag
-from proxy.redisproc import RedisServer
 from proxy.services import Services
 from proxy.state import MemoryStore, RateOp, SessionOp, StateStore, UseOp, open_store
 from proxy.testing import proxy_config
+from proxy.testing.fleet import LocalCluster, SentinelGroup
+from proxy.testing.fleet.drill import failover_drill, subject_tag
+from proxy.testing.redis import RedisServer
+from proxy.tokens import development_token
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
 #: A W3C ClearKey license request for KID.

@@ -33,8 +33,8 @@ from bench.harness import (
 )
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
-from plugins.token.mint import development_token
 from proxy.encoding import b64url_encode
+from proxy.tokens import development_token
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
 CHALLENGE = json.dumps({"kids": [b64url_encode(KID)], "type": "temporary"}).encode()

@@ -141,9 +141,10 @@ def main(argv: list[str] | None = None) -> None:
             label = "traced" if traced else "untraced"
             report(f"{count:4d} policies, {label}", timed(call, number=number))
     plugin = plugin_for(proxy_config({"policies": policies(10)}))
-    trusted = SimpleNamespace(trust_policy_claims=True)
     for name, claims in (("no policy claims", {}), ("Verimatrix claims, trusted", VMX)):
-        principal = Principal("alice", "sts", {"tier": "tier-3", **claims}, issuer_settings=trusted)
+        principal = Principal(
+            "alice", "sts", {"tier": "tier-3", **claims}, trusts_policy_claims=True
+        )
         call = select(plugin, context(False, "catalog-3/x"), principal)
         report(f"  10 policies, {name}", timed(call, number=number))
     for keys in (1_000, 100_000):

@@ -33,8 +33,8 @@ import jwt
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc
-from plugins.token.mint import development_token
 from proxy.challenge import samples
+from proxy.tokens import development_token
 
 KID = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
 COM_KEY_ID = str(uuid.uuid4())
@@ -44,7 +44,7 @@ COM_KEY = os.urandom(32)
 def _emulator_main() -> None:
     """Run the Axinom emulator until killed, printing its URL on standard output."""
     from proxy.emulators import axinom
-    from proxy.emulators.base import start_emulator
+    from proxy.testing.emulator import start_emulator
 
     key = os.environ["BENCH_COM_KEY"]
     key_id = os.environ["BENCH_COM_KEY_ID"]

@@ -8,7 +8,7 @@ Config (optional)::
 
 from __future__ import annotations
 
-from proxy import StrictModel, hookimpl
+from proxy import ConfigContext, StrictModel, hookimpl
 from proxy.challenge.common import guarded
 from proxy.challenge.fairplay import (
     DRM,
@@ -16,7 +16,6 @@ from proxy.challenge.fairplay import (
     looks_like_fairplay,
     parse_fairplay,
 )
-from proxy.config import ConfigContext
 from proxy.model import ChallengeInfo, DrmSystem, RequestContext
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from proxy.builder import build_pipeline, load_config
 from proxy.errors import ConfigError
+from proxy.hookspecs import HOOKS
 from proxy.logs import setup_logging
 from proxy.pipeline import Pipeline
 
@@ -33,7 +34,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.server import ProxyApp
 
     if args.sandbox:
-        from proxy.emulators.sandbox import serve_sandbox
+        from proxy.testing.sandbox import serve_sandbox
 
         return serve_sandbox(args.config)
     source = args.config or "embedded default"
@@ -90,6 +91,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{info.name}  ({info.source}){idle}")
         for hook in info.hooks:
             print(f"    {hook}")
+    print("\ncalling order (idle plugins left out):")
+    for hook in HOOKS:
+        print(f"  {hook}: {', '.join(pipeline.host.implementations(hook)) or '-'}")
     return 0
 
 
@@ -102,8 +106,8 @@ def _claim_value(text: str) -> Any:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a signed test token (alone, on standard output)."""
-    from plugins.token.mint import development_token, mint
     from proxy.secrets import resolve_secret
+    from proxy.tokens import development_token, mint
 
     claims: dict[str, Any] = {}
     for item in args.claims:

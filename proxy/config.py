@@ -9,8 +9,6 @@ unknown key, so a typo never passes silently.
 from __future__ import annotations
 
 import ipaddress
-import math
-import re
 import tomllib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,82 +17,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
     field_validator,
 )
 
 from proxy.cidr import CidrSet
+from proxy.drm import DrmSystem
 from proxy.errors import ConfigError
-from proxy.model import DrmSystem
+
+# The field types are re-exported: settings models of plugins built before they moved import them here.
+from proxy.fields import (  # noqa: F401
+    ConfigPath,
+    Duration,
+    Seconds,
+    StrictModel,
+    parse_duration,
+)
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
 
 if TYPE_CHECKING:
     from proxy.services import Services
 
 M = TypeVar("M", bound=BaseModel)
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from a number or a string such as ``"500ms"``, ``"30s"``, ``"1h30m"``, ``"7d"``."""
-    if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string like '30s'")
-    if isinstance(value, int | float):
-        if value < 0 or not math.isfinite(value):
-            raise ValueError("a duration must be a finite number of seconds, not negative")
-        return float(value)
-    if isinstance(value, str):
-        text = value.replace(" ", "")
-        try:
-            return parse_duration(float(text))
-        except ValueError:
-            pass
-        parts = _DURATION.findall(text)
-        if parts and "".join(n + u for n, u in parts) == text:
-            return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
-    raise ValueError(f"{value!r} is not a duration (use seconds, or e.g. '30s', '5m', '2h', '7d')")
-
-
-def _relative_to_config(path: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get(BASE_DIR_CONTEXT_KEY)
-    path = path.expanduser()
-    if not path.is_absolute() and base is not None:
-        return Path(base) / path
-    return path
-
-
-#: A file named in the config: a relative path is taken from the config file's folder.
-ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
-
-#: Seconds, written as a number or as ``"30s"``, ``"5m"``, ``"1h30m"``.
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-def _whole_seconds(value: Any) -> int:
-    seconds = parse_duration(value)
-    if 0 < seconds < 0.5:
-        # It would round to 0, which license settings read as "unlimited".
-        raise ValueError(f"{value!r} is less than a second; give whole seconds")
-    return round(seconds)
-
-
-#: Whole seconds, written as a number or a duration string.
-Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
-
-
-class StrictModel(BaseModel):
-    """Base for config models: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ListenerConfig(StrictModel):
@@ -267,7 +214,7 @@ def _message(error: dict[str, Any]) -> str:
 
 def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
     """Every error of a pydantic ``ValidationError`` as ``(key path, message)``."""
-    return [(format_loc(tuple(e["loc"]), prefix), _message(e)) for e in exc.errors()]
+    return [(format_loc(tuple(e["loc"]), prefix), _message(dict(e))) for e in exc.errors()]
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from proxy.model import (
     RequestType,
 )
 
-DRM_FROM_PROTO: dict[int, DrmSystem | None] = {
+DRM_FROM_PROTO: dict[pb.DrmSystem, DrmSystem | None] = {
     pb.DRM_SYSTEM_UNSPECIFIED: None,
     pb.DRM_SYSTEM_WIDEVINE: DrmSystem.WIDEVINE,
     pb.DRM_SYSTEM_PLAYREADY: DrmSystem.PLAYREADY,
@@ -38,7 +38,7 @@ MAX_KEY_ID_HINTS = 64
 MAX_CLIENT_FIELD = 512
 
 
-def drm_from_proto(value: int) -> DrmSystem | None:
+def drm_from_proto(value: pb.DrmSystem) -> DrmSystem | None:
     """The DRM system of a proto enum value; REQUEST_INVALID for a value this build doesn't know."""
     try:
         return DRM_FROM_PROTO[value]

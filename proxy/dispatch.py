@@ -18,13 +18,21 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import cast
 
 from proxy import metrics
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
 from proxy.services import Clock, Services
-from proxy.vendors import Backend, PolicyNotRenderable, VendorCall, VendorLicense
+from proxy.vendors import (
+    Backend,
+    LocalAdapter,
+    PolicyNotRenderable,
+    TranslatingAdapter,
+    VendorCall,
+    VendorLicense,
+)
 
 log = logging.getLogger("proxy.dispatch")
 
@@ -210,15 +218,16 @@ class Dispatcher:
     async def _call_backend(
         self, backend: Backend, call: VendorCall, *, deadline: float | None
     ) -> VendorLicense:
-        adapter = backend.adapter
         if backend.local:
+            local = cast(LocalAdapter, backend.adapter)
             try:
-                return await adapter.issue(call)
+                return await local.issue(call)
             except ProxyError:
                 raise
             except Exception:
                 log.exception("backend %s failed to issue a license", backend.name)
                 raise ProxyError(Reason.INTERNAL, "the backend failed") from None
+        adapter = cast(TranslatingAdapter, backend.adapter)
         try:
             request = adapter.build_request(call)
         except ProxyError:

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     UPSTREAM_BAD_RESPONSE = "UPSTREAM_BAD_RESPONSE"
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
     STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
+    DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
     BACKEND_NOT_CONFIGURED = "BACKEND_NOT_CONFIGURED"
     INTERNAL = "INTERNAL"
 
@@ -50,7 +51,7 @@ class Reason(StrEnum):
         return _STATUS[self][1]
 
     @property
-    def title(self) -> str:
+    def title(self) -> str:  # type: ignore[override]  # str.title() is a method; reasons shadow it
         """A short human title for problem+json."""
         return _TITLES.get(self, self.value.replace("_", " ").capitalize())
 
@@ -89,6 +90,7 @@ _STATUS: dict[Reason, tuple[grpc.StatusCode, int]] = {
     Reason.UPSTREAM_BAD_RESPONSE: _UNAVAILABLE,
     Reason.UPSTREAM_TIMEOUT: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     Reason.STATE_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
+    Reason.DEPENDENCY_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
     Reason.BACKEND_NOT_CONFIGURED: _INTERNAL,
     Reason.INTERNAL: _INTERNAL,
 }
@@ -120,6 +122,7 @@ _TITLES = {
     Reason.UPSTREAM_BAD_RESPONSE: "The DRM vendor answered unreadably",
     Reason.UPSTREAM_TIMEOUT: "The DRM vendor did not answer in time",
     Reason.STATE_UNAVAILABLE: "Shared state unavailable",
+    Reason.DEPENDENCY_UNAVAILABLE: "A service the proxy depends on is unavailable",
     Reason.BACKEND_NOT_CONFIGURED: "No backend configured",
     Reason.INTERNAL: "Internal error",
 }

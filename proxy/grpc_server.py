@@ -1,15 +1,19 @@
 """The gRPC transport: ``LicenseProxyService`` on ``grpc.aio``, with health and reflection.
 
-Handlers translate and call the pipeline; one function turns every
-:class:`ProxyError` into a ``google.rpc.Status`` carrying ``ErrorInfo``, so no
-handler aborts by itself.
+Handlers translate and call the pipeline, and raise. One interceptor
+(:class:`CallInterceptor`) learns who is calling before a handler runs (peer,
+trusted or not, request id) and turns whatever a handler raises into a status:
+a :class:`ProxyError` into a ``google.rpc.Status`` carrying ``ErrorInfo``,
+anything else into INTERNAL. No handler aborts by itself.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any, cast
 
 import grpc
 from google.protobuf import any_pb2
@@ -23,7 +27,7 @@ from proxy import convert
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
-from proxy.http_bridge import retry_after_seconds
+from proxy.http_problems import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
 
@@ -78,81 +82,126 @@ def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
     }
 
 
-class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
-    """``licenseproxy.v1.LicenseProxyService`` over the current pipeline."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as the interceptor found it before the handler ran."""
+
+    pipeline: Pipeline
+    headers: dict[str, str]
+    peer: str | None
+    client_ip: str | None
+    trusted: bool
+    request_id: str
+
+
+_caller: ContextVar[Caller] = ContextVar("grpc_caller")
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps every unary call of the proxy's service: caller facts in, statuses out."""
 
     def __init__(self, pipeline: Callable[[], Pipeline]) -> None:
         self._pipeline = pipeline
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    def _caller(
-        self, context: grpc.aio.ServicerContext, server: ServerConfig
-    ) -> tuple[dict[str, str], str | None, str | None, bool, str]:
-        headers = _metadata(context)
-        peer = grpc_peer_ip(context.peer())
-        client_ip, trusted = resolve_client_ip(peer, headers, server)
-        # A trusted proxy's request id is believed even when it forwards an outside client.
-        # Metadata keys are lower case, and so is request_id_header once validated.
-        request_id = accept_request_id(
-            headers.get(server.request_id_header), server.is_trusted(peer)
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        """The proxy's own methods, wrapped once each; health and reflection untouched."""
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = await continuation(handler_call_details)
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or not method.startswith(f"/{SERVICE_NAME}/")
+        ):
+            return handler
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            self._wrap(method.rsplit("/", 1)[-1], cast(Behavior, handler.unary_unary)),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
         )
-        return headers, peer, client_ip, trusted, request_id
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, name: str, behavior: Behavior) -> Behavior:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            pipeline = self._pipeline()
+            server = pipeline.server
+            headers = _metadata(context)
+            peer = grpc_peer_ip(context.peer())
+            client_ip, trusted = resolve_client_ip(peer, headers, server)
+            # A trusted proxy's request id is believed even when it forwards an outside
+            # client. Metadata keys are lower case, and so is request_id_header once validated.
+            request_id = accept_request_id(
+                headers.get(server.request_id_header), server.is_trusted(peer)
+            )
+            caller = _caller.set(Caller(pipeline, headers, peer, client_ip, trusted, request_id))
+            token = request_id_var.set(request_id)
+            try:
+                return await behavior(request, context)
+            except ProxyError as error:
+                await context.abort_with_status(error_status(error, request_id))
+                raise  # abort_with_status raises; this line is never reached
+            except Exception:
+                await context.abort_with_status(_internal_status(name, request_id))
+                raise
+            finally:
+                request_id_var.reset(token)
+                _caller.reset(caller)
+
+        return call
+
+
+class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
+    """``licenseproxy.v1.LicenseProxyService`` over the current pipeline.
+
+    Handlers raise :class:`ProxyError`; :class:`CallInterceptor` answers it.
+    """
 
     async def AcquireLicense(
         self, request: pb.AcquireLicenseRequest, context: grpc.aio.ServicerContext
     ) -> pb.AcquireLicenseResponse:
         """Run the pipeline for one license request."""
-        pipeline = self._pipeline()
-        headers, peer, client_ip, trusted, request_id = self._caller(context, pipeline.server)
-        token = request_id_var.set(request_id)
-        try:
-            model = convert.acquire_request(
-                request,
-                transport="grpc",
-                request_id=request_id,
-                headers=headers,
-                peer=peer,
-                resolved_ip=client_ip,
-                trusted=trusted,
-                timeout=context.time_remaining(),
-            )
-            result = await pipeline.acquire(model)
-            return convert.license_response(result)
-        except ProxyError as error:
-            await context.abort_with_status(error_status(error, request_id))
-            raise  # abort_with_status raises; this line is never reached
-        except Exception:
-            await context.abort_with_status(_internal_status("AcquireLicense", request_id))
-            raise
-        finally:
-            request_id_var.reset(token)
+        caller = _caller.get()
+        model = convert.acquire_request(
+            request,
+            transport="grpc",
+            request_id=caller.request_id,
+            headers=caller.headers,
+            peer=caller.peer,
+            resolved_ip=caller.client_ip,
+            trusted=caller.trusted,
+            timeout=context.time_remaining(),
+        )
+        result = await caller.pipeline.acquire(model)
+        return convert.license_response(result)
 
     async def InspectChallenge(
         self, request: pb.InspectChallengeRequest, context: grpc.aio.ServicerContext
     ) -> pb.InspectChallengeResponse:
         """Parse a challenge and report what it holds."""
-        pipeline = self._pipeline()
-        headers, peer, client_ip, trusted, request_id = self._caller(context, pipeline.server)
-        token = request_id_var.set(request_id)
-        try:
-            model = convert.inspect_request(
-                request,
-                transport="grpc",
-                request_id=request_id,
-                headers=headers,
-                peer=peer,
-                resolved_ip=client_ip,
-                trusted=trusted,
-            )
-            info = await pipeline.inspect_only(model)
-            return convert.inspect_response(info, request_id)
-        except ProxyError as error:
-            await context.abort_with_status(error_status(error, request_id))
-            raise
-        except Exception:
-            await context.abort_with_status(_internal_status("InspectChallenge", request_id))
-            raise
-        finally:
-            request_id_var.reset(token)
+        caller = _caller.get()
+        model = convert.inspect_request(
+            request,
+            transport="grpc",
+            request_id=caller.request_id,
+            headers=caller.headers,
+            peer=caller.peer,
+            resolved_ip=caller.client_ip,
+            trusted=caller.trusted,
+        )
+        info = await caller.pipeline.inspect_only(model)
+        return convert.inspect_response(info, caller.request_id)
 
 
 def server_options(server: ServerConfig) -> list[tuple[str, int]]:
@@ -173,10 +222,10 @@ class GrpcServer:
 
     def __init__(self, pipeline: Callable[[], Pipeline], server: ServerConfig) -> None:
         self._config = server
-        self.server = grpc.aio.server(options=server_options(server))
-        pb_grpc.add_LicenseProxyServiceServicer_to_server(
-            LicenseProxyServicer(pipeline), self.server
+        self.server = grpc.aio.server(
+            interceptors=[CallInterceptor(pipeline)], options=server_options(server)
         )
+        pb_grpc.add_LicenseProxyServiceServicer_to_server(LicenseProxyServicer(), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -213,4 +262,4 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-__all__ = ["ERROR_DOMAIN", "GrpcServer", "error_status"]
+__all__ = ["ERROR_DOMAIN", "CallInterceptor", "GrpcServer", "error_status"]

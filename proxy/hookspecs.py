@@ -2,16 +2,26 @@
 
 Implement any of them in a plugin (a module or a class) decorated with
 :data:`proxy.hookimpl`, and register it in the ``license_proxy`` entry-point
-group. Each docstring states the hook's calling rule on its ``Rule:`` line;
-:mod:`proxy.pluginhost` reads that line and resolves results accordingly:
+group. Each hook's calling rule is declared in code, with :func:`spec` and a
+:class:`Rule`, in :data:`HOOKS`; the ``Rule:`` line of each docstring and of
+``docs/hooks.md`` says the same in prose (a test holds them together), and
+:class:`proxy.pluginhost.PluginHost` resolves results by it:
 
-- **first**: implementations run in pluggy's order (``tryfirst`` first, later
-  registrations before earlier ones); the first result that is not None wins
-  and the rest do not run.
-- **all**: every implementation runs. For ``proxy_authorize`` a raised
-  :class:`proxy.ProxyError` denies the request and stops the chain, so a later
-  rule never spends state (a single-use token, a session slot) on a request that
-  is denied anyway.
+- **first**: implementations run in order; the first result that is not None
+  wins and the rest do not run.
+- **all**: every implementation runs, in order, until one raises
+  :class:`proxy.ProxyError`: that denial is the answer and later
+  implementations do not run, so a later rule never spends state (a
+  single-use token, a session slot) on a request that is denied anyway.
+- **observer**: every implementation runs; errors are logged and counted and
+  never change the answer.
+- **startup**: every implementation runs once, synchronously, at start.
+
+Order: pluggy's tiers first (``tryfirst``, unmarked, ``trylast``), then, within
+a tier, ascending ``order`` of the plugin (an optional integer attribute,
+default 0), then the later-registered plugin first (pluggy's own rule). The
+built-in access rules use this to run cheap local checks before the rules that
+spend shared state (``docs/hooks.md``, "Order").
 
 Per-request hooks may be plain functions or ``async def``. A ``ProxyError``
 keeps its reason code; any other exception denies the request with
@@ -20,13 +30,14 @@ keeps its reason code; any other exception denies the request with
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from proxy.config import ConfigContext
     from proxy.errors import ProxyError
     from proxy.model import ChallengeInfo, LicenseResult, Principal, RequestContext
@@ -38,7 +49,60 @@ PROJECT_NAME = "license_proxy"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 
 
-@hookspec
+class Rule(StrEnum):
+    """How the host calls a hook and resolves its results (see the module docstring)."""
+
+    FIRST = "first"
+    ALL = "all"
+    OBSERVER = "observer"
+    STARTUP = "startup"
+
+    @property
+    def per_request(self) -> bool:
+        """True for hooks called once per request (not at start)."""
+        return self is not Rule.STARTUP
+
+    @property
+    def docstring_line(self) -> str:
+        """The ``Rule:`` line a hookspec's docstring carries for this rule."""
+        return _DOCSTRING_LINES[self]
+
+
+_DOCSTRING_LINES = {
+    Rule.FIRST: "Rule: first",
+    Rule.ALL: "Rule: all",
+    Rule.OBSERVER: "Rule: all (observer)",
+    Rule.STARTUP: "Rule: all (sync, at start)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A declared hook: its name, its calling rule and its spec function."""
+
+    name: str
+    rule: Rule
+    function: Callable[..., Any]
+
+
+#: Every hook by name, in pipeline order: the one registry the host, the docs and the
+#: meta-tests read.
+HOOKS: dict[str, Hook] = {}
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def spec(rule: Rule) -> Callable[[F], F]:
+    """Declare a hook with its calling rule (pluggy's ``hookspec`` plus our registry)."""
+
+    def declare(function: F) -> F:
+        HOOKS[function.__name__] = Hook(function.__name__, rule, function)
+        return hookspec(function)
+
+    return declare
+
+
+@spec(Rule.STARTUP)
 def proxy_configure(config: ConfigContext) -> None:
     """Read and validate this plugin's own section of the configuration.
 
@@ -66,7 +130,7 @@ def proxy_configure(config: ConfigContext) -> None:
     """
 
 
-@hookspec
+@spec(Rule.STARTUP)
 def proxy_register_vendors(register: Callable[[VendorSpec], None]) -> None:
     """Register vendor adapters: a name, a settings model and an adapter factory.
 
@@ -88,7 +152,7 @@ def proxy_register_vendors(register: Callable[[VendorSpec], None]) -> None:
     """
 
 
-@hookspec
+@spec(Rule.FIRST)
 def proxy_inspect_challenge(ctx: RequestContext) -> ChallengeInfo | None:
     """Read the challenge: which DRM, which key ids, what kind of request.
 
@@ -112,7 +176,7 @@ def proxy_inspect_challenge(ctx: RequestContext) -> ChallengeInfo | None:
     """
 
 
-@hookspec
+@spec(Rule.FIRST)
 def proxy_authenticate(ctx: RequestContext) -> Principal | None:
     """Verify the caller's access token and say whom it speaks for.
 
@@ -140,7 +204,7 @@ def proxy_authenticate(ctx: RequestContext) -> Principal | None:
     """
 
 
-@hookspec
+@spec(Rule.ALL)
 def proxy_authorize(ctx: RequestContext, principal: Principal) -> None:
     """Apply an access rule; raise ``ProxyError`` to deny.
 
@@ -165,7 +229,7 @@ def proxy_authorize(ctx: RequestContext, principal: Principal) -> None:
     """
 
 
-@hookspec
+@spec(Rule.FIRST)
 def proxy_select_policy(ctx: RequestContext, principal: Principal) -> EffectivePolicy | None:
     """Elect the license policy for this request.
 
@@ -188,7 +252,7 @@ def proxy_select_policy(ctx: RequestContext, principal: Principal) -> EffectiveP
     """
 
 
-@hookspec
+@spec(Rule.ALL)
 def proxy_authorize_policy(
     ctx: RequestContext, principal: Principal, policy: EffectivePolicy
 ) -> None:
@@ -215,7 +279,7 @@ def proxy_authorize_policy(
     """
 
 
-@hookspec
+@spec(Rule.FIRST)
 def proxy_select_backends(
     ctx: RequestContext, principal: Principal, policy: EffectivePolicy
 ) -> list[str] | None:
@@ -241,7 +305,7 @@ def proxy_select_backends(
     """
 
 
-@hookspec
+@spec(Rule.OBSERVER)
 def proxy_license_issued(ctx: RequestContext, result: LicenseResult) -> None:
     """Observe an issued license (audit, metrics, billing).
 
@@ -263,7 +327,7 @@ def proxy_license_issued(ctx: RequestContext, result: LicenseResult) -> None:
     """
 
 
-@hookspec
+@spec(Rule.OBSERVER)
 def proxy_license_denied(ctx: RequestContext, error: ProxyError) -> None:
     """Observe a denied or failed request.
 
@@ -284,18 +348,7 @@ def proxy_license_denied(ctx: RequestContext, error: ProxyError) -> None:
     """
 
 
-#: Every hook, in pipeline order.
-HOOK_NAMES: tuple[str, ...] = (
-    "proxy_configure",
-    "proxy_register_vendors",
-    "proxy_inspect_challenge",
-    "proxy_authenticate",
-    "proxy_authorize",
-    "proxy_select_policy",
-    "proxy_authorize_policy",
-    "proxy_select_backends",
-    "proxy_license_issued",
-    "proxy_license_denied",
-)
+#: Every hook's name, in pipeline order.
+HOOK_NAMES: tuple[str, ...] = tuple(HOOKS)
 
-__all__ = ["HOOK_NAMES", "PROJECT_NAME", "hookspec"]
+__all__ = ["HOOKS", "HOOK_NAMES", "PROJECT_NAME", "Hook", "Rule", "hookspec", "spec"]

@@ -12,16 +12,12 @@ every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor
@@ -33,6 +29,13 @@ from proxy.clientaddr import normalize_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.encoding import parse_key_id
 from proxy.errors import ProxyError, Reason
+from proxy.http_access import loggable_path
+from proxy.http_cors import Cors
+from proxy.http_problems import (
+    RequestTimeout,
+    problem,
+    transport_error,
+)
 from proxy.logs import accept_request_id, request_id_var
 from proxy.model import ClientInfo, DrmSystem, LicenseRequest
 from proxy.pipeline import Pipeline
@@ -40,141 +43,11 @@ from proxy.pipeline import Pipeline
 log = logging.getLogger("proxy.http")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
-PIPELINE: web.AppKey[Callable[[], Pipeline]] = web.AppKey("pipeline", Callable)
-READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready", Callable)
+PIPELINE: web.AppKey[Callable[[], Pipeline]] = web.AppKey("pipeline")
+READY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 
-PROBLEM_TYPE = "application/problem+json"
-BASE_ALLOW_HEADERS = ("Authorization", "Content-Type", "X-Request-Id", "SOAPAction")
-BASE_EXPOSE_HEADERS = ("X-Request-Id", "Retry-After")
 #: The JSON routes carry the challenge in base64: a third larger, plus the other fields.
 JSON_OVERHEAD = 64 * 1024
-
-
-def problem(error: ProxyError, request_id: str, *, status: int | None = None) -> web.Response:
-    """An RFC 9457 problem+json answer for ``error``."""
-    status = status or error.http_status
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": error.reason.title,
-        "status": status,
-        "detail": error.detail,
-        "reason": error.reason.value,
-        "request_id": request_id,
-    }
-    if error.metadata:
-        body["metadata"] = error.metadata
-    response = web.Response(
-        status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, charset="utf-8"
-    )
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
-    return response
-
-
-def retry_after_seconds(seconds: float) -> str:
-    """``Retry-After`` in whole seconds, rounded up: a client that waits that long finds
-    the limit lifted (rounding down would send it back too early)."""
-    return str(max(1, math.ceil(seconds)))
-
-
-class RequestTimeout(ProxyError):
-    """The request body did not arrive in time: REQUEST_INVALID, answered with HTTP 408."""
-
-    http_status = 408  # type: ignore[assignment]
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__(
-            Reason.REQUEST_INVALID, f"the request body did not arrive within {seconds:g} s"
-        )
-
-
-def _transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
-    if exc.status == 413:
-        return ProxyError(Reason.CHALLENGE_TOO_LARGE, "the request body is too large"), 413
-    if exc.status == 404:
-        return ProxyError(Reason.REQUEST_INVALID, "no such route"), 404
-    if exc.status == 405:
-        return ProxyError(Reason.REQUEST_INVALID, "method not allowed on this route"), 405
-    return ProxyError(Reason.REQUEST_INVALID, exc.reason or "bad request"), exc.status
-
-
-class Cors:
-    """CORS for browser players: which origins, and the headers a preflight allows."""
-
-    def __init__(self, server: ServerConfig, extra_headers: tuple[str, ...] = ()) -> None:
-        config = server.cors
-        self.any_origin = "*" in config.allow_origins
-        self.origins = frozenset(config.allow_origins)
-        headers = [*BASE_ALLOW_HEADERS, *extra_headers, *config.allow_headers]
-        # `*` would not cover Authorization, so the list is always explicit.
-        self.allow_headers = ", ".join(dict.fromkeys(headers))
-        self.expose_headers = ", ".join(
-            dict.fromkeys([*BASE_EXPOSE_HEADERS, *config.expose_headers])
-        )
-        self.max_age = str(config.max_age)
-
-    def allowed_origin(self, origin: str | None) -> str | None:
-        """The ``Access-Control-Allow-Origin`` value for ``origin``, or None."""
-        if origin is None:
-            return None
-        if self.any_origin:
-            return "*"
-        return origin if origin in self.origins else None
-
-    def apply(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Add the CORS answer headers for a simple (non-preflight) request."""
-        allowed = self.allowed_origin(request.headers.get("Origin"))
-        if allowed is not None:
-            response.headers["Access-Control-Allow-Origin"] = allowed
-            response.headers["Access-Control-Expose-Headers"] = self.expose_headers
-            if allowed != "*":
-                response.headers["Vary"] = "Origin"
-
-    def preflight(self, request: web.Request) -> web.Response:
-        """The answer to an ``OPTIONS`` preflight."""
-        response = web.Response(status=204)
-        allowed = self.allowed_origin(request.headers.get("Origin"))
-        if allowed is not None:
-            response.headers["Access-Control-Allow-Origin"] = allowed
-            response.headers["Access-Control-Allow-Methods"] = "POST, GET, OPTIONS"
-            response.headers["Access-Control-Allow-Headers"] = self.allow_headers
-            response.headers["Access-Control-Max-Age"] = self.max_age
-            if allowed != "*":
-                response.headers["Vary"] = "Origin"
-        return response
-
-
-class RedactingAccessLogger(AbstractAccessLogger):
-    """Access log lines with no query string (tokens travel there) and no headers."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        token = request_id_var.set(response.headers.get("X-Request-Id", "-"))
-        try:
-            self._log(request, response, time)
-        finally:
-            request_id_var.reset(token)
-
-    def _log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            "%s %s %s %s %.1fms",
-            request.remote,
-            request.method,
-            loggable_path(request.raw_path),
-            response.status,
-            time * 1000,
-        )
-
-
-#: What stays as it is in a logged path: the characters RFC 3986 allows in one, ``%`` included
-#: (so what the client percent-encoded stays encoded, never decoded into a line break).
-_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
-
-
-def loggable_path(raw_path: str) -> str:
-    """The request path as received, without the query string (tokens travel there), with
-    anything outside RFC 3986's path characters percent-encoded: a log line can't be split
-    or forged through the path."""
-    return quote(raw_path.partition("?")[0].partition("#")[0], safe=_PATH_SAFE)
 
 
 class HttpBridge:
@@ -232,8 +105,8 @@ class HttpBridge:
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
-                    error, status = _transport_error(exc)
-                    response = problem(error, request_id, status=status)
+                    refused, status = transport_error(exc)
+                    response = problem(refused, request_id, status=status)
                 except Exception:
                     # A bug, not the caller's fault: logged once here, never echoed.
                     log.exception(
@@ -241,8 +114,10 @@ class HttpBridge:
                         request.method,
                         loggable_path(request.raw_path),
                     )
-                    error = ProxyError(Reason.INTERNAL, "the server failed to handle the request")
-                    response = problem(error, request_id)
+                    internal = ProxyError(
+                        Reason.INTERNAL, "the server failed to handle the request"
+                    )
+                    response = problem(internal, request_id)
             response.headers["X-Request-Id"] = request_id
             cors.apply(request, response)
             if close_now:

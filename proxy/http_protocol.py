@@ -27,7 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
-from proxy.http_bridge import problem
+from proxy.http_problems import problem
 from proxy.logs import new_request_id, request_id_var
 
 log = logging.getLogger("proxy.http")

@@ -7,47 +7,15 @@ configuration models (pydantic) live in :mod:`proxy.config`.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
+
+from proxy.drm import LICENSE_CONTENT_TYPES, DrmSystem, RequestType, key_id_uuid  # noqa: F401
 
 if TYPE_CHECKING:
     from proxy.policy import EffectivePolicy
     from proxy.services import Services
-
-
-class DrmSystem(StrEnum):
-    """A DRM system, named as in the HTTP route ``/v1/licenses/{drm}``."""
-
-    WIDEVINE = "widevine"
-    PLAYREADY = "playready"
-    FAIRPLAY = "fairplay"
-    CLEARKEY = "clearkey"
-
-
-class RequestType(StrEnum):
-    """What a challenge asks for."""
-
-    NEW = "new"
-    RENEWAL = "renewal"
-    RELEASE = "release"
-    SERVICE_CERTIFICATE = "service_certificate"
-
-
-#: The media type each DRM's player expects its license in over HTTP.
-LICENSE_CONTENT_TYPES: dict[DrmSystem, str] = {
-    DrmSystem.WIDEVINE: "application/octet-stream",
-    DrmSystem.PLAYREADY: "text/xml; charset=utf-8",
-    DrmSystem.FAIRPLAY: "application/octet-stream",
-    DrmSystem.CLEARKEY: "application/json",
-}
-
-
-def key_id_uuid(key_id: bytes) -> str:
-    """Show a canonical 16-byte key id as a UUID string."""
-    return str(uuid.UUID(bytes=key_id)) if len(key_id) == 16 else key_id.hex()
 
 
 @dataclass(slots=True)
@@ -125,8 +93,11 @@ class Principal:
     :ivar issuer: the ``iss`` claim (as configured).
     :ivar claims: every claim of the token.
     :ivar key_id: which configured key verified the signature.
-    :ivar issuer_settings: the matched issuer's configuration object, for
-        plugins that honour per-issuer trust (for example policy claims).
+    :ivar leeway: the seconds of clock skew the issuer's time claims were judged
+        with, or None when the authenticator has no such notion (rules that
+        derive a lifetime from ``exp`` then use their own default).
+    :ivar trusts_policy_claims: the issuer is trusted to tighten the elected
+        policy with claims of its own (``[[auth.issuers]] trust_policy_claims``).
     :ivar token: the raw token, for adapters configured to pass it through;
         never logged.
     """
@@ -135,7 +106,8 @@ class Principal:
     issuer: str | None
     claims: Mapping[str, Any]
     key_id: str | None = None
-    issuer_settings: Any = field(default=None, repr=False, compare=False)
+    leeway: float | None = None
+    trusts_policy_claims: bool = False
     token: str | None = field(default=None, repr=False, compare=False)
 
 

@@ -39,22 +39,6 @@ from proxy.vendors import Backend
 log = logging.getLogger("proxy.pipeline")
 
 
-def _describe_challenge(info: ChallengeInfo) -> str:
-    return f"{info.drm_system.value}:{info.request_type.value}"
-
-
-def _describe_principal(principal: Principal) -> str:
-    return f"principal:{principal.subject or '-'}@{principal.issuer or '-'}"
-
-
-def _describe_policy(policy: EffectivePolicy) -> str:
-    return f"policy:{policy.name}"
-
-
-def _describe_backends(names: list[str]) -> str:
-    return "backends:" + ",".join(names)
-
-
 @dataclass(eq=False)
 class Pipeline:
     """One configured pipeline; the transports share a single instance.
@@ -127,7 +111,7 @@ class Pipeline:
             )
         if not challenge:
             raise ProxyError(Reason.CHALLENGE_INVALID, "the challenge is empty")
-        _, info = await self.host.call("proxy_inspect_challenge", ctx, _describe_challenge)
+        info = await self.host.inspect_challenge(ctx)
         if info is None:
             if request.drm_system is not None:
                 raise ProxyError(
@@ -159,25 +143,25 @@ class Pipeline:
         try:
             result = await self._acquire(ctx)
         except ProxyError as error:
-            await self.host.call("proxy_license_denied", ctx, error=error)
+            await self.host.license_denied(ctx, error)
             self._count(ctx, "denied", error.reason.value)
             raise
         except Exception:
             log.exception("unexpected failure")
-            error = ProxyError(Reason.INTERNAL)
-            await self.host.call("proxy_license_denied", ctx, error=error)
-            self._count(ctx, "denied", error.reason.value)
-            raise error from None
+            internal = ProxyError(Reason.INTERNAL)
+            await self.host.license_denied(ctx, internal)
+            self._count(ctx, "denied", internal.reason.value)
+            raise internal from None
         except asyncio.CancelledError:
             # The caller went away (deadline, disconnect, shutdown grace). Observers must
             # still hear of it: the state rules give back a token use or a session slot
             # they already took, audit logs stay complete.
-            error = ProxyError(Reason.UPSTREAM_TIMEOUT, "the request was cancelled")
-            await asyncio.shield(self.host.call("proxy_license_denied", ctx, error=error))
-            self._count(ctx, "cancelled", error.reason.value)
+            cancelled = ProxyError(Reason.UPSTREAM_TIMEOUT, "the request was cancelled")
+            await asyncio.shield(self.host.license_denied(ctx, cancelled))
+            self._count(ctx, "cancelled", cancelled.reason.value)
             raise
         else:
-            await self.host.call("proxy_license_issued", ctx, result=result)
+            await self.host.license_issued(ctx, result)
             self._count(ctx, "dry_run" if result.dry_run else "issued", "")
             return result
         finally:
@@ -189,17 +173,13 @@ class Pipeline:
     async def _acquire(self, ctx: RequestContext) -> LicenseResult:
         info = await self.inspect(ctx)
         principal = await self.authenticate(ctx)
-        await self.host.call("proxy_authorize", ctx, principal=principal)
-        _, policy = await self.host.call(
-            "proxy_select_policy", ctx, _describe_policy, principal=principal
-        )
+        await self.host.authorize(ctx, principal)
+        policy = await self.host.select_policy(ctx, principal)
         if policy is None:
             raise ProxyError(Reason.NO_MATCHING_POLICY, "no policy matches this request")
         ctx.policy = policy
-        await self.host.call("proxy_authorize_policy", ctx, principal=principal, policy=policy)
-        _, names = await self.host.call(
-            "proxy_select_backends", ctx, _describe_backends, principal=principal, policy=policy
-        )
+        await self.host.authorize_policy(ctx, principal, policy)
+        names = await self.host.select_backends(ctx, principal, policy)
         if not names:
             raise ProxyError(
                 Reason.BACKEND_NOT_CONFIGURED, f"policy {policy.name!r} names no backend"
@@ -223,7 +203,7 @@ class Pipeline:
 
     async def authenticate(self, ctx: RequestContext) -> Principal:
         """Step 2: the first authenticator that verifies the token; nothing passes without one."""
-        _, principal = await self.host.call("proxy_authenticate", ctx, _describe_principal)
+        principal = await self.host.authenticate(ctx)
         if principal is None:
             raise ProxyError(Reason.TOKEN_MISSING, "no access token was presented")
         ctx.principal = principal

@@ -1,94 +1,53 @@
-"""The one place that knows pluggy: loads plugins, then calls hooks by their rule.
+"""The one place that knows pluggy: loads plugins, then calls each hook by its declared rule.
 
 pluggy calls hooks synchronously and takes a coroutine object for an answer,
-so per-request hooks are never called through ``pm.hook``. The host takes
-each hook's implementations once (pluggy's order, ``tryfirst``/``trylast`` and
-blocking included), calls them itself, awaits what is awaitable and resolves
-the results by the rule the hookspec's docstring states.
+so per-request hooks are never called through ``pm.hook``. The host takes each
+hook's implementations once (pluggy's order, ``tryfirst``/``trylast`` and
+blocking included, then the plugins' ``order``), calls them itself, awaits what
+is awaitable and resolves the results by the rule :data:`proxy.hookspecs.HOOKS`
+declares. The pipeline calls one typed method per hook (:meth:`PluginHost.authorize`,
+:meth:`PluginHost.select_policy`, ...), never a hook by its name.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import logging
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from importlib.metadata import entry_points
-from types import CoroutineType
-from typing import Any
-
-import pluggy
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from proxy import hookspecs, metrics
-from proxy.config import ConfigContext
 from proxy.errors import ConfigError, ProxyError, Reason
-from proxy.model import DecisionStep, RequestContext
+from proxy.hookspecs import HOOKS, Rule
+from proxy.model import DecisionStep
+from proxy.pluginload import PluginInfo, PluginLoader, awaitable
+
+if TYPE_CHECKING:
+    from proxy.config import ConfigContext
+    from proxy.model import ChallengeInfo, LicenseResult, Principal, RequestContext
+    from proxy.pluginload import Impl
+    from proxy.policy import EffectivePolicy
+    from proxy.vendors import VendorSpec
 
 log = logging.getLogger("proxy.plugins")
 
-_RULE_LINE = re.compile(
-    r"^\s*Rule:\s*(first|all)(?:\s*\((observer|sync, at start)\))?", re.MULTILINE
-)
-
-PER_REQUEST_HOOKS = (
-    "proxy_inspect_challenge",
-    "proxy_authenticate",
-    "proxy_authorize",
-    "proxy_select_policy",
-    "proxy_authorize_policy",
-    "proxy_select_backends",
-    "proxy_license_issued",
-    "proxy_license_denied",
-)
+#: The hooks called once per request, in pipeline order.
+PER_REQUEST_HOOKS: tuple[str, ...] = tuple(name for name, h in HOOKS.items() if h.rule.per_request)
 
 
-def hook_rule(name: str) -> str:
-    """The calling rule a hookspec's docstring states: ``first``, ``all``,
-    ``observer`` (all, errors never change the answer) or ``startup`` (all, sync)."""
-    doc = getattr(hookspecs, name).__doc__ or ""
-    match = _RULE_LINE.search(doc)
-    if match is None:
-        raise RuntimeError(f"hookspec {name} does not state its rule")
-    if match[2] == "observer":
-        return "observer"
-    if match[2]:
-        return "startup"
-    return match[1]
-
-
-@dataclass(slots=True)
-class PluginInfo:
-    """A loaded plugin: its name, where it came from and which hooks it implements."""
-
-    name: str
-    source: str
-    hooks: list[str] = field(default_factory=list)
-    idle: bool = False
-    """Configured with nothing to do: its per-request hooks are not called."""
-
-
-@dataclass(slots=True, frozen=True)
-class _Impl:
-    plugin: str
-    function: Callable[..., Any]
-    argnames: tuple[str, ...]
-    owner: Any = field(compare=False, repr=False, default=None)
-
-
-def _instantiate(obj: Any) -> Any:
-    """Plugins may be modules, instances, or classes (instantiated once per host)."""
-    return obj() if inspect.isclass(obj) else obj
+def hook_rule(name: str) -> Rule:
+    """The calling rule declared for hook ``name``."""
+    return HOOKS[name].rule
 
 
 class PluginHost:
-    """Loads the plugins of one pipeline and calls their hooks.
+    """Loads the plugins of one pipeline and calls their hooks, one typed method per hook.
 
     :param blocked: plugin names that must not load.
     :param modules: extra ``module`` or ``module:attr`` plugin paths (``[plugins] modules``).
     :param plugins: extra plugin objects, as ``(name, plugin)`` pairs or bare objects
-        (tests and embedding programs).
+        (tests and embedding programs). One whose class (or module) an installed entry
+        point also loads replaces that entry point's copy, under its name and in its
+        place, so a plugin is never loaded twice.
     :param load_entrypoints: load the ``license_proxy`` entry-point group (the
         built-ins and every installed in-house plugin).
     """
@@ -101,92 +60,14 @@ class PluginHost:
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = True,
     ) -> None:
-        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
-        self._pm.add_hookspecs(hookspecs)
-        self.blocked = list(blocked)
-        for name in self.blocked:
-            self._pm.set_blocked(name)
-        self.infos: list[PluginInfo] = []
-        errors: list[tuple[str, str]] = []
-        if load_entrypoints:
-            errors += self._load_entrypoints()
-        for index, path in enumerate(modules):
-            try:
-                self._register(_load_path(path), path, "config [plugins] modules")
-            except Exception as exc:
-                errors.append((f"plugins.modules[{index}]", f"cannot load {path!r}: {exc}"))
-        for item in plugins:
-            name, obj = item if isinstance(item, tuple) else (None, item)
-            obj = _instantiate(obj)
-            name = name or getattr(obj, "__name__", None) or type(obj).__name__
-            self._register(obj, name, "registered by the embedding program")
-        try:
-            self._pm.check_pending()
-        except pluggy.PluginValidationError as exc:
-            name = self._pm.get_name(exc.plugin) or type(exc.plugin).__name__
-            errors.append((f"plugins.{name}", str(exc)))
-        if errors:
-            raise ConfigError(errors)
-        self._impls: dict[str, tuple[_Impl, ...]] = {}
-        self.rules: dict[str, str] = {}
-        for name in hookspecs.HOOK_NAMES:
-            self._impls[name] = self._collect(name)
-            self.rules[name] = hook_rule(name)
+        loader = PluginLoader(blocked)
+        loader.load(modules=modules, plugins=plugins, load_entrypoints=load_entrypoints)
+        self._loader = loader
+        self.blocked = loader.blocked
+        self.infos: list[PluginInfo] = loader.infos
+        self._impls: dict[str, tuple[Impl, ...]] = {name: loader.collect(name) for name in HOOKS}
 
-    # -- loading ---------------------------------------------------------------
-
-    def _load_entrypoints(self) -> list[tuple[str, str]]:
-        errors = []
-        for ep in entry_points(group=hookspecs.PROJECT_NAME):
-            if self._pm.is_blocked(ep.name) or self._pm.has_plugin(ep.name):
-                continue
-            dist = ep.dist.name if ep.dist is not None else "unknown distribution"
-            try:
-                self._register(_instantiate(ep.load()), ep.name, f"{dist} ({ep.value})")
-            except Exception as exc:
-                errors.append((f"plugins.{ep.name}", f"cannot load {ep.value}: {exc}"))
-        return errors
-
-    def _register(self, plugin: Any, name: str | None, source: str) -> None:
-        registered = self._pm.register(plugin, name=name)
-        if registered is None:  # blocked
-            return
-        hooks = [h.name for h in self._pm.get_hookcallers(plugin) or ()]
-        self.infos.append(PluginInfo(registered, source, hooks))
-
-    def _collect(self, hook_name: str) -> tuple[_Impl, ...]:
-        caller = getattr(self._pm.hook, hook_name)
-        impls = []
-        # pluggy keeps implementations in registration order and calls them
-        # last-first; the host keeps that order.
-        for impl in reversed(caller.get_hookimpls()):
-            if impl.hookwrapper or impl.wrapper:
-                raise ConfigError(
-                    [(f"plugins.{impl.plugin_name}", f"{hook_name} can't be a wrapper")]
-                )
-            impls.append(_Impl(impl.plugin_name, impl.function, tuple(impl.argnames), impl.plugin))
-        return tuple(impls)
-
-    def drop_idle(self) -> list[str]:
-        """Stop calling the per-request hooks of plugins that said they have nothing to do.
-
-        A plugin whose section is absent may set ``self.enabled = False`` in
-        ``proxy_configure``; its per-request hooks are then skipped for the
-        pipeline's lifetime (they would return at once anyway). Returns the
-        names of the idle plugins.
-        """
-        idle = [
-            info.name
-            for info in self.infos
-            if getattr(self._pm.get_plugin(info.name), "enabled", True) is False
-        ]
-        for hook in PER_REQUEST_HOOKS:
-            self._impls[hook] = tuple(impl for impl in self._impls[hook] if impl.plugin not in idle)
-        for info in self.infos:
-            info.idle = info.name in idle
-        return idle
-
-    # -- start-up hooks ----------------------------------------------------------
+    # -- what is loaded ------------------------------------------------------------
 
     def plugin_names(self) -> list[str]:
         """Names of every loaded plugin, in registration order."""
@@ -196,10 +77,27 @@ class PluginHost:
         """Plugin names implementing ``hook_name``, in calling order."""
         return [impl.plugin for impl in self._impls[hook_name]]
 
+    def drop_idle(self) -> list[str]:
+        """Stop calling the per-request hooks of plugins that said they have nothing to do.
+
+        A plugin with nothing configured may set ``self.enabled = False`` in
+        ``proxy_configure``; its per-request hooks are then skipped for the
+        pipeline's lifetime. Returns the names of the idle plugins.
+        """
+        idle = self._loader.idle_names()
+        for hook in PER_REQUEST_HOOKS:
+            self._impls[hook] = tuple(impl for impl in self._impls[hook] if impl.plugin not in idle)
+        for info in self.infos:
+            info.idle = info.name in idle
+        return sorted(idle)
+
+    # -- start-up hooks ----------------------------------------------------------
+
     def configure(self, config: ConfigContext) -> None:
-        """Call every ``proxy_configure``; errors are collected on ``config``, never raised."""
+        """``proxy_configure`` on every plugin; errors are collected on ``config``, never raised."""
+        known = self._loader.known_names()
         for name in self.blocked:
-            if name not in self._known_names():
+            if name not in known:
                 config.warn("plugins.blocked", f"no plugin named {name!r} is installed")
         for impl in self._impls["proxy_configure"]:
             try:
@@ -210,8 +108,8 @@ class PluginHost:
                 log.exception("plugin %s failed in proxy_configure", impl.plugin)
                 config.error(f"plugins.{impl.plugin}", f"failed to configure: {exc}")
 
-    def register_vendors(self, register: Callable[[Any], None]) -> list[tuple[str, str]]:
-        """Call every ``proxy_register_vendors``; return errors as ``(path, message)``."""
+    def register_vendors(self, register: Callable[[VendorSpec], None]) -> list[tuple[str, str]]:
+        """``proxy_register_vendors`` on every plugin; errors as ``(path, message)``."""
         errors = []
         for impl in self._impls["proxy_register_vendors"]:
             try:
@@ -220,17 +118,54 @@ class PluginHost:
                 errors.append((f"plugins.{impl.plugin}", f"failed to register vendors: {exc}"))
         return errors
 
-    def _known_names(self) -> set[str]:
-        names = {info.name for info in self.infos}
-        names.update(ep.name for ep in entry_points(group=hookspecs.PROJECT_NAME))
-        return names
+    # -- per-request hooks, one typed method each ---------------------------------------
 
-    # -- per-request hooks ---------------------------------------------------------
+    async def inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo | None:
+        """``proxy_inspect_challenge``: the first inspector that recognises the challenge."""
+        return await self._first("proxy_inspect_challenge", ctx, _describe_challenge, (ctx,))
 
-    async def _invoke(self, impl: _Impl, hook: str, kwargs: dict[str, Any]) -> Any:
+    async def authenticate(self, ctx: RequestContext) -> Principal | None:
+        """``proxy_authenticate``: the first authenticator that verified the token."""
+        return await self._first("proxy_authenticate", ctx, _describe_principal, (ctx,))
+
+    async def authorize(self, ctx: RequestContext, principal: Principal) -> None:
+        """``proxy_authorize``: every access rule, until one denies (raises ``ProxyError``)."""
+        await self._all("proxy_authorize", ctx, (ctx, principal))
+
+    async def select_policy(
+        self, ctx: RequestContext, principal: Principal
+    ) -> EffectivePolicy | None:
+        """``proxy_select_policy``: the first elected policy."""
+        return await self._first("proxy_select_policy", ctx, _describe_policy, (ctx, principal))
+
+    async def authorize_policy(
+        self, ctx: RequestContext, principal: Principal, policy: EffectivePolicy
+    ) -> None:
+        """``proxy_authorize_policy``: every policy-bound rule, until one denies."""
+        await self._all("proxy_authorize_policy", ctx, (ctx, principal, policy))
+
+    async def select_backends(
+        self, ctx: RequestContext, principal: Principal, policy: EffectivePolicy
+    ) -> list[str] | None:
+        """``proxy_select_backends``: the first backend list, in failover order."""
+        return await self._first(
+            "proxy_select_backends", ctx, _describe_backends, (ctx, principal, policy)
+        )
+
+    async def license_issued(self, ctx: RequestContext, result: LicenseResult) -> None:
+        """``proxy_license_issued``: every observer; their errors never change the answer."""
+        await self._notify("proxy_license_issued", (ctx, result))
+
+    async def license_denied(self, ctx: RequestContext, error: ProxyError) -> None:
+        """``proxy_license_denied``: every observer; their errors never change the answer."""
+        await self._notify("proxy_license_denied", (ctx, error))
+
+    # -- the rules ------------------------------------------------------------------
+
+    async def _invoke(self, impl: Impl, hook: str, args: Sequence[Any]) -> Any:
         try:
-            result = impl.function(*[kwargs[a] for a in impl.argnames])
-            if _awaitable(result):
+            result = impl.call(args)
+            if awaitable(result):
                 result = await result
             return result
         except ProxyError:
@@ -240,88 +175,75 @@ class PluginHost:
             metrics.PLUGIN_ERRORS.labels(impl.plugin, hook).inc()
             raise ProxyError(Reason.INTERNAL, "a plugin failed; the request was refused") from None
 
-    async def call_first(
-        self, hook: str, ctx: RequestContext, describe: Callable[[Any], str], **kwargs: Any
-    ) -> tuple[str | None, Any]:
-        """Call ``hook`` by the *first* rule; return ``(plugin name, result)`` or ``(None, None)``."""
-        kwargs["ctx"] = ctx
+    async def _first(
+        self,
+        hook: str,
+        ctx: RequestContext,
+        describe: Callable[[Any], str],
+        args: Sequence[Any],
+    ) -> Any:
+        """The *first* rule: implementations in order until one answers (not None)."""
         trace = ctx.trace
         for impl in self._impls[hook]:
             if trace is None:
-                result = await self._invoke(impl, hook, kwargs)
+                result = await self._invoke(impl, hook, args)
             else:
                 step = DecisionStep(hook, impl.plugin)
                 trace.append(step)
                 try:
-                    result = await self._invoke(impl, hook, kwargs)
+                    result = await self._invoke(impl, hook, args)
                 except ProxyError as exc:
                     step.verdict = f"deny:{exc.reason.value}"
                     step.reasons.append(exc.detail)
                     raise
                 step.verdict = "no opinion" if result is None else describe(result)
             if result is not None:
-                return impl.plugin, result
-        return None, None
+                return result
+        return None
 
-    async def call_all(self, hook: str, ctx: RequestContext, **kwargs: Any) -> None:
-        """Call a deciding hook by the *all* rule: every implementation, until one denies."""
-        kwargs["ctx"] = ctx
+    async def _all(self, hook: str, ctx: RequestContext, args: Sequence[Any]) -> None:
+        """The *all* rule for deciding hooks: every implementation, until one denies."""
         trace = ctx.trace
         for impl in self._impls[hook]:
             if trace is None:
-                await self._invoke(impl, hook, kwargs)
+                await self._invoke(impl, hook, args)
                 continue
             step = DecisionStep(hook, impl.plugin)
             trace.append(step)
             try:
-                await self._invoke(impl, hook, kwargs)
+                await self._invoke(impl, hook, args)
             except ProxyError as exc:
                 step.verdict = f"deny:{exc.reason.value}"
                 step.reasons.append(exc.detail)
                 raise
             step.verdict = "allow"
 
-    async def notify(self, hook: str, ctx: RequestContext, **kwargs: Any) -> None:
-        """Call an observer hook: every implementation runs; errors are logged and counted."""
-        kwargs["ctx"] = ctx
+    async def _notify(self, hook: str, args: Sequence[Any]) -> None:
+        """The *observer* rule: every implementation runs; errors are logged and counted."""
         for impl in self._impls[hook]:
             try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
-                if _awaitable(result):
+                result = impl.call(args)
+                if awaitable(result):
                     await result
             except Exception:
                 log.exception("observer %s failed in %s", impl.plugin, hook)
                 metrics.PLUGIN_ERRORS.labels(impl.plugin, hook).inc()
 
-    async def call(
-        self, hook: str, ctx: RequestContext, describe: Callable[[Any], str] = str, **kwargs: Any
-    ) -> tuple[str | None, Any]:
-        """Call a per-request hook by the rule its docstring states.
 
-        *first* returns ``(plugin, result)`` of the first non-None result;
-        *all* and *observer* return ``(None, None)``.
-        """
-        rule = self.rules[hook]
-        if rule == "first":
-            return await self.call_first(hook, ctx, describe, **kwargs)
-        if rule == "all":
-            await self.call_all(hook, ctx, **kwargs)
-        elif rule == "observer":
-            await self.notify(hook, ctx, **kwargs)
-        else:
-            raise RuntimeError(f"{hook} is a start-up hook")
-        return None, None
+def _describe_challenge(info: ChallengeInfo) -> str:
+    return f"{info.drm_system.value}:{info.request_type.value}"
 
 
-def _awaitable(result: Any) -> bool:
-    # Coroutines first (the usual async answer), then anything with __await__;
-    # inspect.isawaitable costs a microsecond per call on the hot path.
-    return type(result) is CoroutineType or (
-        result is not None and hasattr(type(result), "__await__")
-    )
+def _describe_principal(principal: Principal) -> str:
+    return f"principal:{principal.subject or '-'}@{principal.issuer or '-'}"
 
 
-def _load_path(path: str) -> Any:
-    module_name, _, attr = path.partition(":")
-    module = importlib.import_module(module_name)
-    return _instantiate(getattr(module, attr) if attr else module)
+def _describe_policy(policy: EffectivePolicy) -> str:
+    return f"policy:{policy.name}"
+
+
+def _describe_backends(names: list[str]) -> str:
+    return "backends:" + ",".join(names)
+
+
+__all__ = ["PER_REQUEST_HOOKS", "PluginHost", "PluginInfo", "hook_rule", "hookspecs"]

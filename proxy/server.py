@@ -13,7 +13,8 @@ from aiohttp import web
 
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
-from proxy.http_bridge import HttpBridge, RedactingAccessLogger
+from proxy.http_access import RedactingAccessLogger
+from proxy.http_bridge import HttpBridge
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
 from proxy.pipeline import Pipeline
 

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 
 from plugins.access.claims import slot_tag
-from proxy.redisfleet import LocalCluster
+from proxy.testing.fleet import LocalCluster
 from tests.access_support import Answer, grpc_call, http_call
 from tests.replica_support import Replica, replica_config
 

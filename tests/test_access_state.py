@@ -11,7 +11,6 @@ import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.redisfleet import TARGETS
 from proxy.state import (
     MemoryStore,
     RateOp,
@@ -24,11 +23,12 @@ from proxy.state import (
     open_store,
     redacted_url,
 )
+from proxy.testing.fleet import TARGETS
 
 NOW = 1_800_000_000.0
 
 
-#: Every store, on every server the tests can start (``proxy.redisfleet.TARGETS``).
+#: Every store, on every server the tests can start (``proxy.testing.fleet.TARGETS``).
 STORES = ["memory", *TARGETS]
 
 

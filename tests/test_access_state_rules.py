@@ -13,8 +13,8 @@ from plugins.access.replay import ReplayRule, ReplaySettings
 from proxy.builder import build_pipeline
 from proxy.errors import ConfigError, ProxyError
 from proxy.model import Principal
-from proxy.redisproc import free_port
 from proxy.testing import proxy_config
+from proxy.testing.redis import free_port
 from tests.access_support import (
     TypedRequests,
     grpc_call,

@@ -434,3 +434,86 @@ def test_a_misspelled_hook_is_refused():
     with pytest.raises(ConfigError) as raised:
         build_pipeline(proxy_config(), plugins=[("typo", Typo())])
     assert raised.value.errors[0][0] == "plugins.typo"
+
+
+# -- order and loading -----------------------------------------------------------------
+
+ALL_ACCESS_RULES = {
+    "access": {
+        "ip": {"allow": ["0.0.0.0/0", "::/0"]},
+        "device": {"deny": ["stolen-device"]},
+        "entitlement": {"rules": [{"name": "all", "claim": "groups", "any_of": ["viewer"]}]},
+        "replay": {},
+        "concurrency": {"limit": 5},
+        "rate_limit": {"subject": {"requests": 100, "per": "1s"}},
+    }
+}
+
+
+class InHouseRules:
+    """An in-house plugin placing one rule in each tier."""
+
+    @hookimpl(tryfirst=True)
+    def proxy_authorize(self, ctx, principal):
+        return None
+
+
+class InHouseMiddle:
+    @hookimpl
+    def proxy_authorize(self, ctx, principal):
+        return None
+
+
+class InHouseLate:
+    @hookimpl(trylast=True)
+    def proxy_authorize(self, ctx, principal):
+        return None
+
+
+def test_the_built_in_access_rules_run_in_the_stated_order():
+    config = proxy_config(ALL_ACCESS_RULES)
+    plugins = [("early", InHouseRules()), ("middle", InHouseMiddle()), ("late", InHouseLate())]
+    pipeline = build_pipeline(config, plugins=plugins)
+    assert pipeline.host.implementations("proxy_authorize") == [
+        "early",
+        "access_ip",
+        "access_device",
+        "access_entitlement",
+        "middle",
+        "late",
+        "access_replay",
+        "access_rate_limit",
+        "access_concurrency",
+        "access_state",
+    ]
+
+
+async def test_the_cheapest_refusal_wins_when_two_rules_would_deny(dev_token):
+    config = proxy_config(
+        {
+            "access": {
+                "ip": {"deny": ["127.0.0.0/8", "::1/128"]},
+                "entitlement": {
+                    "rules": [{"name": "all", "claim": "groups", "any_of": ["viewer"]}]
+                },
+            }
+        }
+    )
+    pipeline = build_pipeline(config)
+    request = license_request(dev_token({"groups": ["nobody"]}))
+    request.client.ip_address = "127.0.0.1"
+    with pytest.raises(ProxyError) as raised:
+        await pipeline.acquire(request)
+    assert raised.value.reason is Reason.IP_NOT_ALLOWED
+
+
+def test_an_installed_plugin_passed_explicitly_replaces_its_entry_point_copy():
+    from plugins.token import TokenPlugin
+
+    mine = TokenPlugin()
+    pipeline = build_pipeline(proxy_config(), plugins=[mine])
+    names = pipeline.host.plugin_names()
+    assert names.count("token") == 1 and "TokenPlugin" not in names
+    assert pipeline.host._loader.pm.get_plugin("token") is mine
+    # in production's place: among the entry points, not after them
+    assert names.index("token") < names.index("vendor_clearkey")

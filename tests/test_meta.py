@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from proxy import hookspecs
+from proxy.hookspecs import Rule
 from proxy.pluginhost import PER_REQUEST_HOOKS, hook_rule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,27 @@ def test_every_hookspec_is_listed_in_pipeline_order():
         if name.startswith("proxy_") and callable(value)
     }
     assert declared == set(HOOKS)
+    assert list(hookspecs.HOOKS) == list(HOOKS)
+
+
+#: How docs/hooks.md words each rule on a section's ``Rule:`` line.
+DOCS_RULE_WORDS = {
+    Rule.FIRST: "Rule: **first**",
+    Rule.ALL: "Rule: **all**",
+    Rule.OBSERVER: "Rule: **observer**",
+    Rule.STARTUP: "Rule: **all**, synchronous",
+}
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_the_prose_rules_say_what_the_registry_declares(hook):
+    rule = hookspecs.HOOKS[hook].rule
+    doc = inspect.getdoc(getattr(hookspecs, hook)) or ""
+    lines = [line.strip() for line in doc.splitlines() if line.strip().startswith("Rule:")]
+    assert lines == [rule.docstring_line], f"{hook}'s docstring contradicts its declared rule"
+    text = (ROOT / "docs" / "hooks.md").read_text(encoding="utf-8")
+    section = text.split(f"## `{hook}(", 1)[1].split("\n## ", 1)[0]
+    assert DOCS_RULE_WORDS[rule] in section, f"docs/hooks.md contradicts {hook}'s declared rule"
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -63,3 +85,19 @@ def test_per_request_hooks_are_never_firstresult():
     for hook in PER_REQUEST_HOOKS:
         opts = getattr(hookspecs, hook).license_proxy_spec
         assert not opts.get("firstresult"), hook
+
+
+def test_every_reason_is_in_the_proto_and_the_docs_with_its_statuses():
+    from licenseproxy.v1 import license_proxy_pb2 as pb
+    from proxy.errors import Reason
+
+    proto = {
+        name.removeprefix("ERROR_REASON_")
+        for name in pb.ErrorReason.keys()  # noqa: SIM118 (an EnumTypeWrapper, not a dict)
+        if name != "ERROR_REASON_UNSPECIFIED"
+    }
+    assert proto == {reason.value for reason in Reason}
+    text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    for reason in Reason:
+        row = f"| `{reason.value}` | {reason.grpc_code.name} | {reason.http_status} |"
+        assert row in text, f"docs/errors.md lacks or contradicts {reason.value}"

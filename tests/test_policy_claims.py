@@ -6,7 +6,6 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -52,7 +51,7 @@ class StaticSts:
             subject="alice",
             issuer="https://sts.example",
             claims=claims,
-            issuer_settings=SimpleNamespace(trust_policy_claims=self.trusted),
+            trusts_policy_claims=self.trusted,
         )
 
 

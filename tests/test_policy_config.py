@@ -261,7 +261,7 @@ key_seed = "hex:00112233445566778899aabbccddeeff"
 async def _key_types(config: dict[str, Any], key_ids=(), content_id=None, base_dir=None):
     inspector = SyntheticInspector(DrmSystem.WIDEVINE, key_ids, content_id)
     pipeline = build_pipeline(config, plugins=[("synthetic", inspector)], base_dir=base_dir)
-    from proxy.testing import _dev_token
+    from proxy.testing import development_token as _dev_token
 
     result = await pipeline.acquire(
         LicenseRequest(challenge=b"x", token=_dev_token(), request_id="t", dry_run=True)

@@ -1,7 +1,7 @@
 """Shared state at fleet scale: store URLs, Redis Cluster and Sentinel on real servers.
 
 The servers are real: a 3-master cluster with a replica each and a master with
-a replica behind three sentinels (``proxy.redisfleet``), Debian's Redis and,
+a replica behind three sentinels (``proxy.testing.fleet``), Debian's Redis and,
 where installed, Valkey; each started once per session. Tests kill, pause and
 reshard them while calls run.
 """
@@ -20,9 +20,6 @@ from plugins.access.claims import slot_tag, state_key
 from proxy.builder import build_pipeline
 from proxy.cli import main
 from proxy.errors import ConfigError
-from proxy.redisfleet import LocalCluster, SentinelGroup, command_calls, reset_stats
-from proxy.redisfleet.admin import admin_client, call
-from proxy.redisfleet.drill import failover_drill, subject_tag
 from proxy.state import (
     ClusterStore,
     RateOp,
@@ -35,6 +32,9 @@ from proxy.state import (
     parse_store_url,
 )
 from proxy.testing import proxy_config
+from proxy.testing.fleet import LocalCluster, SentinelGroup, command_calls, reset_stats
+from proxy.testing.fleet.admin import admin_client, call
+from proxy.testing.fleet.drill import failover_drill, subject_tag
 from tests.access_support import grpc_call
 
 NOW = 1_800_000_000.0

@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from proxy.redisproc import RedisServer, free_port, redis_binary
 from proxy.testing import proxy_config
+from proxy.testing.redis import RedisServer, free_port, redis_binary
 from tests.access_support import grpc_call
 
 PASSWORD = "s3cret-state-password"

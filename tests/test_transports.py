@@ -15,12 +15,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
-from plugins.token.mint import development_key, mint
 from plugins.vendors.clearkey import derive_key
 from proxy import ProxyError, Reason, hookimpl
 from proxy.encoding import b64url_decode, b64url_encode
 from proxy.secrets import resolve_secret
 from proxy.testing import proxy_config
+from proxy.tokens import development_key, mint
 from tests.conftest import clearkey_request
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes

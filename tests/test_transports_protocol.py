@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from proxy.http_bridge import loggable_path, retry_after_seconds
+from proxy.http_access import loggable_path
+from proxy.http_problems import retry_after_seconds
 from proxy.http_protocol import RequestDataFilter, install_log_filters
 from proxy.logs import RequestIdFilter
 from proxy.testing import proxy_config

@@ -17,9 +17,9 @@ from proxy.builder import build_pipeline
 from proxy.challenge import samples
 from proxy.dispatch import ServiceCertificateCache
 from proxy.emulators import axinom, license_facts, start_emulator
-from proxy.emulators.base import SERVICE_CERTIFICATE
 from proxy.errors import ProxyError, Reason
 from proxy.testing import FakeClock, proxy_config
+from proxy.testing.emulator import SERVICE_CERTIFICATE
 from proxy.upstream import CircuitBreaker, CircuitSettings, CircuitState, retry_after_seconds
 from proxy.vendors import UpstreamRequest, VendorLicense
 from tests.test_vendor_integration import grpc_license, http_license

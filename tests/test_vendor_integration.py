@@ -13,8 +13,8 @@ from google.rpc import error_details_pb2, status_pb2
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from proxy.challenge import samples
 from proxy.emulators import license_facts
-from proxy.emulators.base import SERVICE_CERTIFICATE
 from proxy.testing import proxy_config
+from proxy.testing.emulator import SERVICE_CERTIFICATE
 
 KID_SD = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
 KID_HD = uuid.UUID("1b2c3d4e-5f60-4172-8394-a5b6c7d8e9f0").bytes
@@ -212,8 +212,8 @@ async def test_a_wrong_vendor_key_is_refused_by_the_emulator(
 async def test_azure_passthrough_forwards_the_customer_token(
     vendor_sandbox, proxy_factory, dev_token
 ):
-    from plugins.token.mint import development_key
     from proxy.emulators import azure, start_emulator
+    from proxy.tokens import development_key
 
     emulator = await start_emulator(
         azure.make_app("license-proxy-dev", "license-proxy", development_key()[1])

@@ -14,9 +14,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from plugins.token.mint import development_token
 from proxy.challenge import samples
 from proxy.emulators import license_facts
+from proxy.tokens import development_token
 
 KID = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
 SERVING = re.compile(rb"serving gRPC on [\d.]+:(\d+) and HTTP on [\d.]+:(\d+)")

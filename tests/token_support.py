@@ -15,7 +15,6 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import get_default_algorithms
 
-from plugins.token.mint import mint
 from plugins.token.plugin import TokenPlugin
 from proxy.builder import build_pipeline
 from proxy.encoding import b64url_decode, b64url_encode
@@ -23,6 +22,7 @@ from proxy.errors import ProxyError
 from proxy.pipeline import Pipeline
 from proxy.services import Services
 from proxy.testing import FakeClock
+from proxy.tokens import mint
 from tests.conftest import clearkey_request
 
 ISSUER = "https://sts.example.test/"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from proxy.errors import ProxyError, Reason
+from proxy import ProxyError, Reason
 from proxy.model import Principal, RequestContext, RequestType
 
 #: Longest identifier (subject, session, device id, jti) the rules accept from a claim.

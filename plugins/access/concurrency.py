@@ -23,11 +23,17 @@ from plugins.access.claims import (
     state_key,
 )
 from plugins.access.state import StateCheck, queue_check, require_store
-from proxy import hookimpl
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import (
+    ConfigContext,
+    Duration,
+    ProxyError,
+    Reason,
+    SessionMode,
+    SessionOp,
+    StrictModel,
+    hookimpl,
+)
 from proxy.model import Principal, RequestContext, RequestType
-from proxy.state import SessionMode, SessionOp
 
 RULE = "access_concurrency"
 
@@ -65,6 +71,9 @@ class ConcurrencySettings(StrictModel):
 class ConcurrencyRule:
     """Limits the live license sessions of each subject."""
 
+    order = 30
+    """Within the ``trylast`` tier of ``proxy_authorize``: queues its state check last (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings: ConcurrencySettings | None = None
 
@@ -99,7 +108,7 @@ class ConcurrencyRule:
             "the request names no session, content id or key id, so its session can't be counted",
         )
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Queue this request's session: take (new), keep alive (renewal) or end (release)."""
         settings = self.settings

@@ -26,9 +26,7 @@ from pydantic import Field, field_validator
 
 from plugins.access.claims import MAX_ID_LENGTH
 from plugins.access.metrics import ACCESS_DENIALS, LIST_RELOADS
-from proxy import hookimpl
-from proxy.config import ConfigContext, ConfigPath, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, ConfigPath, Duration, ProxyError, Reason, StrictModel, hookimpl
 from proxy.model import Principal, RequestContext
 from proxy.policy import EffectivePolicy
 
@@ -151,6 +149,9 @@ def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
 class DeviceRule:
     """Allows or refuses requests by device id."""
 
+    order = 20
+    """Within the ``tryfirst`` tier of ``proxy_authorize``: after the address check (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings = DeviceSettings()
         self.active = False
@@ -263,7 +264,7 @@ class DeviceRule:
             raise _deny("the request names a device other than the token's")
         return ids[0] if ids else None
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Refuse devices on the deny list, off the allow list, or missing when required."""
         if not self.active:

@@ -26,9 +26,7 @@ from pydantic import Field, model_validator
 
 from plugins.access.claims import as_list
 from plugins.access.metrics import ACCESS_DENIALS
-from proxy import hookimpl
-from proxy.config import ConfigContext, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, ProxyError, Reason, StrictModel, hookimpl
 from proxy.model import DrmSystem, Principal, RequestContext
 
 RULE = "access_entitlement"
@@ -123,6 +121,9 @@ def failure(rule: EntitlementCondition, ctx: RequestContext, principal: Principa
 class EntitlementRule:
     """Refuses content the token's claims don't entitle."""
 
+    order = 30
+    """Within the ``tryfirst`` tier of ``proxy_authorize``: a claim lookup, the last of the cheap local checks (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.rules: list[EntitlementCondition] = []
 
@@ -135,7 +136,7 @@ class EntitlementRule:
         # With no rules there is nothing to check: the host skips this plugin per request.
         self.enabled = bool(self.rules)
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Every rule that applies to the requested content must hold."""
         for rule in self.rules:

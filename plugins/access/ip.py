@@ -23,10 +23,19 @@ from pydantic import AfterValidator, Field
 
 from plugins.access.claims import as_list
 from plugins.access.metrics import ACCESS_DENIALS
-from proxy import hookimpl
-from proxy.cidr import AddressKey, CidrSet, address_key, parse_network, read_network_file
-from proxy.config import ConfigContext, ConfigPath, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import (
+    AddressKey,
+    CidrSet,
+    ConfigContext,
+    ConfigPath,
+    ProxyError,
+    Reason,
+    StrictModel,
+    address_key,
+    hookimpl,
+    parse_network,
+    read_network_file,
+)
 from proxy.model import Principal, RequestContext
 from proxy.policy import EffectivePolicy, PolicyAccess
 
@@ -110,6 +119,9 @@ def _deny(detail: str, *, policy: str | None = None) -> ProxyError:
 class IpRule:
     """Allows or refuses requests by client address."""
 
+    order = 10
+    """Within the ``tryfirst`` tier of ``proxy_authorize``: a CIDR lookup: the cheapest check, first (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.lists = IpLists(CidrSet(), CidrSet())
         self.claim: str | None = "allowed_ip_addresses"
@@ -139,7 +151,7 @@ class IpRule:
         self.lists = IpLists(CidrSet(allow), CidrSet(deny))
         self.claim = settings.claim or None
 
-    @hookimpl
+    @hookimpl(tryfirst=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Refuse a client the configured lists or the token's address claim don't admit."""
         claimed = principal.claims.get(self.claim) if self.claim else None

@@ -18,12 +18,8 @@ from pydantic import Field, model_validator
 
 from plugins.access.claims import identity, slot_tag, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
-from proxy import hookimpl
-from proxy.cidr import address_key
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import Reason
+from proxy import ConfigContext, Duration, RateOp, Reason, StrictModel, address_key, hookimpl
 from proxy.model import Principal, RequestContext
-from proxy.state import RateOp
 
 RULE = "access_rate_limit"
 
@@ -81,6 +77,9 @@ def address_bucket(ip_text: str | None, ipv6_prefix: int) -> str | None:
 class RateLimitRule:
     """Limits request rates per subject and per client address."""
 
+    order = 20
+    """Within the ``trylast`` tier of ``proxy_authorize``: queues its state check after replay's (docs/hooks.md, Order)."""
+
     def __init__(self) -> None:
         self.settings: RateLimitSettings | None = None
 
@@ -106,7 +105,7 @@ class RateLimitRule:
             RateOp(key, rate.interval, rate.bucket), RULE, Reason.RATE_LIMITED, detail, fail_open
         )
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Queue one request in the subject's and the client address's buckets."""
         settings = self.settings

@@ -23,11 +23,8 @@ from pydantic import Field
 
 from plugins.access.claims import MAX_ID_LENGTH, claim_text, request_type, slot_tag, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
-from proxy import hookimpl
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, Duration, ProxyError, Reason, StrictModel, UseOp, hookimpl
 from proxy.model import Principal, RequestContext, RequestType
-from proxy.state import UseOp
 
 RULE = "access_replay"
 
@@ -57,6 +54,9 @@ class ReplaySettings(StrictModel):
 
 class ReplayRule:
     """Counts the licenses each token buys."""
+
+    order = 10
+    """Within the ``trylast`` tier of ``proxy_authorize``: queues its state check first of the state rules (docs/hooks.md, Order)."""
 
     def __init__(self) -> None:
         self.settings: ReplaySettings | None = None
@@ -119,15 +119,13 @@ class ReplayRule:
     def _lifetime(
         self, ctx: RequestContext, principal: Principal, settings: ReplaySettings
     ) -> float:
-        leeway = getattr(principal.issuer_settings, "leeway", None)
-        if not isinstance(leeway, int | float):
-            leeway = settings.default_leeway
+        leeway = principal.leeway if principal.leeway is not None else settings.default_leeway
         exp = principal.claims.get("exp")
         if isinstance(exp, int | float) and not isinstance(exp, bool):
             return max(1.0, exp - ctx.services.clock.time() + leeway)
         return settings.default_lifetime
 
-    @hookimpl
+    @hookimpl(trylast=True)
     def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
         """Queue one use of this token (new-license requests only)."""
         settings = self.settings

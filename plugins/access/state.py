@@ -17,11 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.access.metrics import ACCESS_DENIALS, STATE_REFUNDS, STATE_UNAVAILABLE
-from proxy import hookimpl
-from proxy.config import ConfigContext
-from proxy.errors import ProxyError, Reason
+from proxy import ConfigContext, Op, ProxyError, Reason, StateStore, StateUnavailable, hookimpl
 from proxy.model import Principal, RequestContext
-from proxy.state import Op, StateStore, StateUnavailable
 
 log = logging.getLogger("plugins.access.state")
 
@@ -73,6 +70,9 @@ STATE_RULE_SECTIONS = ("access.replay", "access.concurrency", "access.rate_limit
 
 class StateRules:
     """Settles every queued state check in one call to the core's state store."""
+
+    order = 100
+    """Within the ``trylast`` tier of ``proxy_authorize``: settles every queued check after every other rule allowed (docs/hooks.md, Order)."""
 
     def __init__(self) -> None:
         self.store: StateStore | None = None

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from plugins.policy.settings import CatalogSettings
-from proxy.config import ConfigContext
-from proxy.encoding import parse_key_id
+from proxy import ConfigContext, parse_key_id
 from proxy.model import key_id_uuid
 from proxy.policy import TrackType
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from proxy.errors import ProxyError, Reason
+from proxy import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext
 from proxy.policy import Policy
 

@@ -9,7 +9,6 @@ from pydantic import TypeAdapter
 from plugins.policy.catalog import KeyCatalog, load_catalog
 from plugins.policy.claims import (
     PolicyClaimError,
-    apply_claim_policies,
     present_policy_claims,
     read_key_track_types,
     read_policy_claims,
@@ -17,9 +16,8 @@ from plugins.policy.claims import (
 from plugins.policy.election import CompiledPolicy, RequestFacts, compile_policies, elect
 from plugins.policy.lint import policy_warnings
 from plugins.policy.settings import CatalogSettings, ElectionSettings
-from proxy import hookimpl
-from proxy.config import ConfigContext
-from proxy.errors import ProxyError, Reason
+from plugins.policy.tighten import apply_claim_policies
+from proxy import ConfigContext, ProxyError, Reason, hookimpl
 from proxy.model import Principal, RequestContext, key_id_uuid
 from proxy.policy import EffectivePolicy, Policy, TrackType
 
@@ -30,7 +28,7 @@ _POLICIES = TypeAdapter(list[Policy])
 
 def trusts_policy_claims(principal: Principal) -> bool:
     """True when the principal's issuer is configured to carry policy in its claims."""
-    return getattr(principal.issuer_settings, "trust_policy_claims", False) is True
+    return principal.trusts_policy_claims
 
 
 class PolicyPlugin:
@@ -146,10 +144,10 @@ class PolicyPlugin:
                     )
         if ctx.tracing:
             for key_id in ctx.key_ids or types:
-                track = types.get(key_id)
+                typed = types.get(key_id)
                 ctx.note(
                     f"key {key_id_uuid(key_id)}: "
-                    + (track.value if track else "no known track type (DEFAULT rules)")
+                    + (typed.value if typed else "no known track type (DEFAULT rules)")
                 )
         return types
 

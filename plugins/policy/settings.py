@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from proxy.config import ConfigPath, StrictModel
+from proxy import ConfigPath, StrictModel
 from proxy.policy import TrackType
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from proxy.model import Principal
 
 if TYPE_CHECKING:
-    from plugins.token.verify import Issuer
+    from plugins.token.issuer import Issuer
 
 
 @dataclass(frozen=True, slots=True)

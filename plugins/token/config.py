@@ -8,8 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from proxy.config import Duration, StrictModel
-from proxy.secrets import SecretRef
+from proxy import Duration, Secret, StrictModel
 
 HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -65,15 +64,15 @@ class KeyConfig(StrictModel):
     For ``jwk``/``jwks`` the JWK's own ``kid`` is used when this is not set."""
     algorithm: str | None = None
     """Pin the key to this one algorithm (it must fit the key's type)."""
-    secret: SecretRef | None = None
+    secret: Secret | None = None
     """A shared HMAC secret (HS256/384/512), at least as long as the hash output."""
-    public_key: SecretRef | None = None
+    public_key: Secret | None = None
     """A PEM public key (RSA of 2048 bits or more, EC P-256/384/521, or Ed25519)."""
-    certificate: SecretRef | None = None
+    certificate: Secret | None = None
     """An X.509 certificate (PEM or DER) whose public key verifies the tokens."""
-    jwk: SecretRef | None = None
+    jwk: Secret | None = None
     """A JSON Web Key (public members are used; private ones are ignored)."""
-    jwks: SecretRef | None = None
+    jwks: Secret | None = None
     """A JSON Web Key Set: every usable signing key in it."""
 
     @field_validator("algorithm")

@@ -193,7 +193,7 @@ def jwk_material(jwk: Mapping[str, Any]) -> Any:
     """The public key (or HMAC bytes) a JWK describes; private members are ignored."""
     kty = jwk.get("kty")
     members = _PUBLIC_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if members is None:
+    if members is None or not isinstance(kty, str):
         raise ValueError(f"unsupported JWK key type {kty!r}")
     public = {name: jwk[name] for name in members if name in jwk}
     try:

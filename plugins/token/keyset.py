@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from plugins.token.keys import VerificationKey
-from proxy.errors import ProxyError, Reason
+from proxy import ProxyError, Reason
 
 
 class KeySet:

@@ -8,13 +8,12 @@ import aiohttp
 
 from plugins.token import metrics
 from plugins.token.config import HMAC_ALGORITHMS, AuthConfig, IssuerConfig
+from plugins.token.issuer import Issuer
 from plugins.token.jwks import RemoteKeys
 from plugins.token.keys import VerificationKey, load_configured_key
 from plugins.token.sources import find_token
-from plugins.token.verify import Issuer, TokenVerifier
-from proxy import hookimpl
-from proxy.config import ConfigContext
-from proxy.errors import ProxyError, Reason
+from plugins.token.verify import TokenVerifier
+from proxy import ConfigContext, ProxyError, Reason, hookimpl
 from proxy.model import Principal, RequestContext
 
 

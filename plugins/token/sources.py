@@ -5,7 +5,7 @@ order. Only finding happens here; the size limit and every check are the verifie
 from __future__ import annotations
 
 from plugins.token.config import AuthConfig
-from proxy.errors import ProxyError, Reason
+from proxy import ProxyError, Reason
 from proxy.model import LicenseRequest
 
 

@@ -15,88 +15,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from joserfc.util import urlsafe_b64decode
 
 from plugins.token import metrics
 from plugins.token.cache import CachedVerification, TokenTimes, VerificationCache
-from plugins.token.config import SUPPORTED_ALGORITHMS, ClaimValue, IssuerConfig
+from plugins.token.config import SUPPORTED_ALGORITHMS, IssuerConfig
+from plugins.token.issuer import Clock, Issuer
 from plugins.token.keys import VerificationKey
-from plugins.token.keyset import KeySet
-from proxy.errors import ProxyError, Reason
+from proxy import ProxyError, Reason
 from proxy.model import Principal
-
-
-class KeyRefresher(Protocol):
-    """What the verifier needs of a remote key source (see :mod:`plugins.token.jwks`)."""
-
-    async def refresh_for_unknown_kid(self) -> bool:
-        """Fetch (or join the fetch under way) when a token names an unknown key; False when
-        throttled or not running."""
-        ...
-
-
-class Clock(Protocol):
-    """The time source (``services.clock``)."""
-
-    def time(self) -> float:
-        """Seconds since the epoch."""
-        ...
-
-
-class Issuer:
-    """An accepted issuer: its configuration, its keys now, and where new keys come from.
-
-    :param config: the ``[[auth.issuers]]`` entry.
-    :param static_keys: keys configured inline, parsed at start.
-    """
-
-    def __init__(self, config: IssuerConfig, static_keys: Iterable[VerificationKey]) -> None:
-        self.config = config
-        self.static_keys = tuple(static_keys)
-        self.keys = KeySet(self.static_keys)
-        self.algorithms = frozenset(config.algorithms)
-        self.audiences = frozenset(config.audiences)
-        self.refresher: KeyRefresher | None = None
-        self._listeners: list[Callable[[Issuer], None]] = []
-        self._claim_values = {
-            name: _accepted_values([value] if not isinstance(value, list) else value)
-            for name, value in config.claim_values.items()
-        }
-
-    @property
-    def name(self) -> str:
-        """The ``iss`` value."""
-        return self.config.issuer
-
-    def on_keys_changed(self, listener: Callable[[Issuer], None]) -> None:
-        """Call ``listener(issuer)`` whenever the key set changes."""
-        self._listeners.append(listener)
-
-    def replace_remote_keys(self, keys: Iterable[VerificationKey]) -> bool:
-        """Install a freshly fetched key set beside the configured keys; True when it differs
-        from the set in use (the version is bumped and listeners are told)."""
-        fresh = KeySet(self.static_keys, version=self.keys.version + 1, published=keys)
-        if fresh.same_keys(self.keys):
-            return False
-        self.keys = fresh
-        for listener in self._listeners:
-            listener(self)
-        return True
-
-    def claim_value_matches(self, name: str, value: Any) -> bool:
-        """True when claim ``name``'s value (or, for a list, one of its items) is accepted."""
-        accepted = self._claim_values[name]
-        items = value if isinstance(value, list) else (value,)
-        return any(isinstance(item, str | int) and (type(item), item) in accepted for item in items)
-
-
-def _accepted_values(values: Iterable[ClaimValue]) -> frozenset[tuple[type, ClaimValue]]:
-    # Typed pairs, so that true never matches 1 and "1" never matches 1.
-    return frozenset((type(v), v) for v in values)
 
 
 @dataclass(slots=True)
@@ -185,7 +116,8 @@ class TokenVerifier:
             issuer=issuer.name,
             claims=claims,
             key_id=key.label,
-            issuer_settings=issuer.config,
+            leeway=issuer.config.leeway,
+            trusts_policy_claims=issuer.config.trust_policy_claims,
             token=token,
         )
         if issuer.keys.version == version:

@@ -162,8 +162,9 @@ def read_content_id(text: str, convention: ContentIdConvention) -> ContentId:
             raise ValueError("an Axinom key URI is [skd://]<key id GUID>[:<IV hex>]")
         if iv and not _IV_HEX.match(iv):
             raise ValueError("the IV of an Axinom key URI is 32 hex digits")
-        key_id = uuid.UUID(guid).bytes
-        return ContentId(str(uuid.UUID(guid)), key_id, bytes.fromhex(iv) if iv else None, facts)
+        return ContentId(
+            str(uuid.UUID(guid)), uuid.UUID(guid).bytes, bytes.fromhex(iv) if iv else None, facts
+        )
     if convention is ContentIdConvention.VERIMATRIX:
         content_id = bare.partition("?")[0]
     else:
@@ -171,7 +172,7 @@ def read_content_id(text: str, convention: ContentIdConvention) -> ContentId:
         content_id = query if sep and query else path.rstrip("/").rpartition("/")[2]
     if not content_id:
         raise ValueError("the key URI names no content")
-    key_id = None
+    key_id: bytes | None = None
     candidate = content_id
     for prefix in ("kid=", "KID="):
         candidate = candidate.removeprefix(prefix)

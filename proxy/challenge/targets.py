@@ -22,7 +22,7 @@ def _fairplay(body: bytes) -> ChallengeInfo:
 def _content_id(body: bytes) -> list[Any]:
     """Every convention on the same text; a ValueError means "not this convention"."""
     text = body.decode("utf-8", "replace")
-    found = []
+    found: list[Any] = []
     for convention in ContentIdConvention:
         try:
             found.append(read_content_id(text, convention))

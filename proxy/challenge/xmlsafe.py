@@ -35,7 +35,7 @@ class _BoundedTreeBuilder(ET.TreeBuilder):
         self._depth = 0
         self._count = 0
 
-    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:  # type: ignore[override]
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
         """Open an element, unless that passes a bound."""
         self._depth += 1
         self._count += 1

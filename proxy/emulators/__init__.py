@@ -3,11 +3,11 @@
 One module per vendor (:mod:`~proxy.emulators.axinom`,
 :mod:`~proxy.emulators.verimatrix`, :mod:`~proxy.emulators.azure`,
 :mod:`~proxy.emulators.widevine_cloud`), each with a ``make_app`` factory;
-:mod:`~proxy.emulators.base` holds the fault switch and the serving helpers,
-:mod:`~proxy.emulators.sandbox` runs them all for ``license-proxy serve --sandbox``.
+:mod:`proxy.testing.emulator` holds the fault switch and the serving helpers,
+:mod:`proxy.testing.sandbox` runs them all for ``license-proxy serve --sandbox``.
 """
 
-from proxy.emulators.base import (
+from proxy.testing.emulator import (
     FAULT_MODES,
     FaultSwitch,
     Received,

@@ -22,7 +22,9 @@ import jwt
 from aiohttp import web
 
 from proxy.challenge.widevine import parse_widevine
-from proxy.emulators.base import (
+from proxy.errors import ProxyError
+from proxy.model import RequestType
+from proxy.testing.emulator import (
     SERVICE_CERTIFICATE,
     STATE,
     FaultSwitch,
@@ -31,8 +33,6 @@ from proxy.emulators.base import (
     playready_fault,
     record,
 )
-from proxy.errors import ProxyError
-from proxy.model import RequestType
 
 IDENTITY = {
     "widevine": "Axinom DRM - Widevine API",

@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from proxy.emulators.base import (
+from proxy.testing.emulator import (
     SERVICE_CERTIFICATE,
     FaultSwitch,
     license_for,

@@ -21,7 +21,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from proxy.emulators.base import SERVICE_CERTIFICATE, FaultSwitch, license_for, new_app, record
+from proxy.testing.emulator import SERVICE_CERTIFICATE, FaultSwitch, license_for, new_app, record
 
 SKEW = 5
 MAX_AGE = 120

@@ -21,7 +21,13 @@ from aiohttp import web
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from proxy.emulators.base import SERVICE_CERTIFICATE, FaultSwitch, new_app, record, widevine_license
+from proxy.testing.emulator import (
+    SERVICE_CERTIFICATE,
+    FaultSwitch,
+    new_app,
+    record,
+    widevine_license,
+)
 
 
 def _refuse(status: str, message: str, internal_status: int | None = None) -> web.Response:

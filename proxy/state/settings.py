@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from proxy.config import Duration, StrictModel
+from proxy.fields import Duration, StrictModel
 from proxy.secrets import BASE_DIR_CONTEXT_KEY, SecretRef, resolve_secret
 from proxy.state.address import ConnectOptions, StoreMode, parse_store_url
 from proxy.state.cluster_store import ClusterStore

@@ -6,8 +6,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from proxy.redisfleet.admin import admin_client, call, wait_until
-from proxy.redisproc import RedisServer
+from proxy.testing.fleet.admin import admin_client, call, wait_until
+from proxy.testing.redis import RedisServer
 
 
 class SentinelServer(RedisServer):

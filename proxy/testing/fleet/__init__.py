@@ -1,6 +1,6 @@
 """A real Redis Cluster and a real Sentinel group on loopback, for tests and benchmarks.
 
-Both are built from :class:`proxy.redisproc.RedisServer` processes (Debian's
+Both are built from :class:`proxy.testing.redis.RedisServer` processes (Debian's
 ``redis-server`` or a ``valkey-server``) with short failure timeouts, so a
 test can kill a master and see a replica promoted within a second or two::
 
@@ -21,10 +21,10 @@ test can kill a master and see a replica promoted within a second or two::
 
 from __future__ import annotations
 
-from proxy.redisfleet.admin import command_calls, evalsha_calls, reset_stats
-from proxy.redisfleet.cluster import LocalCluster
-from proxy.redisfleet.sentinel import SentinelGroup, SentinelServer
-from proxy.redisproc import RedisServer, server_binary
+from proxy.testing.fleet.admin import command_calls, evalsha_calls, reset_stats
+from proxy.testing.fleet.cluster import LocalCluster
+from proxy.testing.fleet.sentinel import SentinelGroup, SentinelServer
+from proxy.testing.redis import RedisServer, server_binary
 
 #: Every store target a test may ask for: KIND or KIND-cluster or KIND-sentinel.
 TARGETS = (

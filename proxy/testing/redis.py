@@ -13,7 +13,7 @@ server is down or hung, and after it comes back::
     server.start()     # same port, empty data
     server.stop()
 
-``proxy.redisfleet`` builds a cluster and a Sentinel group out of these.
+``proxy.testing.fleet`` builds a cluster and a Sentinel group out of these.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from proxy.emulators import axinom, azure, verimatrix, widevine_cloud
-from proxy.emulators.base import RunningEmulator, start_emulator
+from proxy.testing.emulator import RunningEmulator, start_emulator
 
 VENDORS = ("axinom", "verimatrix", "azure", "widevine_cloud")
 AZURE_ISSUER = "https://sts.sandbox.example/"

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from proxy.redisproc import RedisServer
+from proxy.testing.redis import RedisServer
 
 #: Seconds to wait for a cluster to form or a failover to finish before giving up.
 FLEET_TIMEOUT = 30.0

@@ -7,8 +7,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from proxy.redisfleet.admin import SLOTS, admin_client, call, wait_until
-from proxy.redisproc import RedisServer, free_port
+from proxy.testing.fleet.admin import SLOTS, admin_client, call, wait_until
+from proxy.testing.redis import RedisServer, free_port
 
 
 class LocalCluster:

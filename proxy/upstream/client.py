@@ -21,26 +21,23 @@ which
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
-from prometheus_client import Counter, Gauge, Histogram
-from pydantic import Field
+from prometheus_client import Counter, Histogram
 
 from proxy.clock import Clock
-from proxy.config import Duration, StrictModel
 from proxy.errors import ProxyError, Reason
-from proxy.vendors import Backend, BackendSettings, UpstreamRequest, UpstreamResponse
+from proxy.upstream.circuit import CircuitBreaker
+from proxy.upstream.retry_after import retry_after_seconds
+from proxy.upstream.settings import setting
+from proxy.vendors import Backend, UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger("proxy.upstream")
-
-CORRELATION_HEADER = "X-Request-Id"
 
 #: Outcomes that count against a backend's health; a vendor's refusal does not.
 OUTAGE_REASONS = frozenset(
@@ -65,103 +62,6 @@ UPSTREAM_SECONDS = Histogram(
     ["backend"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-CIRCUIT_STATE = Gauge(
-    "license_proxy_circuit_state",
-    "Circuit breaker state per backend: 0 closed, 1 half-open, 2 open.",
-    ["backend"],
-)
-
-
-class CircuitSettings(StrictModel):
-    """``[backends.NAME.circuit_breaker]``: when to stop calling a failing backend."""
-
-    enabled: bool = True
-    failure_threshold: int = Field(default=5, ge=1)
-    """Consecutive outages (unavailable, timeout, unreadable answer) that open the circuit."""
-    reset_timeout: Duration = 30.0
-    """Seconds the circuit stays open before one probe request is let through."""
-
-
-class UpstreamSettings(BackendSettings):
-    """Settings of a backend reached over HTTP; every translating adapter's settings extend it."""
-
-    retries: int = Field(default=1, ge=0, le=5)
-    """Extra attempts, only after a failed connect or a 503 with ``Retry-After``."""
-    retry_after_max: Duration = 2.0
-    """The longest ``Retry-After`` honoured by waiting; a longer one is answered at once."""
-    connect_retry_delay: Duration = 0.05
-    """Pause before retrying a connection that could not be made."""
-    circuit_breaker: CircuitSettings = CircuitSettings()
-    service_certificate_cache: Duration = 3600.0
-    """How long a Widevine service certificate fetched from this backend is reused (0: never)."""
-    correlation_header: str = CORRELATION_HEADER
-    """The request header that carries the proxy's request id to the vendor."""
-
-
-_DEFAULTS = UpstreamSettings(vendor="-")
-
-
-def _setting(settings: BackendSettings, name: str) -> Any:
-    """A backend's upstream setting, or its default for adapters that extend only BackendSettings."""
-    return getattr(settings, name, getattr(_DEFAULTS, name))
-
-
-class CircuitState(IntEnum):
-    """A circuit breaker's state (the gauge's value)."""
-
-    CLOSED = 0
-    HALF_OPEN = 1
-    OPEN = 2
-
-
-class CircuitBreaker:
-    """Consecutive-failure breaker: closed -> open -> half-open (one probe) -> closed or open."""
-
-    def __init__(self, name: str, settings: CircuitSettings) -> None:
-        self.name = name
-        self.settings = settings
-        self.state = CircuitState.CLOSED
-        self.failures = 0
-        self.opened_at = 0.0
-        self._probing = False
-        CIRCUIT_STATE.labels(name).set(0)
-
-    def _set(self, state: CircuitState) -> None:
-        if state is not self.state:
-            log.warning("backend %s circuit %s", self.name, state.name.lower().replace("_", "-"))
-        self.state = state
-        CIRCUIT_STATE.labels(self.name).set(int(state))
-
-    def allow(self, now: float) -> bool:
-        """True when a request may go out now (at most one while half-open)."""
-        if not self.settings.enabled or self.state is CircuitState.CLOSED:
-            return True
-        if self.state is CircuitState.OPEN:
-            if now - self.opened_at < self.settings.reset_timeout:
-                return False
-            self._set(CircuitState.HALF_OPEN)
-        if self._probing:
-            return False
-        self._probing = True
-        return True
-
-    def success(self) -> None:
-        """The backend answered (a license or a refusal): close the circuit."""
-        self.failures = 0
-        self._probing = False
-        self._set(CircuitState.CLOSED)
-
-    def failure(self, now: float) -> None:
-        """An outage: open after ``failure_threshold`` in a row, or at once when half-open."""
-        self.failures += 1
-        self._probing = False
-        if self.state is CircuitState.HALF_OPEN or self.failures >= self.settings.failure_threshold:
-            self.opened_at = now
-            self._set(CircuitState.OPEN)
-
-    def abandon(self) -> None:
-        """A request ended with no verdict (cancelled): free the probe slot."""
-        self._probing = False
 
 
 @dataclass
@@ -215,7 +115,7 @@ class UpstreamClient:
         """The circuit breaker of ``backend`` (made on first use)."""
         breaker = self._breakers.get(backend.name)
         if breaker is None:
-            breaker = CircuitBreaker(backend.name, _setting(backend.settings, "circuit_breaker"))
+            breaker = CircuitBreaker(backend.name, setting(backend.settings, "circuit_breaker"))
             self._breakers[backend.name] = breaker
         return breaker
 
@@ -310,10 +210,10 @@ class UpstreamClient:
         caller_bound = deadline is not None and deadline < stop_at
         if deadline is not None:
             stop_at = min(stop_at, deadline)
-        retries = _setting(settings, "retries")
+        retries = setting(settings, "retries")
         stats = self.backend_stats(backend.name)
         headers = dict(request.headers)
-        headers.setdefault(_setting(settings, "correlation_header"), request_id)
+        headers.setdefault(setting(settings, "correlation_header"), request_id)
         attempt = 0
         while True:
             attempt += 1
@@ -333,10 +233,10 @@ class UpstreamClient:
             except _ConnectFailed as failed:
                 if caller_bound and failed.timed_out and remaining <= settings.connect_timeout:
                     # The connect was cut short by the caller's deadline, not by the backend.
-                    error = _timeout(backend, "the caller's deadline passed while connecting")
-                    error.metadata["deadline"] = "caller"
-                    raise error from None
-                delay = _setting(settings, "connect_retry_delay")
+                    timed_out = _timeout(backend, "the caller's deadline passed while connecting")
+                    timed_out.metadata["deadline"] = "caller"
+                    raise timed_out from None
+                delay = setting(settings, "connect_retry_delay")
                 if attempt <= retries and stop_at - time.monotonic() > delay:
                     stats.retries += 1
                     UPSTREAM_RETRIES.labels(backend.name, "connect").inc()
@@ -353,7 +253,7 @@ class UpstreamClient:
                 wait = retry_after_seconds(response.headers)
                 if (
                     wait is not None
-                    and wait <= _setting(settings, "retry_after_max")
+                    and wait <= setting(settings, "retry_after_max")
                     and stop_at - time.monotonic() > wait
                 ):
                     stats.retries += 1
@@ -416,23 +316,6 @@ class UpstreamClient:
             ) from None
 
 
-def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), or None."""
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _timeout(backend: Backend, what: str) -> ProxyError:
     return ProxyError(
         Reason.UPSTREAM_TIMEOUT,
@@ -458,16 +341,3 @@ async def _read_limited(response: aiohttp.ClientResponse, limit: int, backend: B
             raise _oversize(backend)
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-__all__ = [
-    "CORRELATION_HEADER",
-    "OUTAGE_REASONS",
-    "BackendStats",
-    "CircuitBreaker",
-    "CircuitSettings",
-    "CircuitState",
-    "UpstreamClient",
-    "UpstreamSettings",
-    "retry_after_seconds",
-]

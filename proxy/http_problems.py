@@ -1,0 +1,64 @@
+"""Errors over HTTP: RFC 9457 problem+json bodies, ``Retry-After``, aiohttp's own errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from aiohttp import web
+
+from proxy.errors import ProxyError, Reason
+
+PROBLEM_TYPE = "application/problem+json"
+
+
+def problem(error: ProxyError, request_id: str, *, status: int | None = None) -> web.Response:
+    """An RFC 9457 problem+json answer for ``error``."""
+    status = status or error.http_status
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": error.reason.title,
+        "status": status,
+        "detail": error.detail,
+        "reason": error.reason.value,
+        "request_id": request_id,
+    }
+    if error.metadata:
+        body["metadata"] = error.metadata
+    response = web.Response(
+        status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, charset="utf-8"
+    )
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
+    return response
+
+
+def retry_after_seconds(seconds: float) -> str:
+    """``Retry-After`` in whole seconds, rounded up: a client that waits that long finds
+    the limit lifted (rounding down would send it back too early)."""
+    return str(max(1, math.ceil(seconds)))
+
+
+class RequestTimeout(ProxyError):
+    """The request body did not arrive in time: REQUEST_INVALID, answered with HTTP 408."""
+
+    http_status = 408
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            Reason.REQUEST_INVALID, f"the request body did not arrive within {seconds:g} s"
+        )
+
+
+def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
+    if exc.status == 413:
+        return ProxyError(Reason.CHALLENGE_TOO_LARGE, "the request body is too large"), 413
+    if exc.status == 404:
+        return ProxyError(Reason.REQUEST_INVALID, "no such route"), 404
+    if exc.status == 405:
+        return ProxyError(Reason.REQUEST_INVALID, "method not allowed on this route"), 405
+    return ProxyError(Reason.REQUEST_INVALID, exc.reason or "bad request"), exc.status
+
+
+__all__ = ["PROBLEM_TYPE", "RequestTimeout", "problem", "retry_after_seconds", "transport_error"]

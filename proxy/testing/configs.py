@@ -1,0 +1,42 @@
+"""Configs for tests: the embedded default with a test's overrides, or inline TOML."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from typing import Any
+
+from proxy.builder import embedded_default
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for key, value in overrides.items():
+        if value is None:
+            base.pop(key, None)
+        elif isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
+
+
+def proxy_config(
+    overrides: dict[str, Any] | None = None, *, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The embedded default (or ``base``) with ``overrides`` merged in and loopback ports 0.
+
+    Tables merge key by key; any other value (lists included) replaces; a
+    value of None removes the key.
+    """
+    config = copy.deepcopy(base if base is not None else embedded_default())
+    config = _merge(config, {"server": {"grpc": {"port": 0}, "http": {"port": 0}}})
+    return _merge(config, overrides or {})
+
+
+def toml_config(text: str) -> dict[str, Any]:
+    """Parse a TOML config written inline in a test, with loopback ports 0 unless it sets them."""
+    raw = tomllib.loads(text)
+    server = raw.setdefault("server", {})
+    for listener in ("grpc", "http"):
+        server.setdefault(listener, {}).setdefault("port", 0)
+    return raw
