@@ -351,10 +351,14 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m bench.access [--quick]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument(
+        "--failovers", type=int, default=None, help="failover drills per mode (default 5)"
+    )
     args = parser.parse_args(argv)
     args.lookups = 20_000 if args.quick else 200_000
     args.requests = 500 if args.quick else 5_000
-    args.failovers = 1 if args.quick else 5
+    if args.failovers is None:
+        args.failovers = 1 if args.quick else 5
     asyncio.run(main_async(args))
 
 
