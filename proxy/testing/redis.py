@@ -164,6 +164,7 @@ class RedisServer:
             if self.process.poll() is not None:
                 self.process = None
                 tail = self.log_path.read_text(errors="replace").strip()[-500:]
+                self.stop()  # removes a workdir of its own
                 raise RuntimeError(f"{self.kind}-server exited at start: {tail}")
             try:
                 # a server whose default user is off answers too: it asks for a login
