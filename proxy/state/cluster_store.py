@@ -24,7 +24,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxy.state.address import ConnectOptions, StoreMode
-from proxy.state.lua import APPLY_SCRIPT, UNDO_SCRIPT, apply_args, undo_args, undoable
+from proxy.state.lua import (
+    APPLY_SCRIPT,
+    UNDO_SCRIPT,
+    apply_args,
+    parse_reply,
+    undo_args,
+    undoable,
+)
 from proxy.state.ops import Op, Outcome, RateOp, StateUnavailable
 from proxy.state.redis_store import ScriptStore
 
@@ -127,13 +134,12 @@ class ClusterStore(ScriptStore):
             replies = await self._pipelined(self._apply_script, APPLY_SCRIPT, calls)
         refusals: list[tuple[int, float | None]] = []
         taken: set[int] = set()
-        for group, (denied, retry, flags) in zip(groups, replies, strict=True):
-            if int(denied):
-                retry_after = int(retry) / 1_000_000 if int(retry) >= 0 else None
-                refusals.append((group[int(denied) - 1], retry_after))
+        for group, reply in zip(groups, replies, strict=True):
+            denied, retry_after, flags = parse_reply(reply)
+            if denied is not None:
+                refusals.append((group[denied], retry_after))
             else:
-                text = flags.decode() if isinstance(flags, bytes) else str(flags)
-                taken.update(i for i, flag in zip(group, text, strict=False) if flag == "1")
+                taken.update(i for i, flag in zip(group, flags, strict=False) if flag == "1")
         if not refusals:
             return Outcome(taken=tuple(ops[i] for i in sorted(taken)))
         # As in one script: an empty rate bucket refuses first, then the first failed check.

@@ -171,12 +171,18 @@ def undoable(ops: Sequence[Op]) -> list[Op]:
     return [op for op in ops if isinstance(op, UseOp | SessionOp)]
 
 
-def read_outcome(reply: Any, ops: Sequence[Op]) -> Outcome:
-    """The :class:`Outcome` of an :data:`APPLY_SCRIPT` reply for ``ops``."""
+def parse_reply(reply: Any) -> tuple[int | None, float | None, str]:
+    """An :data:`APPLY_SCRIPT` reply as (index of the refusing op or None, retry-after
+    seconds or None, the taken flags: ``"1"`` per operation that took something)."""
     denied, retry, flags = reply
     if int(denied):
-        retry_after = int(retry) / _MICROS if int(retry) >= 0 else None
-        return Outcome(int(denied) - 1, retry_after)
-    flags = flags.decode() if isinstance(flags, bytes) else str(flags)
-    taken = tuple(op for op, flag in zip(ops, flags, strict=False) if flag == "1")
-    return Outcome(taken=taken)
+        return int(denied) - 1, (int(retry) / _MICROS if int(retry) >= 0 else None), ""
+    return None, None, flags.decode() if isinstance(flags, bytes) else str(flags)
+
+
+def read_outcome(reply: Any, ops: Sequence[Op]) -> Outcome:
+    """The :class:`Outcome` of an :data:`APPLY_SCRIPT` reply for ``ops``."""
+    denied, retry_after, flags = parse_reply(reply)
+    if denied is not None:
+        return Outcome(denied, retry_after)
+    return Outcome(taken=tuple(op for op, flag in zip(ops, flags, strict=False) if flag == "1"))

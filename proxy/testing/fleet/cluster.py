@@ -158,6 +158,27 @@ class LocalCluster:
         """Wait until every node runs, the cluster is ok and every replica is in sync."""
         wait_until(f"the {self.kind} cluster to be healthy", self._healthy)
 
+    def wait_replicated(self) -> None:
+        """Wait until every replica has applied everything its master wrote so far."""
+
+        def caught_up() -> bool:
+            infos = {}
+            for node in self.nodes:
+                client = admin_client(node.port)
+                try:
+                    info = client.info("replication")
+                finally:
+                    client.close()
+                infos[node.port] = info
+            for info in infos.values():
+                if info.get("role") == "slave":
+                    master = infos.get(int(info["master_port"]), {})
+                    if info.get("slave_repl_offset") != master.get("master_repl_offset"):
+                        return False
+            return True
+
+        wait_until("the replicas to catch up", caught_up)
+
     def wait_promoted(self, old_master: RedisServer) -> RedisServer:
         """Wait until another node serves ``old_master``'s slots; return the new master."""
         seen: list[RedisServer] = []
