@@ -458,3 +458,31 @@ async def test_after_a_failover_the_promoted_replica_answers_with_the_state(redi
         assert answered is not None and answered.denied == 0  # the replica had the use
     finally:
         await store.close()
+
+
+async def test_with_no_master_rules_fail_open_or_closed_and_recover_by_themselves(
+    redis_sentinel, proxy_factory, dev_token
+):
+    """Sentinel: while no master is known, a fail-open rule admits and a fail-closed one
+    answers STATE_UNAVAILABLE; after the promotion both enforce again, same processes."""
+    state = {"store": redis_sentinel.url, "timeout": "250ms"}
+    closed = await proxy_factory(proxy_config({"access": {"state": state, "replay": {}}}))
+    opened = await proxy_factory(
+        proxy_config({"access": {"state": state, "replay": {"fail_open": True}}})
+    )
+    token = dev_token()
+    assert (await grpc_call(closed, token)).ok
+    old = redis_sentinel.master()
+    old.kill()
+    down = await grpc_call(closed, dev_token())
+    assert down.reason == "STATE_UNAVAILABLE"
+    assert (await grpc_call(opened, dev_token())).ok
+    await asyncio.to_thread(redis_sentinel.wait_failover, old.port)
+    again = dev_token()
+    for _ in range(200):
+        answer = await grpc_call(closed, again)
+        if answer.reason != "STATE_UNAVAILABLE":
+            break
+        await asyncio.sleep(0.05)
+    assert answer.ok
+    assert (await grpc_call(opened, again)).reason == "TOKEN_REPLAYED"
