@@ -19,6 +19,9 @@ outside team's plugin may use (a test holds them to it). Everything else under
   :func:`b64url_encode`, :func:`parse_key_id`...;
 - vendor adapters: :class:`VendorSpec`, :class:`VendorCall`,
   :class:`UpstreamRequest`, :class:`VendorLicense`, :class:`UpstreamSettings`...
+- the decision log: :class:`AuditLog` (``services.audit``), its records
+  :class:`Decision` and :class:`AdminAction`, :data:`VENDOR_CORRELATION_KEY`;
+  the request's stage times (:class:`StageClock`).
 """
 
 import pluggy
@@ -28,6 +31,12 @@ from proxy.hookspecs import PROJECT_NAME
 #: Marks a hook implementation: ``@hookimpl def proxy_authorize(ctx, principal): ...``
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
+from proxy.audit import (  # noqa: E402
+    AdminAction,
+    AuditLog,
+    Decision,
+    DecisionOutcome,
+)
 from proxy.cidr import (  # noqa: E402
     AddressKey,
     CidrSet,
@@ -56,6 +65,7 @@ from proxy.model import (  # noqa: E402
 from proxy.policy import EffectivePolicy, Policy, TrackRules, TrackType  # noqa: E402
 from proxy.secrets import Secret, resolve_secret  # noqa: E402
 from proxy.services import Services  # noqa: E402
+from proxy.stages import StageClock  # noqa: E402
 from proxy.state import (  # noqa: E402
     Op,
     Outcome,
@@ -67,6 +77,7 @@ from proxy.state import (  # noqa: E402
     UseOp,
 )
 from proxy.upstream import UpstreamSettings  # noqa: E402
+from proxy.upstream.correlation import VENDOR_CORRELATION_KEY  # noqa: E402
 from proxy.vendors import (  # noqa: E402
     BackendSettings,
     PolicyGap,
@@ -79,7 +90,10 @@ from proxy.vendors import (  # noqa: E402
 )
 
 __all__ = [
+    "VENDOR_CORRELATION_KEY",
     "AddressKey",
+    "AdminAction",
+    "AuditLog",
     "BackendSettings",
     "ChallengeInfo",
     "CidrSet",
@@ -89,6 +103,8 @@ __all__ = [
     "ConfigContext",
     "ConfigError",
     "ConfigPath",
+    "Decision",
+    "DecisionOutcome",
     "DecisionStep",
     "DrmSystem",
     "Duration",
@@ -111,6 +127,7 @@ __all__ = [
     "Services",
     "SessionMode",
     "SessionOp",
+    "StageClock",
     "StateStore",
     "StateUnavailable",
     "StrictModel",

@@ -27,15 +27,21 @@ def accept_request_id(candidate: str | None, trusted: bool) -> str:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` from the context of the task that logs."""
+    """Adds ``record.request_id`` from the context of the task that logs (unless the record
+    names its request already, as the decision log's records do from their writer thread)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if "request_id" not in record.__dict__:
+            record.request_id = request_id_var.get()
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, request id, message."""
+    """One JSON object per line: time, level, logger, request id, message.
+
+    A decision-log record (``proxy.audit``) keeps its JSON object as the line's
+    ``audit`` member, and its kind (``license_decision``, ``admin_action``) as the message.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -47,6 +53,11 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        audit = getattr(record, "audit_json", None)
+        if audit is not None:
+            entry["message"] = getattr(record, "audit_kind", "audit")
+            # Already JSON (encoded once, on the writer thread): spliced in, not re-encoded.
+            return f'{json.dumps(entry)[:-1]}, "audit": {audit}}}'
         return json.dumps(entry)
 
 

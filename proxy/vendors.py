@@ -173,6 +173,9 @@ class VendorSpec:
     :param adapter: ``factory(backend_name, settings, services)`` returning the
         adapter for one configured backend; parse keys here, once.
     :param drm_systems: the DRM systems the adapter serves.
+    :param correlation_headers: response headers in which the vendor names the exchange
+        (its own request id), tried before the common ones; the core keeps the first
+        found as ``vendor_correlation_id`` (:mod:`proxy.upstream.correlation`).
     """
 
     name: str
@@ -180,6 +183,7 @@ class VendorSpec:
     adapter: AdapterFactory
     drm_systems: frozenset[DrmSystem]
     description: str = ""
+    correlation_headers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

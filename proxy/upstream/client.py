@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -32,6 +32,7 @@ from prometheus_client import Counter, Histogram
 
 from proxy.clock import Clock
 from proxy.errors import ProxyError, Reason
+from proxy.telemetry import Telemetry
 from proxy.upstream.circuit import CircuitBreaker
 from proxy.upstream.retry_after import retry_after_seconds
 from proxy.upstream.settings import setting
@@ -132,12 +133,14 @@ class UpstreamClient:
         request_id: str,
         deadline: float | None = None,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> T:
         """Send ``request`` through ``backend``'s circuit breaker and ``parse`` the answer.
 
         ``parse`` is the adapter's response parser: a ``ProxyError`` it raises
         keeps its reason; any other exception is ``UPSTREAM_BAD_RESPONSE``.
         Outages count against the circuit; a license or a refusal closes it.
+        With ``telemetry`` the exchange is a span, and the vendor gets its ``traceparent``.
         """
         clock = clock or Clock()
         stats = self.backend_stats(backend.name)
@@ -151,11 +154,26 @@ class UpstreamClient:
                 metadata={"backend": backend.name, "circuit": "open"},
             )
         stats.exchanges += 1
+        span = (
+            None
+            if telemetry is None
+            else telemetry.upstream(backend.name, request.method, request.url)
+        )
+        outcome = "cancelled"
         started = time.monotonic()
         try:
-            response = await self.send(backend, request, request_id=request_id, deadline=deadline)
+            response = await self.send(
+                backend,
+                request,
+                request_id=request_id,
+                deadline=deadline,
+                trace_headers=None if span is None else span.headers,
+            )
+            if span is not None:
+                span.response(response.status)
             try:
                 result = parse(response)
+                outcome = "ok"
             except ProxyError:
                 raise
             except Exception:
@@ -174,7 +192,8 @@ class UpstreamClient:
             else:
                 stats.rejected += 1
                 breaker.success()
-            UPSTREAM_CALLS.labels(backend.name, error.reason.value).inc()
+            outcome = error.reason.value
+            UPSTREAM_CALLS.labels(backend.name, outcome).inc()
             raise
         except BaseException:
             # Cancelled (the caller went away): no verdict on the backend's health.
@@ -182,6 +201,8 @@ class UpstreamClient:
             raise
         finally:
             UPSTREAM_SECONDS.labels(backend.name).observe(time.monotonic() - started)
+            if span is not None:
+                span.finish(outcome)
         stats.ok += 1
         breaker.success()
         UPSTREAM_CALLS.labels(backend.name, "ok").inc()
@@ -194,11 +215,13 @@ class UpstreamClient:
         *,
         request_id: str,
         deadline: float | None = None,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send ``request`` to ``backend``'s vendor and read the whole answer.
 
         The backend's ``timeout`` bounds the whole call, retries included, and
         the caller's ``deadline`` (a ``time.monotonic()`` instant) bounds that.
+        ``trace_headers`` (``traceparent``) go with every attempt.
         """
         if self._session is None:
             await self.start()
@@ -214,6 +237,8 @@ class UpstreamClient:
         stats = self.backend_stats(backend.name)
         headers = dict(request.headers)
         headers.setdefault(setting(settings, "correlation_header"), request_id)
+        if trace_headers:
+            headers.update(trace_headers)
         attempt = 0
         while True:
             attempt += 1

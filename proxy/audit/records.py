@@ -1,0 +1,194 @@
+"""The two kinds of decision-log record and how each becomes one JSON object.
+
+A record is built on the event loop from values the request already holds
+(a few attribute reads); turning it into JSON (time formatting, key ids as
+UUIDs, the subject's HMAC) happens on the writer thread. No record has a field
+for a token, a key, a challenge or a license, so none can carry one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from proxy.drm import key_id_uuid
+from proxy.stages import StageClock
+
+#: What a license decision came to.
+DecisionOutcome = Literal["issued", "denied", "dry_run", "cancelled"]
+#: What an admin action came to.
+AdminOutcome = Literal["ok", "denied", "failed"]
+
+#: Longest caller-chosen string kept in a record (content ids, subjects); longer ones are cut.
+MAX_TEXT = 256
+
+
+@dataclass(slots=True)
+class Decision:
+    """One license decision (``type = "license_decision"`` in the log).
+
+    :ivar time: when the answer was known (``time.time()``).
+    :ivar stages: the request's stage clock; the record's ``latency_ms`` comes from it.
+    :ivar stage: where a refused request stopped.
+    :ivar vendor_code: the vendor's own error code, when it refused.
+    """
+
+    time: float
+    request_id: str
+    transport: str
+    outcome: DecisionOutcome
+    client_address: str | None = None
+    drm: str | None = None
+    request_type: str | None = None
+    key_ids: tuple[bytes, ...] = ()
+    content_id: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    policy: str | None = None
+    backend: str | None = None
+    vendor: str | None = None
+    vendor_correlation_id: str | None = None
+    reason: str | None = None
+    vendor_code: str | None = None
+    stage: str | None = None
+    stages: StageClock | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminAction:
+    """One action taken through the admin API (``type = "admin_action"`` in the log).
+
+    :ivar action: what was done, a short snake_case verb: ``revoke_subject``,
+        ``revoke_token``, ``end_sessions``, ``reload``...
+    :ivar actor: who did it: the admin token's subject, the client certificate's
+        identity, or ``loopback`` when the listener trusts its address alone.
+    :ivar target: what it was done to, as short strings (``{"subject": "alice",
+        "until": "2026-12-01T00:00:00Z"}``, ``{"jti": "..."}``); a ``subject`` here is
+        written the way ``[audit] subject`` says, like a decision's.
+    :ivar outcome: ``ok``, ``denied`` (the caller may not) or ``failed``.
+    :ivar reason: the reason code when not ``ok``.
+    :ivar time: when it happened (``time.time()``); now when 0.
+    """
+
+    action: str
+    actor: str
+    target: Mapping[str, str] = field(default_factory=dict)
+    outcome: AdminOutcome = "ok"
+    reason: str | None = None
+    request_id: str = ""
+    client_address: str | None = None
+    time: float = 0.0
+
+
+class SubjectWriter:
+    """Writes a subject as ``[audit] subject`` says: plain, as an HMAC, or not at all."""
+
+    def __init__(self, mode: str, key: bytes | None = None) -> None:
+        self.mode = mode
+        self._key = key or b""
+
+    def put(self, record: dict[str, Any], subject: str | None, name: str = "subject") -> None:
+        """Add ``subject`` to ``record`` under ``name`` (or ``name_hash``), unless omitted."""
+        if subject is None or self.mode == "omit":
+            return
+        if self.mode == "hash":
+            digest = hmac.new(self._key, subject.encode("utf-8"), hashlib.sha256).hexdigest()
+            record[f"{name}_hash"] = digest
+        else:
+            record[name] = _cut(subject)
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT]
+
+
+def iso_time(seconds: float) -> str:
+    """RFC 3339 UTC with milliseconds: ``2026-11-23T10:04:05.123Z``."""
+    stamp = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def decision_dict(decision: Decision, subjects: SubjectWriter) -> dict[str, Any]:
+    """The JSON object of a license decision (fields that are unknown are left out)."""
+    record: dict[str, Any] = {
+        "type": "license_decision",
+        "time": iso_time(decision.time),
+        "request_id": decision.request_id,
+        "transport": decision.transport,
+        "outcome": decision.outcome,
+    }
+    if decision.reason is not None:
+        record["reason"] = decision.reason
+    if decision.stage is not None:
+        record["stage"] = decision.stage
+    optional = (
+        ("client_address", decision.client_address),
+        ("drm", decision.drm),
+        ("request_type", decision.request_type),
+    )
+    for name, value in optional:
+        if value is not None:
+            record[name] = value
+    if decision.key_ids:
+        record["key_ids"] = [key_id_uuid(k) for k in decision.key_ids]
+    if decision.content_id is not None:
+        record["content_id"] = _cut(decision.content_id)
+    subjects.put(record, decision.subject)
+    later = (
+        ("issuer", decision.issuer),
+        ("policy", decision.policy),
+        ("backend", decision.backend),
+        ("vendor", decision.vendor),
+        ("vendor_correlation_id", decision.vendor_correlation_id),
+        ("vendor_code", decision.vendor_code),
+    )
+    for name, value in later:
+        if value is not None:
+            record[name] = value
+    if decision.stages is not None:
+        record["latency_ms"] = {
+            stage: round(seconds * 1000, 3)
+            for stage, seconds in decision.stages.durations().items()
+        }
+    return record
+
+
+def admin_dict(action: AdminAction, subjects: SubjectWriter) -> dict[str, Any]:
+    """The JSON object of an admin action."""
+    record: dict[str, Any] = {
+        "type": "admin_action",
+        "time": iso_time(action.time),
+        "request_id": action.request_id,
+        "transport": "admin",
+        "action": action.action,
+        "actor": _cut(action.actor),
+        "outcome": action.outcome,
+    }
+    if action.reason is not None:
+        record["reason"] = action.reason
+    if action.client_address is not None:
+        record["client_address"] = action.client_address
+    target: dict[str, Any] = {}
+    for name, value in action.target.items():
+        if name == "subject":
+            subjects.put(target, value)
+        else:
+            target[name] = _cut(str(value))
+    record["target"] = target
+    return record
+
+
+__all__ = [
+    "AdminAction",
+    "AdminOutcome",
+    "Decision",
+    "DecisionOutcome",
+    "SubjectWriter",
+    "admin_dict",
+    "decision_dict",
+    "iso_time",
+]

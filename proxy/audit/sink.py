@@ -1,0 +1,255 @@
+"""The decision log's writer: a queue on the event loop, a thread that writes the sinks.
+
+``write()`` only puts the record on a ``queue.SimpleQueue`` (no I/O, no JSON on
+the event loop). One thread takes records off in batches, turns each into one
+JSON line and hands it to the sinks:
+
+- the log stream: one ``logging`` record per decision on logger
+  ``license_proxy.audit``, whatever the log level (the JSON formatter puts the
+  record in the line's ``audit`` member; the text format appends it);
+- the file: the whole batch in one write through a ``RotatingFileHandler``, so
+  a busy proxy pays one system call per batch, not per record.
+
+A reload runs two pipelines for a while; their logs share one file handler
+(counted per path), so the file is never rotated by two handlers at once.
+
+Nothing is dropped: the queue is unbounded, ``stop()`` drains it before the
+thread ends (the pipeline stops after both listeners have drained, on SIGTERM
+too), and a record written while the thread is not running (before start,
+after stop) is written at once on the caller's thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import AsyncIterator
+from logging.handlers import RotatingFileHandler
+
+from proxy.audit.records import AdminAction, Decision, SubjectWriter, admin_dict, decision_dict
+from proxy.audit.settings import AuditSettings
+
+#: The logger the stream sink writes to (its records go to the root logger's handlers).
+STREAM_LOGGER = "license_proxy.audit"
+#: Most records written in one batch.
+BATCH = 512
+
+log = logging.getLogger("proxy.audit")
+Record = Decision | AdminAction
+#: What the queue holds: records, a flush marker, or None (stop).
+_Item = Record | threading.Event | None
+
+
+class AuditLog:
+    """The decision log of one pipeline.
+
+    :param settings: the validated ``[audit]`` section.
+    """
+
+    def __init__(self, settings: AuditSettings | None = None) -> None:
+        self.settings = settings or AuditSettings(enabled=False)
+        self.enabled = self.settings.active
+        key = self.settings.subject_key.value if self.settings.subject_key else None
+        self._subjects = SubjectWriter(self.settings.subject, key)
+        self._stream = logging.getLogger(STREAM_LOGGER) if self.settings.stream else None
+        self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._file: RotatingFileHandler | None = None
+        self._lock = threading.Lock()
+        self.written = 0
+        """Records written so far (every sink), for tests and the shutdown log line."""
+
+    # -- what callers use ----------------------------------------------------------
+
+    def decision(self, decision: Decision) -> None:
+        """Record one license decision (never blocks, never raises)."""
+        if self.enabled:
+            self._put(decision)
+
+    def admin(self, action: AdminAction) -> None:
+        """Record one admin action (never blocks, never raises).
+
+        The admin API calls this once per action, allowed or refused::
+
+            ctx.services.audit.admin(AdminAction(
+                action="revoke_subject", actor=caller, target={"subject": sub, "until": until},
+                request_id=request_id, client_address=peer,
+            ))
+        """
+        if self.enabled:
+            if not action.time:
+                action = _stamped(action)
+            self._put(action)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait (blocking) until every record queued so far is written; False on timeout."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
+    # -- lifetime --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the file (creating it) and start the writer thread."""
+        if not self.enabled or self._thread is not None:
+            return
+        path = self.settings.file_path
+        if path is not None:
+            self._file = _open_file(path, self.settings.max_bytes, self.settings.backups)
+        self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Write every queued record, then stop the thread and close the file (blocking)."""
+        thread = self._thread
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+            self._thread = None
+        self._drain()
+        if self._file is not None:
+            _close_file(self._file)
+            self._file = None
+
+    async def lifetime(self) -> AsyncIterator[None]:
+        """The pipeline's cleanup context: started with it, drained and closed after it."""
+        import asyncio
+
+        self.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(self.stop)
+
+    # -- the writer --------------------------------------------------------------------
+
+    def _put(self, record: Record) -> None:
+        if self._thread is not None:
+            self._queue.put(record)
+        else:
+            self._write([record])
+
+    def _run(self) -> None:
+        get = self._queue.get
+        get_nowait = self._queue.get_nowait
+        while True:
+            item = get()
+            batch: list[Record] = []
+            flushed: list[threading.Event] = []
+            while True:
+                if item is None:
+                    break
+                if isinstance(item, threading.Event):
+                    flushed.append(item)
+                else:
+                    batch.append(item)
+                if len(batch) >= BATCH:
+                    break
+                try:
+                    item = get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                self._write(batch)
+            for event in flushed:
+                event.set()
+            if item is None:
+                return
+
+    def _drain(self) -> None:
+        batch: list[Record] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, threading.Event):
+                item.set()
+            elif item is not None:
+                batch.append(item)
+        if batch:
+            self._write(batch)
+
+    def _write(self, batch: list[Record]) -> None:
+        try:
+            lines = [self._line(record) for record in batch]
+        except Exception:
+            log.exception("a decision log record could not be encoded")
+            return
+        with self._lock:
+            if self._stream is not None:
+                for record, line in zip(batch, lines, strict=True):
+                    self._stream.handle(_log_record(record, line))
+            file = self._file
+            if file is None and self.settings.file_path is not None and self._thread is None:
+                # Not started (check-config, a test) or already stopped: append directly.
+                with open(self.settings.file_path, "a", encoding="utf-8") as fh:
+                    fh.write("".join(f"{line}\n" for line in lines))
+            elif file is not None:
+                file.handle(logging.makeLogRecord({"msg": "\n".join(lines), "args": None}))
+            self.written += len(lines)
+
+    def _line(self, record: Record) -> str:
+        if isinstance(record, Decision):
+            data = decision_dict(record, self._subjects)
+        else:
+            data = admin_dict(record, self._subjects)
+        return json.dumps(data, separators=(",", ":"))
+
+
+#: The rotating file handlers open in this process, by path, with how many logs use each.
+_FILES: dict[str, tuple[RotatingFileHandler, int]] = {}
+_FILES_LOCK = threading.Lock()
+
+
+def _open_file(path: str, max_bytes: int, backups: int) -> RotatingFileHandler:
+    path = os.path.abspath(path)  # as the handler names it
+    with _FILES_LOCK:
+        handler, users = _FILES.get(path, (None, 0))
+        if handler is None:
+            handler = RotatingFileHandler(
+                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+            handler.setFormatter(logging.Formatter("%(message)s"))
+        else:
+            with handler.lock or threading.Lock():
+                # The newer config's rotation settings win (a reload may change them).
+                handler.maxBytes = max_bytes
+                handler.backupCount = backups
+        _FILES[path] = (handler, users + 1)
+        return handler
+
+
+def _close_file(handler: RotatingFileHandler) -> None:
+    with _FILES_LOCK:
+        path = handler.baseFilename
+        _, users = _FILES.get(path, (handler, 1))
+        if users > 1:
+            _FILES[path] = (handler, users - 1)
+            return
+        _FILES.pop(path, None)
+    handler.close()
+
+
+def _stamped(action: AdminAction) -> AdminAction:
+    from dataclasses import replace
+
+    return replace(action, time=time.time())
+
+
+def _log_record(record: Record, line: str) -> logging.LogRecord:
+    kind = "license_decision" if isinstance(record, Decision) else "admin_action"
+    entry = logging.LogRecord(STREAM_LOGGER, logging.INFO, __file__, 0, "%s %s", (kind, line), None)
+    entry.request_id = record.request_id or "-"
+    entry.audit_kind = kind
+    entry.audit_json = line
+    return entry
+
+
+__all__ = ["STREAM_LOGGER", "AuditLog"]
