@@ -8,6 +8,8 @@ import re
 import secrets
 from contextvars import ContextVar
 
+import orjson
+
 #: The id of the request being served on this task; "-" outside requests.
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
@@ -44,6 +46,9 @@ class JsonFormatter(logging.Formatter):
     """
 
     def format(self, record: logging.LogRecord) -> str:
+        audit = getattr(record, "audit_json", None)
+        if audit is not None:
+            return self._audit_line(record, audit)
         entry = {
             "time": self.formatTime(record),
             "level": record.levelname,
@@ -53,12 +58,21 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        audit = getattr(record, "audit_json", None)
-        if audit is not None:
-            entry["message"] = getattr(record, "audit_kind", "audit")
-            # Already JSON (encoded once, on the writer thread): spliced in, not re-encoded.
-            return f'{json.dumps(entry)[:-1]}, "audit": {audit}}}'
         return json.dumps(entry)
+
+    def _audit_line(self, record: logging.LogRecord, audit: str) -> str:
+        # One per license decision: encoded by orjson (a tenth of json's cost), and the
+        # record's own JSON, made once on the writer thread, spliced in rather than re-encoded.
+        head = orjson.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "request_id": getattr(record, "request_id", "-"),
+                "message": getattr(record, "audit_kind", "audit"),
+            }
+        )
+        return f'{head[:-1].decode()},"audit":{audit}}}'
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

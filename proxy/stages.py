@@ -71,5 +71,13 @@ class StageClock:
         spent["total"] = end - self.started
         return spent
 
+    def microseconds(self) -> dict[str, int]:
+        """:meth:`durations` in whole microseconds (what the decision log writes)."""
+        end = self.stopped if self.stopped is not None else perf_counter()
+        marks = [*self._marks, end]
+        spent = {name: int((marks[i + 1] - marks[i]) * 1e6) for i, name in enumerate(self._names)}
+        spent["total"] = int((end - self.started) * 1e6)
+        return spent
+
 
 __all__ = ["STAGES", "StageClock"]

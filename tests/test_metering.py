@@ -228,3 +228,23 @@ async def test_grpc_denials_are_counted_without_a_license(proxy_factory):
         reason="TOKEN_MISSING",
     )
     assert after - before == 1
+
+
+def test_every_metric_is_documented_with_its_labels():
+    for module in METRIC_MODULES:
+        importlib.import_module(module)
+    text = (ROOT / "docs" / "operations.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        match = re.match(r"\| `(license_proxy_\w+)` \| (\w+) \|([^|]*)\|", line)
+        if match:
+            rows[match[1]] = (match[2], set(re.findall(r"`(\w+)`", match[3])))
+    exported = [f for f in REGISTRY.collect() if f.name.startswith("license_proxy_")]
+    assert exported
+    for family in exported:
+        name = family.name + ("_total" if family.type == "counter" else "")
+        assert name in rows, f"{name} is not in docs/operations.md"
+        kind, labels = rows[name]
+        assert kind == family.type, name
+        metric = REGISTRY._names_to_collectors[name]
+        assert labels == set(metric._labelnames), name

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
-from proxy.drm import key_id_uuid
 from proxy.stages import StageClock
 
 #: What a license decision came to.
@@ -32,7 +31,7 @@ class Decision:
     """One license decision (``type = "license_decision"`` in the log).
 
     :ivar time: when the answer was known (``time.time()``).
-    :ivar stages: the request's stage clock; the record's ``latency_ms`` comes from it.
+    :ivar stages: the request's stage clock; the record's ``latency_us`` comes from it.
     :ivar stage: where a refused request stopped.
     :ivar vendor_code: the vendor's own error code, when it refused.
     """
@@ -106,10 +105,25 @@ def _cut(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT]
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def iso_time(seconds: float) -> str:
-    """RFC 3339 UTC with milliseconds: ``2026-11-23T10:04:05.123Z``."""
-    stamp = datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
+    """RFC 3339 UTC with milliseconds: ``2026-11-23T10:04:05.123Z`` (the text of the whole
+    second is kept: records of one second share it)."""
+    whole = int(seconds)
+    if _second[0] != whole:
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second[0] = whole
+    return f"{_second[1]}.{int((seconds - whole) * 1000):03d}Z"
+
+
+def uuid_text(key_id: bytes) -> str:
+    """A 16-byte key id as a UUID string (what ``str(uuid.UUID(bytes=...))`` gives, faster)."""
+    h = key_id.hex()
+    if len(h) != 32:
+        return h
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def decision_dict(decision: Decision, subjects: SubjectWriter) -> dict[str, Any]:
@@ -134,7 +148,7 @@ def decision_dict(decision: Decision, subjects: SubjectWriter) -> dict[str, Any]
         if value is not None:
             record[name] = value
     if decision.key_ids:
-        record["key_ids"] = [key_id_uuid(k) for k in decision.key_ids]
+        record["key_ids"] = [uuid_text(k) for k in decision.key_ids]
     if decision.content_id is not None:
         record["content_id"] = _cut(decision.content_id)
     subjects.put(record, decision.subject)
@@ -150,10 +164,7 @@ def decision_dict(decision: Decision, subjects: SubjectWriter) -> dict[str, Any]
         if value is not None:
             record[name] = value
     if decision.stages is not None:
-        record["latency_ms"] = {
-            stage: round(seconds * 1000, 3)
-            for stage, seconds in decision.stages.durations().items()
-        }
+        record["latency_us"] = decision.stages.microseconds()
     return record
 
 
@@ -191,4 +202,5 @@ __all__ = [
     "admin_dict",
     "decision_dict",
     "iso_time",
+    "uuid_text",
 ]

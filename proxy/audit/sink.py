@@ -1,8 +1,11 @@
 """The decision log's writer: a queue on the event loop, a thread that writes the sinks.
 
-``write()`` only puts the record on a ``queue.SimpleQueue`` (no I/O, no JSON on
-the event loop). One thread takes records off in batches, turns each into one
-JSON line and hands it to the sinks:
+``decision()`` and ``admin()`` only put the record on a ``queue.SimpleQueue``
+(no I/O, no JSON on the event loop). One thread wakes every ``INTERVAL``
+seconds (at once for a flush or a stop), takes every queued record, turns each
+into one JSON line and hands them to the sinks. It never blocks on the queue:
+a getter waiting on it would make each ``put`` wake a thread, which costs the
+event loop more than the record itself.
 
 - the log stream: one ``logging`` record per decision on logger
   ``license_proxy.audit``, whatever the log level (the JSON formatter puts the
@@ -21,7 +24,6 @@ after stop) is written at once on the caller's thread.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -30,6 +32,8 @@ import time
 from collections.abc import AsyncIterator
 from logging.handlers import RotatingFileHandler
 
+import orjson
+
 from proxy.audit.records import AdminAction, Decision, SubjectWriter, admin_dict, decision_dict
 from proxy.audit.settings import AuditSettings
 
@@ -37,11 +41,13 @@ from proxy.audit.settings import AuditSettings
 STREAM_LOGGER = "license_proxy.audit"
 #: Most records written in one batch.
 BATCH = 512
+#: Seconds between the writer's rounds: how long a record may wait in memory.
+INTERVAL = 0.05
 
 log = logging.getLogger("proxy.audit")
 Record = Decision | AdminAction
-#: What the queue holds: records, a flush marker, or None (stop).
-_Item = Record | threading.Event | None
+#: What the queue holds: records, and flush markers.
+_Item = Record | threading.Event
 
 
 class AuditLog:
@@ -60,6 +66,9 @@ class AuditLog:
         self._thread: threading.Thread | None = None
         self._file: RotatingFileHandler | None = None
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._running = threading.Lock()  # orders a put against the stop's last drain
+        self._stopping = False
         self.written = 0
         """Records written so far (every sink), for tests and the shutdown log line."""
 
@@ -91,6 +100,7 @@ class AuditLog:
             return True
         done = threading.Event()
         self._queue.put(done)
+        self._wake.set()
         return done.wait(timeout)
 
     # -- lifetime --------------------------------------------------------------------
@@ -102,6 +112,7 @@ class AuditLog:
         path = self.settings.file_path
         if path is not None:
             self._file = _open_file(path, self.settings.max_bytes, self.settings.backups)
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
         self._thread.start()
 
@@ -109,9 +120,11 @@ class AuditLog:
         """Write every queued record, then stop the thread and close the file (blocking)."""
         thread = self._thread
         if thread is not None:
-            self._queue.put(None)
+            self._stopping = True
+            self._wake.set()
             thread.join()
-            self._thread = None
+            with self._running:
+                self._thread = None
         self._drain()
         if self._file is not None:
             _close_file(self._file)
@@ -130,51 +143,42 @@ class AuditLog:
     # -- the writer --------------------------------------------------------------------
 
     def _put(self, record: Record) -> None:
-        if self._thread is not None:
-            self._queue.put(record)
-        else:
-            self._write([record])
+        with self._running:
+            if self._thread is not None:
+                self._queue.put(record)
+                return
+        self._write([record])
 
     def _run(self) -> None:
-        get = self._queue.get
-        get_nowait = self._queue.get_nowait
         while True:
-            item = get()
+            self._wake.wait(INTERVAL)
+            self._wake.clear()
+            stopping = self._stopping
+            self._drain()
+            if stopping:
+                return
+
+    def _drain(self) -> None:
+        """Write every queued record, in batches; release the flushes waiting on them."""
+        get = self._queue.get_nowait
+        while True:
             batch: list[Record] = []
             flushed: list[threading.Event] = []
-            while True:
-                if item is None:
-                    break
-                if isinstance(item, threading.Event):
-                    flushed.append(item)
-                else:
-                    batch.append(item)
-                if len(batch) >= BATCH:
-                    break
-                try:
-                    item = get_nowait()
-                except queue.Empty:
-                    break
+            try:
+                while len(batch) < BATCH:
+                    item = get()
+                    if isinstance(item, threading.Event):
+                        flushed.append(item)
+                    elif item is not None:
+                        batch.append(item)
+            except queue.Empty:
+                pass
             if batch:
                 self._write(batch)
             for event in flushed:
                 event.set()
-            if item is None:
+            if len(batch) < BATCH:
                 return
-
-    def _drain(self) -> None:
-        batch: list[Record] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if isinstance(item, threading.Event):
-                item.set()
-            elif item is not None:
-                batch.append(item)
-        if batch:
-            self._write(batch)
 
     def _write(self, batch: list[Record]) -> None:
         try:
@@ -200,7 +204,7 @@ class AuditLog:
             data = decision_dict(record, self._subjects)
         else:
             data = admin_dict(record, self._subjects)
-        return json.dumps(data, separators=(",", ":"))
+        return orjson.dumps(data).decode()
 
 
 #: The rotating file handlers open in this process, by path, with how many logs use each.
