@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from proxy.builder import build_pipeline
+from proxy.challenge.samples import clearkey_request
 from proxy.logs import JsonFormatter, RequestIdFilter, new_request_id
 from proxy.model import DrmSystem, LicenseRequest
 from proxy.pipeline import Pipeline
 from proxy.stages import STAGES, StageClock
 from proxy.testing import proxy_config
 from proxy.tokens import development_token
-from tests.conftest import clearkey_request
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
 
