@@ -12,11 +12,10 @@ into one span per stage (:mod:`proxy.telemetry`).
 from __future__ import annotations
 
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from proxy.errors import ProxyError
-    from proxy.model import RequestContext
 
 #: The stages of a license request, in pipeline order (a request stops early when denied;
 #: a dry run ends after ``select_backends``).
@@ -52,8 +51,9 @@ class StageClock:
         if self.stopped is None:
             self.stopped = perf_counter()
 
-    def close(self, ctx: RequestContext) -> None:
-        """The request ``ctx`` is over (observers included)."""
+    def close(self, ctx: Any) -> None:
+        """The request is over (observers included); ``ctx`` is its
+        :class:`~proxy.model.RequestContext` (typed loosely: the model holds this clock)."""
 
     @property
     def stage(self) -> str | None:

@@ -13,10 +13,10 @@ header, so the hot path pays nothing for it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from proxy.telemetry.settings import DEFAULT_ENDPOINTS, TelemetrySettings
+from proxy.upstream.tracing import UpstreamTrace, UpstreamTracer
 
 if TYPE_CHECKING:
     from proxy.model import LicenseRequest
@@ -26,27 +26,11 @@ if TYPE_CHECKING:
 EXTRA_HINT = "pip install 'drm-license-proxy[otel]'"
 
 
-class UpstreamTrace(Protocol):
-    """The span of one exchange with a vendor (retries included)."""
-
-    headers: Mapping[str, str]
-    """``traceparent`` (and ``tracestate``) naming this span, for the vendor request."""
-
-    def response(self, status: int) -> None:
-        """The vendor answered with HTTP ``status``."""
-
-    def finish(self, outcome: str) -> None:
-        """The exchange is over: ``ok`` or a reason code."""
-
-
-class Telemetry(Protocol):
+class Telemetry(UpstreamTracer, Protocol):
     """Tracing as the pipeline and the upstream client use it."""
 
     def stage_clock(self, request: LicenseRequest, operation: str) -> StageClock:
         """A stage clock that opens the request's span and one span per stage."""
-
-    def upstream(self, backend: str, method: str, url: str) -> UpstreamTrace:
-        """Open the span of a vendor call (a child of the current stage span)."""
 
     async def shutdown(self) -> None:
         """Flush what is buffered (bounded by ``timeout``) and stop exporting."""

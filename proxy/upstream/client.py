@@ -33,11 +33,11 @@ from prometheus_client import Counter, Histogram
 from proxy.adapters.settings import BackendSettings
 from proxy.clock import Clock
 from proxy.errors import ProxyError, Reason
-from proxy.telemetry import Telemetry
 from proxy.upstream.circuit import CircuitBreaker
 from proxy.upstream.messages import UpstreamRequest, UpstreamResponse
 from proxy.upstream.retry_after import retry_after_seconds
 from proxy.upstream.settings import setting
+from proxy.upstream.tracing import UpstreamTracer
 
 log = logging.getLogger("proxy.upstream")
 
@@ -148,7 +148,7 @@ class UpstreamClient:
         request_id: str,
         deadline: float | None = None,
         clock: Clock | None = None,
-        telemetry: Telemetry | None = None,
+        telemetry: UpstreamTracer | None = None,
     ) -> T:
         """Send ``request`` through ``backend``'s circuit breaker and ``parse`` the answer.
 
