@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import secrets
+import time
 from contextvars import ContextVar
 
 import orjson
@@ -44,6 +45,19 @@ class JsonFormatter(logging.Formatter):
     A decision-log record (``proxy.audit``) keeps its JSON object as the line's
     ``audit`` member, and its kind (``license_decision``, ``admin_action``) as the message.
     """
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The default time format, with the text of the whole second kept between lines."""
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        whole = int(record.created)
+        cached = self._second
+        if cached[0] != whole:
+            cached = (whole, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(whole)))
+            self._second = cached
+        return f"{cached[1]},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
         audit = getattr(record, "audit_json", None)

@@ -247,12 +247,25 @@ def _stamped(action: AdminAction) -> AdminAction:
     return replace(action, time=time.time())
 
 
+#: The attributes every stream record shares, taken once from a real LogRecord: a record
+#: per decision is then a dict copy, not LogRecord's constructor (a third of the sink's cost).
+_TEMPLATE = logging.LogRecord(
+    STREAM_LOGGER, logging.INFO, __file__, 0, "%s %s", None, None
+).__dict__
+
+
 def _log_record(record: Record, line: str) -> logging.LogRecord:
     kind = "license_decision" if isinstance(record, Decision) else "admin_action"
-    entry = logging.LogRecord(STREAM_LOGGER, logging.INFO, __file__, 0, "%s %s", (kind, line), None)
-    entry.request_id = record.request_id or "-"
-    entry.audit_kind = kind
-    entry.audit_json = line
+    entry = logging.LogRecord.__new__(logging.LogRecord)
+    fields = entry.__dict__
+    fields.update(_TEMPLATE)
+    created = record.time  # when it was decided, not when the writer got to it
+    fields["created"] = created
+    fields["msecs"] = (created - int(created)) * 1000
+    fields["args"] = (kind, line)
+    fields["request_id"] = record.request_id or "-"
+    fields["audit_kind"] = kind
+    fields["audit_json"] = line
     return entry
 
 
