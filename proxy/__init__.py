@@ -15,12 +15,14 @@ outside team's plugin may use (a test holds them to it). Everything else under
   :class:`ChallengeInfo`, :class:`Principal`, :class:`LicenseResult`...;
 - shared services: :class:`Services` (clock, upstream client, state store) and
   the state operations (:class:`UseOp`, :class:`SessionOp`, :class:`RateOp`);
+- the admin API's view of plugins: :class:`StatusBoard` (``services.status``),
+  :class:`KeySourceStatus`, :class:`SessionDirectory`, :class:`SessionInfo`;
 - addresses and encodings: :class:`CidrSet`, :func:`parse_network`,
   :func:`b64url_encode`, :func:`parse_key_id`...;
 - vendor adapters: :class:`VendorSpec`, :class:`VendorCall`,
   :class:`UpstreamRequest`, :class:`VendorLicense`, :class:`UpstreamSettings`...
-- the decision log: :class:`AuditLog` (``services.audit``), its records
-  :class:`Decision` and :class:`AdminAction`, :data:`VENDOR_CORRELATION_KEY`;
+- the decision log: :class:`AuditLog` (``services.audit``), its
+  :class:`Decision` records, :data:`VENDOR_CORRELATION_KEY`;
   the request's stage times (:class:`StageClock`).
 """
 
@@ -32,7 +34,6 @@ from proxy.hookspecs import PROJECT_NAME
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 from proxy.audit import (  # noqa: E402
-    AdminAction,
     AuditLog,
     Decision,
     DecisionOutcome,
@@ -76,6 +77,12 @@ from proxy.state import (  # noqa: E402
     StateUnavailable,
     UseOp,
 )
+from proxy.statusboard import (  # noqa: E402
+    KeySourceStatus,
+    SessionDirectory,
+    SessionInfo,
+    StatusBoard,
+)
 from proxy.upstream import UpstreamSettings  # noqa: E402
 from proxy.upstream.correlation import VENDOR_CORRELATION_KEY  # noqa: E402
 from proxy.vendors import (  # noqa: E402
@@ -92,7 +99,6 @@ from proxy.vendors import (  # noqa: E402
 __all__ = [
     "VENDOR_CORRELATION_KEY",
     "AddressKey",
-    "AdminAction",
     "AuditLog",
     "BackendSettings",
     "ChallengeInfo",
@@ -109,6 +115,7 @@ __all__ = [
     "DrmSystem",
     "Duration",
     "EffectivePolicy",
+    "KeySourceStatus",
     "LicenseRequest",
     "LicenseResult",
     "Op",
@@ -125,11 +132,14 @@ __all__ = [
     "Seconds",
     "Secret",
     "Services",
+    "SessionDirectory",
+    "SessionInfo",
     "SessionMode",
     "SessionOp",
     "StageClock",
     "StateStore",
     "StateUnavailable",
+    "StatusBoard",
     "StrictModel",
     "TrackRules",
     "TrackType",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from proxy.audit import AuditLog
 from proxy.clock import Clock
 from proxy.state import MemoryStore, StateStore
+from proxy.statusboard import StatusBoard
 from proxy.upstream import UpstreamClient
 
 
@@ -28,12 +29,15 @@ class Services:
         configures it (this process's memory unless a Redis URL is given).
     :ivar audit: the decision log, as ``[audit]`` configures it (one that writes
         nothing until the builder replaces it).
+    :ivar status: what plugins expose to the admin API (key-source states, a subject's
+        sessions), registered in ``proxy_configure``.
     """
 
     clock: Clock = field(default_factory=Clock)
     upstream: UpstreamClient = field(default_factory=UpstreamClient)
     state: StateStore = field(default_factory=MemoryStore)
     audit: AuditLog = field(default_factory=AuditLog)
+    status: StatusBoard = field(default_factory=StatusBoard)
 
 
 __all__ = ["Clock", "Services"]

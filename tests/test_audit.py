@@ -23,7 +23,8 @@ import pytest
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc
 from plugins.vendors.clearkey import derive_key
-from proxy import AdminAction, AuditLog, ConfigError, Decision
+from proxy import AuditLog, ConfigError, Decision
+from proxy.admin.actions import AdminAction, AdminActionKind
 from proxy.audit import AuditSettings
 from proxy.builder import build_pipeline
 from proxy.encoding import b64url_encode
@@ -34,6 +35,8 @@ from proxy.testing import proxy_config
 from proxy.testing.emulator import serving
 from tests.conftest import clearkey_request
 from tests.observability_support import AcmeVendor, acme_app, acme_config
+from tests.test_admin import admin_config, admin_token
+from tests.test_admin import call as admin_call
 
 KID = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
 KID_UUID = str(uuid.UUID(bytes=KID))
@@ -91,7 +94,9 @@ async def test_every_decision_on_both_transports_is_one_record_with_no_secret(
     proxy_factory, http, dev_token, tmp_path, caplog
 ):
     caplog.set_level(logging.INFO)
-    proxy = await proxy_factory(audited(tmp_path))
+    config = audited(tmp_path)
+    config["server"]["trusted_proxies"] = ["127.0.0.0/8"]  # who may ask for a dry run
+    proxy = await proxy_factory(config)
     token = dev_token({"sub": "viewer-7"})
     challenge = clearkey_request(KID)
     status, http_id, license_bytes = await acquire_http(proxy, http, token, challenge)
@@ -196,7 +201,14 @@ async def test_the_subject_is_hashed_with_the_configured_key(
     token = dev_token({"sub": "viewer@example.com"})
     await acquire_http(proxy, http, token, clearkey_request(KID))
     proxy.pipeline.services.audit.admin(
-        AdminAction(action="revoke_subject", actor="ops", target={"subject": "viewer@example.com"})
+        AdminAction(
+            time=1.0e9,
+            request_id="adm-0",
+            action=AdminActionKind.REVOKE,
+            operator="token:ops",
+            client_address="127.0.0.1",
+            target={"subject": "viewer@example.com"},
+        )
     )
     decision, admin = await records_of(proxy, tmp_path)
     expected = hmac.new(b"pepper-of-the-test", b"viewer@example.com", hashlib.sha256).hexdigest()
@@ -213,31 +225,42 @@ async def test_the_subject_can_be_left_out(proxy_factory, http, dev_token, tmp_p
     assert record["issuer"] == "license-proxy-dev"
 
 
-async def test_admin_actions_reach_the_decision_log(tmp_path, caplog):
+async def test_admin_api_calls_reach_the_decision_log(proxy_factory, http, tmp_path, caplog):
+    """Every admin API call, allowed or refused, is one record in each sink (the proxy's
+    default ``on_admin_action`` writes to the current pipeline's decision log)."""
     caplog.set_level(logging.INFO)
-    audit = AuditLog(AuditSettings(file=tmp_path / "admin.jsonl"))
-    audit.start()
-    audit.admin(
-        AdminAction(
-            action="revoke_token",
-            actor="ops@example",
-            target={"jti": "j-1", "until": "2026-12-01T00:00:00Z"},
-            request_id="adm-1",
-            client_address="127.0.0.1",
-        )
-    )
-    audit.admin(
-        AdminAction(action="reload", actor="mallory", outcome="denied", reason="NOT_ENTITLED")
-    )
-    await asyncio.to_thread(audit.stop)
-    first, second = (json.loads(x) for x in (tmp_path / "admin.jsonl").read_text().splitlines())
-    assert first["type"] == "admin_action" and first["transport"] == "admin"
-    assert first["action"] == "revoke_token" and first["actor"] == "ops@example"
-    assert first["target"] == {"jti": "j-1", "until": "2026-12-01T00:00:00Z"}
-    assert first["request_id"] == "adm-1" and first["outcome"] == "ok"
-    assert first["time"].endswith("Z")
-    assert second["outcome"] == "denied" and second["reason"] == "NOT_ENTITLED"
-    assert [json.loads(line)["message"] for line in stream_lines(caplog)] == ["admin_action"] * 2
+    config = admin_config({"audit": {"file": str(tmp_path / "decisions.jsonl")}})
+    proxy = await proxy_factory(config)
+    token = admin_token("ops-alice")
+    revoke = {"subject": "viewer-3", "for": "1h"}
+    status, _ = await admin_call(http, proxy, "POST", "/revocations", token, json=revoke)
+    assert status == 200
+    status, _ = await admin_call(http, proxy, "GET", "/circuits")  # no admin token
+    assert status == 401
+    allowed, refused = await records_of(proxy, tmp_path)
+    assert allowed["type"] == "admin_action" and allowed["transport"] == "admin"
+    assert allowed["action"] == "revoke" and allowed["outcome"] == "ok"
+    assert allowed["operator"] == "token:ops-alice"
+    assert allowed["target"]["subject"] == "viewer-3"
+    assert allowed["client_address"] == "127.0.0.1"
+    assert allowed["time"].endswith("Z") and allowed["request_id"]
+    assert refused["action"] == "show_circuits" and refused["outcome"] == "TOKEN_MISSING"
+    assert "operator" not in refused
+    streamed = [json.loads(line)["audit"] for line in stream_lines(caplog)]
+    assert streamed == [allowed, refused]
+    assert token not in (tmp_path / "decisions.jsonl").read_text()
+
+
+async def test_admin_actions_are_still_logged_with_the_decision_log_off(
+    proxy_factory, http, caplog
+):
+    caplog.set_level(logging.INFO)
+    proxy = await proxy_factory(admin_config({"audit": {"enabled": False}}))
+    status, _ = await admin_call(http, proxy, "GET", "/circuits", admin_token())
+    assert status == 200
+    [line] = [r.getMessage() for r in caplog.records if r.name == "proxy.admin"]
+    assert line.startswith("admin show_circuits by token:alice")
+    assert not stream_lines(caplog)
 
 
 async def test_records_survive_rotation_and_a_second_log_on_the_same_file(tmp_path):

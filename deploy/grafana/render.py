@@ -86,11 +86,14 @@ class Jwks:
         return jwt.encode({**payload, **claims}, self.key, "RS256", headers={"kid": "idp-1"})
 
 
-def proxy_config(sandbox: Sandbox, jwks_url: str, http_port: int, grpc_port: int) -> str:
+def proxy_config(
+    sandbox: Sandbox, jwks_url: str, http_port: int, grpc_port: int, admin_port: int
+) -> str:
     text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
     raw = tomllib.loads(text)
     raw["server"]["http"]["port"] = http_port
     raw["server"]["grpc"]["port"] = grpc_port
+    raw["admin"]["port"] = admin_port  # /metrics is served there
     raw["log"] = {"access": False}
     raw["audit"] = {"stream": False}
     raw["auth"]["issuers"].append(
@@ -275,13 +278,14 @@ async def main_async(args: argparse.Namespace) -> None:
     jwks = Jwks()
     jwks_server = await start_emulator(jwks.app)
     work = Path(tempfile.mkdtemp(prefix="dashboard-"))
-    http_port, grpc_port, prom_port = free_port(), free_port(), free_port()
+    http_port, grpc_port, admin_port, prom_port = (free_port() for _ in range(4))
     config = work / "proxy.toml"
-    config.write_text(proxy_config(sandbox, f"{jwks_server.url}/jwks.json", http_port, grpc_port))
+    jwks_url = f"{jwks_server.url}/jwks.json"
+    config.write_text(proxy_config(sandbox, jwks_url, http_port, grpc_port, admin_port))
     (work / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: license-proxy\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{http_port}']\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{admin_port}']\n"
     )
     log = (work / "proxy.log").open("wb")
     proxy = await asyncio.create_subprocess_exec(

@@ -11,16 +11,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from proxy.admin.actions import AdminAction
 from proxy.stages import StageClock
 
 #: What a license decision came to.
 DecisionOutcome = Literal["issued", "denied", "dry_run", "cancelled"]
-#: What an admin action came to.
-AdminOutcome = Literal["ok", "denied", "failed"]
 
 #: Longest caller-chosen string kept in a record (content ids, subjects); longer ones are cut.
 MAX_TEXT = 256
@@ -55,32 +53,6 @@ class Decision:
     vendor_code: str | None = None
     stage: str | None = None
     stages: StageClock | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AdminAction:
-    """One action taken through the admin API (``type = "admin_action"`` in the log).
-
-    :ivar action: what was done, a short snake_case verb: ``revoke_subject``,
-        ``revoke_token``, ``end_sessions``, ``reload``...
-    :ivar actor: who did it: the admin token's subject, the client certificate's
-        identity, or ``loopback`` when the listener trusts its address alone.
-    :ivar target: what it was done to, as short strings (``{"subject": "alice",
-        "until": "2026-12-01T00:00:00Z"}``, ``{"jti": "..."}``); a ``subject`` here is
-        written the way ``[audit] subject`` says, like a decision's.
-    :ivar outcome: ``ok``, ``denied`` (the caller may not) or ``failed``.
-    :ivar reason: the reason code when not ``ok``.
-    :ivar time: when it happened (``time.time()``); now when 0.
-    """
-
-    action: str
-    actor: str
-    target: Mapping[str, str] = field(default_factory=dict)
-    outcome: AdminOutcome = "ok"
-    reason: str | None = None
-    request_id: str = ""
-    client_address: str | None = None
-    time: float = 0.0
 
 
 class SubjectWriter:
@@ -169,18 +141,17 @@ def decision_dict(decision: Decision, subjects: SubjectWriter) -> dict[str, Any]
 
 
 def admin_dict(action: AdminAction, subjects: SubjectWriter) -> dict[str, Any]:
-    """The JSON object of an admin action."""
+    """The JSON object of an admin action (:class:`proxy.admin.actions.AdminAction`)."""
     record: dict[str, Any] = {
         "type": "admin_action",
         "time": iso_time(action.time),
         "request_id": action.request_id,
         "transport": "admin",
-        "action": action.action,
-        "actor": _cut(action.actor),
+        "action": action.action.value,
         "outcome": action.outcome,
     }
-    if action.reason is not None:
-        record["reason"] = action.reason
+    if action.operator is not None:
+        record["operator"] = _cut(action.operator)
     if action.client_address is not None:
         record["client_address"] = action.client_address
     target: dict[str, Any] = {}
@@ -190,12 +161,12 @@ def admin_dict(action: AdminAction, subjects: SubjectWriter) -> dict[str, Any]:
         else:
             target[name] = _cut(str(value))
     record["target"] = target
+    if action.detail:
+        record["detail"] = _cut(action.detail)
     return record
 
 
 __all__ = [
-    "AdminAction",
-    "AdminOutcome",
     "Decision",
     "DecisionOutcome",
     "SubjectWriter",

@@ -28,13 +28,13 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import AsyncIterator
 from logging.handlers import RotatingFileHandler
 
 import orjson
 
-from proxy.audit.records import AdminAction, Decision, SubjectWriter, admin_dict, decision_dict
+from proxy.admin.actions import AdminAction, log_admin_action
+from proxy.audit.records import Decision, SubjectWriter, admin_dict, decision_dict
 from proxy.audit.settings import AuditSettings
 
 #: The logger the stream sink writes to (its records go to the root logger's handlers).
@@ -80,19 +80,16 @@ class AuditLog:
             self._put(decision)
 
     def admin(self, action: AdminAction) -> None:
-        """Record one admin action (never blocks, never raises).
+        """Record one admin action (never blocks, never raises); with the decision log off,
+        it is still one line on the ``proxy.admin`` logger.
 
-        The admin API calls this once per action, allowed or refused::
-
-            ctx.services.audit.admin(AdminAction(
-                action="revoke_subject", actor=caller, target={"subject": sub, "until": until},
-                request_id=request_id, client_address=peer,
-            ))
+        The proxy's default ``on_admin_action`` (:class:`proxy.server.ProxyApp`) calls this
+        on the current pipeline's log for every admin API call, allowed or refused.
         """
         if self.enabled:
-            if not action.time:
-                action = _stamped(action)
             self._put(action)
+        else:
+            log_admin_action(action)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait (blocking) until every record queued so far is written; False on timeout."""
@@ -239,12 +236,6 @@ def _close_file(handler: RotatingFileHandler) -> None:
             return
         _FILES.pop(path, None)
     handler.close()
-
-
-def _stamped(action: AdminAction) -> AdminAction:
-    from dataclasses import replace
-
-    return replace(action, time=time.time())
 
 
 #: The attributes every stream record shares, taken once from a real LogRecord: a record
