@@ -100,13 +100,13 @@ class HttpBridge:
                 try:
                     response = await handler(request)
                 except ProxyError as error:
-                    response = problem(error, request_id)
+                    response = problem(error, request_id, texts=server.problems)
                     close_now = isinstance(error, RequestTimeout)
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
                     refused, status = transport_error(exc)
-                    response = problem(refused, request_id, status=status)
+                    response = problem(refused, request_id, status=status, texts=server.problems)
                 except Exception:
                     # A bug, not the caller's fault: logged once here, never echoed.
                     log.exception(
