@@ -294,9 +294,19 @@ def fairplay_json(spc: bytes, **extra: str) -> bytes:
 # -- ClearKey -----------------------------------------------------------------------------
 
 
-def clearkey_request(*key_ids: bytes, session_type: str | None = "temporary") -> bytes:
-    """A W3C ClearKey license request (a release message when ``session_type`` is None)."""
-    doc: dict[str, object] = {"kids": [b64url_encode(k) for k in key_ids]}
+def clearkey_request(
+    *key_ids: bytes, session_type: str | None = "temporary", standard_base64: bool = False
+) -> bytes:
+    """A W3C ClearKey license request (a release message when ``session_type`` is None).
+
+    :param standard_base64: write the key ids as Android's ClearKey CDM did before 8.1:
+        standard base64 with the padding removed.
+    """
+    if standard_base64:
+        kids = [base64.b64encode(k).rstrip(b"=").decode("ascii") for k in key_ids]
+    else:
+        kids = [b64url_encode(k) for k in key_ids]
+    doc: dict[str, object] = {"kids": kids}
     if session_type is not None:
         doc["type"] = session_type
     return json.dumps(doc).encode()
