@@ -19,6 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import metrics
+from proxy.challenge.initdata import (
+    InitDataInfo,
+    describe_format,
+    looks_like_init_data,
+    parse_init_data,
+)
 from proxy.config import CleanupContext, LogConfig, ServerConfig
 from proxy.dispatch import Dispatcher
 from proxy.errors import ProxyError, Reason
@@ -111,6 +117,12 @@ class Pipeline:
             )
         if not challenge:
             raise ProxyError(Reason.CHALLENGE_INVALID, "the challenge is empty")
+        if looks_like_init_data(challenge):
+            raise ProxyError(
+                Reason.CHALLENGE_INVALID,
+                f"this is {describe_format(challenge)}, not a license challenge: the CDM "
+                "makes its challenge from it (license-proxy inspect reads init data)",
+            )
         info = await self.host.inspect_challenge(ctx)
         if info is None:
             if request.drm_system is not None:
@@ -228,15 +240,21 @@ class Pipeline:
             effective_policy=policy.to_dict(),
         )
 
-    async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo:
+    async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo | InitDataInfo:
         """``InspectChallenge``: parse and report, issue nothing (a token is checked first
-        when ``server.inspect_requires_token`` says so)."""
+        when ``server.inspect_requires_token`` says so). Init data (pssh boxes, PlayReady
+        headers, W3C keyids) is read too: :mod:`proxy.challenge.initdata`."""
         ctx = self.new_context(request)
         token = request_id_var.set(ctx.request_id)
+        info: ChallengeInfo | InitDataInfo | None
         try:
             if self.server.inspect_requires_token:
                 await self.authenticate(ctx)
-            info = await self.inspect(ctx)
+            info = None
+            if len(request.challenge) <= self.server.challenge_limit(None):
+                info = parse_init_data(request.challenge, request.drm_system)
+            if info is None:
+                info = await self.inspect(ctx)
         except ProxyError as error:
             self._count(ctx, "denied", error.reason.value)
             raise
