@@ -8,7 +8,10 @@ Config (optional)::
 
 from __future__ import annotations
 
-from proxy import ConfigContext, StrictModel, hookimpl
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from proxy import ConfigContext, Secret, StrictModel, hookimpl
 from proxy.challenge.common import guarded
 from proxy.challenge.fairplay import (
     DRM,
@@ -20,12 +23,16 @@ from proxy.model import ChallengeInfo, DrmSystem, RequestContext
 
 
 class FairPlaySettings(StrictModel):
-    """``[challenge.fairplay]``: how key URIs and asset ids name the content."""
+    """``[challenge.fairplay]``: how key URIs and asset ids name the content, and the
+    application certificate players fetch from ``GET /v1/certificates/fairplay``."""
 
     content_id_convention: ContentIdConvention = ContentIdConvention.GENERIC
     """``axinom``: ``[skd://]<key id GUID>[:<IV hex>]`` (gives the key id);
     ``verimatrix``: strip ``skd://`` and ``?query``; ``generic``: the part after
     ``?``, else the last path segment."""
+    application_certificate: Secret | None = None
+    """The FairPlay application certificate (DER or PEM) by reference (``file:fps.cer``);
+    unset, the elected backend's ``fairplay_certificate_url`` serves it."""
 
 
 class FairPlayInspector:
@@ -41,6 +48,23 @@ class FairPlayInspector:
         settings = config.section("challenge.fairplay", FairPlaySettings)
         if settings is not None:
             self.settings = settings
+            if settings.application_certificate is not None:
+                self._serve_certificate(config, settings.application_certificate)
+
+    @staticmethod
+    def _serve_certificate(config: ConfigContext, reference: Secret) -> None:
+        path = "challenge.fairplay.application_certificate"
+        try:
+            certificate = _load_certificate(reference.value)
+        except ValueError:
+            config.error(path, f"{reference.reference} is not an X.509 certificate (DER or PEM)")
+            return
+        if certificate.not_valid_after_utc.timestamp() < config.services.clock.time():
+            config.warn(
+                path, f"the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
+            )
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        config.serve_certificate(DrmSystem.FAIRPLAY, der, path)
 
     @hookimpl
     def proxy_inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo | None:
@@ -57,3 +81,9 @@ class FairPlayInspector:
                 ),
             )
         return None
+
+
+def _load_certificate(data: bytes) -> x509.Certificate:
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)

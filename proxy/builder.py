@@ -84,6 +84,7 @@ def build_pipeline(
         cleanup_contexts=config.cleanup_contexts,
         warnings=config.warnings,
         request_headers=tuple(config.request_headers),
+        certificates=dict(config.certificates),
     )
 
 

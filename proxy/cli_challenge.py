@@ -135,7 +135,7 @@ def _hint(drm: DrmSystem, args: argparse.Namespace) -> str:
     )
 
 
-def add_challenge_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_challenge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``license-proxy challenge`` on the command's subparsers."""
     parser = sub.add_parser(
         "challenge", help="write a synthetic challenge for trying a backend (e.g. the sandbox)"

@@ -278,6 +278,7 @@ class ConfigContext:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)
     request_headers: list[str] = field(default_factory=list)
+    certificates: dict[DrmSystem, bytes] = field(default_factory=dict)
     _claimed: set[str] = field(default_factory=set)
 
     @property
@@ -347,6 +348,15 @@ class ConfigContext:
         so that CORS preflights allow browsers to send it."""
         if name not in self.request_headers:
             self.request_headers.append(name)
+
+    def serve_certificate(self, drm: DrmSystem, certificate: bytes, path: str) -> None:
+        """Serve ``certificate`` (read at ``path`` of the config) on ``GET /v1/certificates/{drm}``
+        and ``GetCertificate`` instead of asking a backend: a FairPlay application certificate,
+        or a Widevine service certificate kept in config."""
+        if drm in self.certificates:
+            self.error(path, f"a {drm.value} certificate is already given elsewhere in the config")
+            return
+        self.certificates[drm] = certificate
 
     def unclaimed(self) -> Iterator[str]:
         """Key paths present in the file that neither the core nor any plugin read."""

@@ -3,6 +3,7 @@
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
 - ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
   methods in the canonical proto3 JSON mapping;
+- ``GET /v1/certificates/{widevine|fairplay}``: the certificate players fetch first;
 - ``GET /healthz``, ``/readyz``, ``/metrics``.
 
 One middleware gives every answer its request id and CORS headers and turns
@@ -30,6 +31,7 @@ from proxy.config import ServerConfig
 from proxy.encoding import parse_key_id
 from proxy.errors import ProxyError, Reason
 from proxy.http_access import loggable_path
+from proxy.http_certificates import certificate_response
 from proxy.http_cors import Cors
 from proxy.http_problems import (
     RequestTimeout,
@@ -75,6 +77,7 @@ class HttpBridge:
         self.app.router.add_post("/v1/licenses/{drm}", self.license_raw)
         self.app.router.add_post("/v1/license:acquire", self.license_json)
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
+        self.app.router.add_get("/v1/certificates/{drm}", self.certificate)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
         self.app.router.add_get("/metrics", self.metrics)
@@ -266,6 +269,21 @@ class HttpBridge:
         )
         info = await pipeline.inspect_only(model)
         return _json_response(convert.inspect_response(info, request[REQUEST_ID]))
+
+    async def certificate(self, request: web.Request) -> web.Response:
+        """``GET /v1/certificates/{drm}``: the Widevine service certificate or the FairPlay
+        application certificate (:mod:`proxy.certificates`)."""
+        pipeline = self._pipeline()
+        model = LicenseRequest(
+            challenge=b"",
+            content_id=request.query.get("content_id") or None,
+            client=self._client(request, pipeline.server),
+            transport="http",
+            headers=request.headers,
+            query=request.query,
+            request_id=request[REQUEST_ID],
+        )
+        return await certificate_response(pipeline, request, model)
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Alive."""

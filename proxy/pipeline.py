@@ -32,6 +32,7 @@ from proxy.logs import request_id_var
 from proxy.model import (
     LICENSE_CONTENT_TYPES,
     ChallengeInfo,
+    DrmSystem,
     LicenseRequest,
     LicenseResult,
     Principal,
@@ -62,6 +63,8 @@ class Pipeline:
     log: LogConfig = field(default_factory=LogConfig)
     request_headers: tuple[str, ...] = ()
     """Request headers plugins read (CORS preflights allow them)."""
+    certificates: dict[DrmSystem, bytes] = field(default_factory=dict)
+    """Certificates given in config, served instead of a backend's (:mod:`proxy.certificates`)."""
     in_flight: int = 0
 
     def __post_init__(self) -> None:

@@ -83,8 +83,8 @@ def find_token(
         if value:
             return value
     if settings.cookie:
-        value = cookie_value(request.headers, settings.cookie)
-        if value:
+        cookie = cookie_value(request.headers, settings.cookie)
+        if cookie:
             origin = request.headers.get("origin")
             if origin is not None and origin not in origins:
                 raise ProxyError(
@@ -92,7 +92,7 @@ def find_token(
                     "a token cookie is not accepted from this web page's origin "
                     "(server.cors.allow_origins)",
                 )
-            return value
+            return cookie
     if authorization:
         raise ProxyError(Reason.TOKEN_MALFORMED, "the Authorization header is not a Bearer token")
     return None
