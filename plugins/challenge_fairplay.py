@@ -3,7 +3,7 @@
 Config (optional)::
 
     [challenge.fairplay]
-    content_id_convention = "generic"   # or "axinom", "verimatrix"
+    content_id_convention = "generic"   # or one a vendor package registers: "axinom", "verimatrix"
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from proxy import ConfigContext, Secret, StrictModel, hookimpl
 from proxy.challenge.common import guarded
 from proxy.challenge.fairplay import (
     DRM,
+    GENERIC,
     ContentIdConvention,
     looks_like_fairplay,
     parse_fairplay,
@@ -26,10 +27,11 @@ class FairPlaySettings(StrictModel):
     """``[challenge.fairplay]``: how key URIs and asset ids name the content, and the
     application certificate players fetch from ``GET /v1/certificates/fairplay``."""
 
-    content_id_convention: ContentIdConvention = ContentIdConvention.GENERIC
-    """``axinom``: ``[skd://]<key id GUID>[:<IV hex>]`` (gives the key id);
-    ``verimatrix``: strip ``skd://`` and ``?query``; ``generic``: the part after
-    ``?``, else the last path segment."""
+    content_id_convention: str = GENERIC.name
+    """The name of a registered convention: the core's ``generic`` (the part after
+    ``?``, else the last path segment), or a vendor package's (``axinom``:
+    ``[skd://]<key id GUID>[:<IV hex>]``; ``verimatrix``: strip ``skd://`` and
+    ``?query``)."""
     application_certificate: Secret | None = None
     """The FairPlay application certificate (DER or PEM) by reference (``file:fps.cer``);
     unset, the elected backend's ``fairplay_certificate_url`` serves it."""
@@ -40,16 +42,29 @@ class FairPlayInspector:
     ``{"spc"}`` JSON when undetected."""
 
     def __init__(self) -> None:
-        self.settings = FairPlaySettings()
+        self.convention: ContentIdConvention = GENERIC
 
     @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
-        """Read ``[challenge.fairplay]``."""
+        """Read ``[challenge.fairplay]``; the convention is looked up among the registered ones."""
         settings = config.section("challenge.fairplay", FairPlaySettings)
-        if settings is not None:
-            self.settings = settings
-            if settings.application_certificate is not None:
-                self._serve_certificate(config, settings.application_certificate)
+        # Looked up even when another key of the section is wrong: every error at once.
+        name = config.get("challenge.fairplay.content_id_convention", GENERIC.name)
+        if not isinstance(name, str):
+            return  # the section's validation reported it
+        convention = config.fairplay_conventions.get(name)
+        if convention is None and name == GENERIC.name:
+            convention = GENERIC
+        if convention is None:
+            known = ", ".join(sorted({GENERIC.name, *config.fairplay_conventions}))
+            config.error(
+                "challenge.fairplay.content_id_convention",
+                f"unknown convention {name!r} (registered: {known})",
+            )
+        elif settings is not None:
+            self.convention = convention
+        if settings is not None and settings.application_certificate is not None:
+            self._serve_certificate(config, settings.application_certificate)
 
     @staticmethod
     def _serve_certificate(config: ConfigContext, reference: Secret) -> None:
@@ -75,9 +90,7 @@ class FairPlayInspector:
             return guarded(
                 DRM,
                 lambda: parse_fairplay(
-                    body,
-                    content_id=ctx.request.content_id,
-                    convention=self.settings.content_id_convention,
+                    body, content_id=ctx.request.content_id, convention=self.convention
                 ),
             )
         return None

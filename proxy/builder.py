@@ -62,6 +62,7 @@ def build_pipeline(
     config = ConfigContext(raw=raw, core=core, base_dir=base_dir, services=services)
     config.errors.extend(errors)
     config.plugin_names = frozenset(host.plugin_names())
+    config.fairplay_conventions = registry.fairplay_conventions
     state = config.section("access.state", StateSettings)
     if state is not None:
         services.state = store_from_settings(state)
@@ -96,3 +97,31 @@ def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
             seen.add(error)
             unique.append(error)
     return unique
+
+
+def installed_vendors(
+    raw: dict[str, Any] | None = None,
+    *,
+    base_dir: Path | None = None,
+    plugins: Iterable[Any] = (),
+    load_entrypoints: bool = True,
+) -> VendorRegistry:
+    """The vendors the plugins of ``raw`` register (its ``[plugins]`` section honoured),
+    without building a pipeline: what the sandbox, ``license-proxy plugins`` and the
+    vendor test matrix list. ``raw`` defaults to the embedded default.
+
+    :raises ConfigError: when a plugin can't be loaded or fails to register.
+    """
+    raw = embedded_default() if raw is None else raw
+    core, _ = validate_core(raw, base_dir or Path.cwd())
+    host = PluginHost(
+        blocked=core.plugins.blocked,
+        modules=core.plugins.modules,
+        plugins=plugins,
+        load_entrypoints=load_entrypoints,
+    )
+    registry = VendorRegistry()
+    errors = host.register_vendors(registry.register) + registry.errors
+    if errors:
+        raise ConfigError(errors)
+    return registry

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from proxy.certificate_routes import CertificateRoutes
+from proxy.challenge.fairplay import ContentIdConvention
 from proxy.cidr import CidrSet
 from proxy.drm import DrmSystem
 from proxy.errors import ConfigError, Reason
@@ -265,6 +266,8 @@ class ConfigContext:
     :ivar backend_names: the configured ``[backends.NAME]`` names.
     :ivar backend_drm_systems: the DRM systems each valid backend's vendor serves.
     :ivar plugin_names: every loaded plugin's name.
+    :ivar fairplay_conventions: the FairPlay content id conventions by name (the
+        core's ``generic`` and those the vendor packages register).
     """
 
     raw: dict[str, Any]
@@ -274,6 +277,7 @@ class ConfigContext:
     backend_names: frozenset[str] = frozenset()
     plugin_names: frozenset[str] = frozenset()
     backend_drm_systems: dict[str, frozenset[DrmSystem]] = field(default_factory=dict)
+    fairplay_conventions: Mapping[str, ContentIdConvention] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)

@@ -40,7 +40,8 @@ def test_the_core_never_imports_a_plugin(path):
         assert module != "plugins" and not module.startswith("plugins."), f"{path}:{line}"
 
 
-BUILT_INS = [p for p in sources("plugins") if "vendors" not in p.relative_to(ROOT).parts]
+#: The built-ins, and the vendor package the tests install as an outside team's would be.
+BUILT_INS = sources("plugins") + sources("tests/data/acmevendor")
 
 
 @pytest.mark.parametrize("path", BUILT_INS, ids=lambda p: str(p.relative_to(ROOT)))
@@ -55,3 +56,31 @@ def test_the_public_check_tells_kit_from_core():
     assert _is_public("proxy.challenge.widevine") and _is_public("proxy.testing.emulator")
     assert not _is_public("proxy.config") and not _is_public("proxy.upstream.client")
     assert not _is_public("proxy.policy.strictness") and not _is_public("proxy.pipeline")
+
+
+#: What a vendor package's emulator and sandbox wiring (test support) may use, and its
+#: adapter may not: a network client or server. Adapters translate; the core sends.
+NETWORK = ("aiohttp", "socket", "http.client", "urllib.request", "requests", "httpx", "grpc")
+ADAPTER_CODE = [
+    p
+    for p in sources("plugins/vendors") + sources("tests/data/acmevendor")
+    if p.stem not in ("emulator", "sandbox")
+]
+
+
+@pytest.mark.parametrize("path", ADAPTER_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_vendor_adapter_never_imports_a_network_client(path):
+    for line, module in imports(path):
+        private_client = module.startswith("proxy.upstream") or module.startswith("proxy.testing")
+        network = any(module == n or module.startswith(n + ".") for n in NETWORK)
+        assert not (network or private_client), f"{path}:{line} imports {module}"
+
+
+def test_every_vendor_is_one_package_with_its_sandbox_wiring():
+    vendors = ROOT / "plugins" / "vendors"
+    packages = [p for p in vendors.iterdir() if p.is_dir() and p.name != "__pycache__"]
+    assert packages and not (ROOT / "proxy" / "emulators").exists()
+    assert sorted(p.name for p in vendors.glob("*.py")) == ["__init__.py"]
+    for package in packages:
+        assert (package / "__init__.py").is_file() and (package / "adapter.py").is_file()
+        assert (package / "sandbox.py").is_file(), f"{package.name} has no sandbox wiring"
