@@ -53,6 +53,7 @@ lint: $(STAMP) $(BUF)
 	$(BUF) lint protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

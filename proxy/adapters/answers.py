@@ -14,10 +14,10 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
-from proxy.adapters.call import UpstreamResponse
 from proxy.adapters.vendor_errors import bad_response, vendor_error
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem
+from proxy.upstream.messages import UpstreamResponse
 
 #: PlayReady fault status codes that mean the server failed, not that it refused.
 PLAYREADY_SERVER_FAULTS = frozenset({"0x8004C600"})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from proxy.model import ChallengeInfo, Principal, RequestContext
@@ -50,22 +49,3 @@ class VendorLicense:
     content_type: str | None = None
     key_ids: tuple[bytes, ...] = ()
     vendor_metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class UpstreamRequest:
-    """An HTTP request for the core to send to a vendor."""
-
-    url: str
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    method: str = "POST"
-
-
-@dataclass(slots=True)
-class UpstreamResponse:
-    """A vendor's HTTP answer, read completely (within the size limit)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes

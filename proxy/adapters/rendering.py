@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from proxy.model import DrmSystem, key_id_uuid
+from proxy.drm import DrmSystem, key_id_uuid
 from proxy.policy import (
     DEFAULT_TRACK,
     RESTRICTION,

@@ -9,9 +9,9 @@ import logging
 import re
 from collections.abc import Iterable, Mapping
 
-from proxy.adapters.call import UpstreamResponse
 from proxy.errors import ProxyError, Reason
 from proxy.upstream import retry_after_seconds
+from proxy.upstream.messages import UpstreamResponse
 
 #: The logger vendor bodies go to (scrubbed), for the operator.
 log = logging.getLogger("plugins.vendors")
