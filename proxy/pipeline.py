@@ -120,13 +120,15 @@ class Pipeline:
             )
         if not challenge:
             raise ProxyError(Reason.CHALLENGE_INVALID, "the challenge is empty")
-        if looks_like_init_data(challenge):
-            raise ProxyError(
-                Reason.CHALLENGE_INVALID,
-                f"this is {describe_format(challenge)}, not a license challenge: the CDM "
-                "makes its challenge from it (license-proxy inspect reads init data)",
-            )
-        info = await self.host.inspect_challenge(ctx)
+        try:
+            info = await self.host.inspect_challenge(ctx)
+        except ProxyError as error:
+            # Only on the way out, so a license request never pays for the sniff.
+            if error.reason is Reason.CHALLENGE_INVALID and looks_like_init_data(challenge):
+                raise _init_data_refusal(challenge) from None
+            raise
+        if info is None and looks_like_init_data(challenge):
+            raise _init_data_refusal(challenge)
         if info is None:
             if request.drm_system is not None:
                 raise ProxyError(
@@ -279,6 +281,14 @@ class Pipeline:
         if histogram is None:
             histogram = _LATENCY_HISTOGRAMS[transport] = metrics.REQUEST_SECONDS.labels(transport)
         histogram.observe(time.monotonic() - ctx.started)
+
+
+def _init_data_refusal(challenge: bytes) -> ProxyError:
+    return ProxyError(
+        Reason.CHALLENGE_INVALID,
+        f"this is {describe_format(challenge)}, not a license challenge: the CDM "
+        "makes its challenge from it (license-proxy inspect reads init data)",
+    )
 
 
 #: Every pipeline of the process (a reload briefly runs two): the in-flight gauge
