@@ -44,6 +44,7 @@ def proxy_config_file(folder: Path) -> Path:
     """The embedded default with ephemeral ports and no access log."""
     text = (ROOT / "proxy" / "default.toml").read_text()
     text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
+    text = text.replace("port = 8081", "port = 0")
     path = folder / "bench.toml"
     path.write_text(text + "\n[log]\naccess = false\n")
     return path
