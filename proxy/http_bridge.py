@@ -1,8 +1,8 @@
 """The HTTP bridge: the same pipeline for players and services that can't speak gRPC.
 
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
-- ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
-  methods in the canonical proto3 JSON mapping;
+- ``POST /v1/license:acquire``, ``POST /v1/challenge:inspect`` and
+  ``POST /v1/certificate:get``: the gRPC methods in the canonical proto3 JSON mapping;
 - ``GET /v1/certificates/{widevine|fairplay}``: the certificate players fetch first;
 - ``GET /healthz``, ``/readyz``, and ``/metrics`` only when ``server.http.metrics`` says so
   (it is served on the admin listener, :mod:`proxy.admin.api`).
@@ -26,7 +26,7 @@ from google.protobuf.descriptor import Descriptor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
-from proxy import convert
+from proxy import certificates, convert
 from proxy.clientaddr import normalize_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.encoding import parse_key_id
@@ -79,6 +79,7 @@ class HttpBridge:
         self.app.router.add_post("/v1/license:acquire", self.license_json)
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
         self.app.router.add_get("/v1/certificates/{drm}", self.certificate)
+        self.app.router.add_post("/v1/certificate:get", self.certificate_json)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
         if server.http.metrics:
@@ -288,6 +289,21 @@ class HttpBridge:
             request_id=request[REQUEST_ID],
         )
         return await certificate_response(pipeline, request, model)
+
+    async def certificate_json(self, request: web.Request) -> web.Response:
+        """``POST /v1/certificate:get``: ``GetCertificate`` in the proto3 JSON mapping."""
+        message = await self._json_message(request, pb.GetCertificateRequest())
+        pipeline = self._pipeline()
+        model = LicenseRequest(
+            challenge=b"",
+            client=self._client(request, pipeline.server),
+            transport="http",
+            headers=request.headers,
+            request_id=request[REQUEST_ID],
+        )
+        model = certificates.request_from_proto(message, model)
+        certificate = await certificates.fetch_certificate(pipeline, model)
+        return _json_response(certificates.response_to_proto(certificate, request[REQUEST_ID]))
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Alive."""
