@@ -30,6 +30,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.http_problems import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
+from proxy.shutdown import Drain
 
 log = logging.getLogger("proxy.grpc")
 
@@ -102,8 +103,9 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every unary call of the proxy's service: caller facts in, statuses out."""
 
-    def __init__(self, pipeline: Callable[[], Pipeline]) -> None:
+    def __init__(self, pipeline: Callable[[], Pipeline], drain: Drain | None = None) -> None:
         self._pipeline = pipeline
+        self._drain = drain or Drain()
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -148,7 +150,8 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             caller = _caller.set(Caller(pipeline, headers, peer, client_ip, trusted, request_id))
             token = request_id_var.set(request_id)
             try:
-                return await behavior(request, context)
+                async with self._drain.request():
+                    return await behavior(request, context)
             except ProxyError as error:
                 await context.abort_with_status(error_status(error, request_id))
                 raise  # abort_with_status raises; this line is never reached
@@ -220,10 +223,12 @@ def server_options(server: ServerConfig) -> list[tuple[str, int]]:
 class GrpcServer:
     """The grpc.aio server with the proxy, health and reflection services."""
 
-    def __init__(self, pipeline: Callable[[], Pipeline], server: ServerConfig) -> None:
+    def __init__(
+        self, pipeline: Callable[[], Pipeline], server: ServerConfig, drain: Drain | None = None
+    ) -> None:
         self._config = server
         self.server = grpc.aio.server(
-            interceptors=[CallInterceptor(pipeline)], options=server_options(server)
+            interceptors=[CallInterceptor(pipeline, drain)], options=server_options(server)
         )
         pb_grpc.add_LicenseProxyServiceServicer_to_server(LicenseProxyServicer(), self.server)
         self.health = health.aio.HealthServicer()

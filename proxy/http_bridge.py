@@ -39,6 +39,7 @@ from proxy.http_problems import (
 from proxy.logs import accept_request_id, request_id_var
 from proxy.model import ClientInfo, DrmSystem, LicenseRequest
 from proxy.pipeline import Pipeline
+from proxy.shutdown import Drain
 
 log = logging.getLogger("proxy.http")
 
@@ -60,9 +61,11 @@ class HttpBridge:
         server: ServerConfig,
         *,
         extra_headers: tuple[str, ...] = (),
+        drain: Drain | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._server = server
+        self._drain = drain or Drain()
         # CORS follows the pipeline serving now, so a reload can change it.
         self._cors_for: tuple[Pipeline | None, Cors] = (None, Cors(server, extra_headers))
         self.raw_limit = server.challenge_limit(None)
@@ -98,7 +101,8 @@ class HttpBridge:
                 response: web.StreamResponse = cors.preflight(request)
             else:
                 try:
-                    response = await handler(request)
+                    async with self._drain.request():
+                        response = await handler(request)
                 except ProxyError as error:
                     response = problem(error, request_id)
                     close_now = isinstance(error, RequestTimeout)

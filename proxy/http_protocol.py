@@ -19,6 +19,7 @@ travel in exactly those headers and query strings, so here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -89,6 +90,23 @@ class ProblemRequestHandler(RequestHandler):
         response.headers["X-Request-Id"] = request_id
         response.force_close()
         return response
+
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
+        """aiohttp's drain of this connection, bounded by ``timeout`` as a whole: aiohttp waits
+        ``timeout`` for the handler, then cancels it and waits ``timeout`` again. Requests
+        in flight are answered at the shutdown deadline (:mod:`proxy.shutdown`), so this
+        only cuts a handler that ignored its cancellation."""
+        if timeout is None:
+            await super().shutdown(timeout)
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await super().shutdown(timeout)
+        except TimeoutError:
+            log.warning("an HTTP request did not end within the shutdown grace; connection closed")
+            if self._task_handler is not None:
+                self._task_handler.cancel()
+            self.force_close()
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's "Unhandled exception" lines: a client's broken body, met again while

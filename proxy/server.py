@@ -17,6 +17,7 @@ from proxy.http_access import RedactingAccessLogger
 from proxy.http_bridge import HttpBridge
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
 from proxy.pipeline import Pipeline
+from proxy.shutdown import ANSWER_MARGIN, CLOSE_MARGIN, Drain
 
 log = logging.getLogger("proxy.server")
 
@@ -66,6 +67,7 @@ class ProxyApp:
         self._pipeline_stacks: dict[int, AsyncExitStack] = {}
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self.drain = Drain()
         self.grpc: GrpcServer | None = None
         self.runner: web.AppRunner | None = None
         self.grpc_port = 0
@@ -90,7 +92,7 @@ class ProxyApp:
         server = self.pipeline.server
         await self._start_pipeline(self.pipeline)
         try:
-            self.grpc = GrpcServer(self.current, server)
+            self.grpc = GrpcServer(self.current, server, self.drain)
             await self.grpc.start()
             self.grpc_port = self.grpc.port
             bridge = HttpBridge(
@@ -98,6 +100,7 @@ class ProxyApp:
                 lambda: self.ready,
                 server,
                 extra_headers=self.pipeline.request_headers,
+                drain=self.drain,
             )
             install_log_filters()
             self.runner = ProxyAppRunner(
@@ -105,7 +108,7 @@ class ProxyApp:
                 handle_signals=False,
                 access_log_class=RedactingAccessLogger,
                 access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
-                shutdown_timeout=server.shutdown_grace,
+                shutdown_timeout=server.shutdown_grace + ANSWER_MARGIN,
                 **runner_options(server),
             )
             await self.runner.setup()
@@ -114,6 +117,7 @@ class ProxyApp:
             self.http_port = self.runner.addresses[0][1]
         except BaseException:
             await self.stop()
+            log.info("stopped")
             raise
         self.ready = True
         log.info(
@@ -125,7 +129,12 @@ class ProxyApp:
         )
 
     async def stop(self) -> None:
-        """Readiness off, then both listeners drain within the grace period, then resources close."""
+        """Readiness off, then both listeners drain within the grace period, then resources close.
+
+        Requests still in flight when the grace runs out are answered with a typed error
+        (:mod:`proxy.shutdown`); the whole stop takes at most ``shutdown_delay +
+        shutdown_grace`` plus the two margins of :mod:`proxy.shutdown`.
+        """
         self.ready = False
         server = self.pipeline.server
         if self.grpc is not None:
@@ -133,16 +142,21 @@ class ProxyApp:
         if server.shutdown_delay and self.runner is not None:
             await asyncio.sleep(server.shutdown_delay)
         grace = server.shutdown_grace
+        self.drain.begin(grace)
         stops = []
         if self.grpc is not None:
-            stops.append(self.grpc.stop(grace))
+            stops.append(self.grpc.stop(grace + ANSWER_MARGIN))
         if self.runner is not None:
             stops.append(self.runner.cleanup())
         await asyncio.gather(*stops, return_exceptions=True)
         self.grpc = None
         self.runner = None
-        for key in list(self._pipeline_stacks):
-            await self._pipeline_stacks.pop(key).aclose()
+        try:
+            async with asyncio.timeout(CLOSE_MARGIN):
+                for key in list(self._pipeline_stacks):
+                    await self._pipeline_stacks.pop(key).aclose()
+        except TimeoutError:
+            log.warning("resources still closing after %g s were left to the exit", CLOSE_MARGIN)
         self._stopped.set()
 
     async def reload(self) -> bool:
@@ -203,3 +217,4 @@ class ProxyApp:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
             await self.stop()
+            log.info("stopped")
