@@ -168,6 +168,7 @@ class ProxyApp:
         build or start that fails for any reason leaves the running config.
         """
         if self.rebuild is None:
+            log.warning("reload refused: this proxy was started without a config to read again")
             return False
         async with self._reload_lock:
             try:

@@ -190,9 +190,10 @@ class Sandbox:
         return "\n".join(lines)
 
 
-async def _serve(raw: dict[str, Any], base_dir: Any) -> int:
-    from proxy.builder import build_pipeline
+async def _serve(raw: dict[str, Any], base_dir: Any, config: str | None = None) -> int:
+    from proxy.builder import build_pipeline, load_config
     from proxy.errors import ConfigError
+    from proxy.pipeline import Pipeline
     from proxy.server import ProxyApp
 
     sandbox = await Sandbox().start()
@@ -209,7 +210,13 @@ async def _serve(raw: dict[str, Any], base_dir: Any) -> int:
             print("--sandbox serves on loopback listeners only", file=sys.stderr)
             return 2
         print(sandbox.describe(), file=sys.stderr, flush=True)
-        await ProxyApp(pipeline).serve_forever()
+
+        def rebuild() -> Pipeline:
+            # SIGHUP: the file read again, routed to the same running emulators.
+            fresh, fresh_base = load_config(config) if config is not None else (raw, base_dir)
+            return build_pipeline(sandbox.config(fresh), base_dir=fresh_base)
+
+        await ProxyApp(pipeline, rebuild=rebuild).serve_forever()
     finally:
         await sandbox.stop()
     return 0
@@ -230,7 +237,7 @@ def serve_sandbox(config: str | None) -> int:
     log = raw.get("log", {}) if isinstance(raw.get("log"), dict) else {}
     setup_logging(str(log.get("level", "INFO")), str(log.get("format", "text")))
     try:
-        return asyncio.run(_serve(raw, base_dir))
+        return asyncio.run(_serve(raw, base_dir, config))
     except OSError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
