@@ -10,7 +10,7 @@ anything else into INTERNAL. No handler aborts by itself.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,6 +27,7 @@ from proxy import convert
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
+from proxy.grpc_limits import check_metadata, message_ceiling, metadata_ceiling
 from proxy.http_problems import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
@@ -75,12 +76,23 @@ def _internal_status(method: str, request_id: str) -> grpc.Status:
     return error_status(error, request_id)
 
 
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
-    return {
-        key.lower(): value
-        for key, value in (context.invocation_metadata() or ())
-        if isinstance(value, str)
-    }
+def _metadata(pairs: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
+    return {key.lower(): value for key, value in pairs if isinstance(value, str)}
+
+
+def parse_request(deserialize: Callable[[bytes], Any], raw: bytes, method: str) -> Any:
+    """The request message from its wire bytes; bytes that are no such message (random
+    bytes, a truncated varint, invalid UTF-8 in a string field) are REQUEST_INVALID,
+    logged as one warning without the input."""
+    try:
+        return deserialize(raw)
+    except Exception as exc:
+        log.warning(
+            "%s: the request is not a valid protobuf message (%s)", method, type(exc).__name__
+        )
+        raise ProxyError(
+            Reason.REQUEST_INVALID, f"the request is not a valid {method} request message"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,19 +139,28 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             or not method.startswith(f"/{SERVICE_NAME}/")
         ):
             return handler
+        # The request is parsed in the wrapper, not by grpc: a message that does not
+        # parse is then REQUEST_INVALID with ErrorInfo, not UNKNOWN with a traceback.
         wrapped = grpc.unary_unary_rpc_method_handler(
-            self._wrap(method.rsplit("/", 1)[-1], cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
+            self._wrap(
+                method.rsplit("/", 1)[-1],
+                cast(Behavior, handler.unary_unary),
+                handler.request_deserializer,
+            ),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = wrapped
         return wrapped
 
-    def _wrap(self, name: str, behavior: Behavior) -> Behavior:
+    def _wrap(
+        self, name: str, behavior: Behavior, deserialize: Callable[[bytes], Any] | None
+    ) -> Behavior:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             pipeline = self._pipeline()
             server = pipeline.server
-            headers = _metadata(context)
+            pairs = context.invocation_metadata() or ()
+            headers = _metadata(pairs)
             peer = grpc_peer_ip(context.peer())
             client_ip, trusted = resolve_client_ip(peer, headers, server)
             # A trusted proxy's request id is believed even when it forwards an outside
@@ -151,6 +172,9 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             token = request_id_var.set(request_id)
             try:
                 async with self._drain.request():
+                    check_metadata(pairs)
+                    if deserialize is not None:
+                        request = parse_request(deserialize, request, name)
                     return await behavior(request, context)
             except ProxyError as error:
                 await context.abort_with_status(error_status(error, request_id))
@@ -209,13 +233,12 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
 
 def server_options(server: ServerConfig) -> list[tuple[str, int]]:
     """Transport limits raised above ours, so oversize inputs meet our reason codes."""
-    largest_message = server.challenge_limit(None) + server.max_token_bytes + 64 * 1024
-    metadata = max(64 * 1024, 2 * server.max_token_bytes + 16 * 1024)
+    metadata = metadata_ceiling(server)
     return [
-        ("grpc.max_receive_message_length", largest_message * 2),
+        ("grpc.max_receive_message_length", message_ceiling(server)),
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ("grpc.max_metadata_size", metadata),
-        ("grpc.absolute_max_metadata_size", metadata * 2),
+        ("grpc.absolute_max_metadata_size", metadata),
         ("grpc.so_reuseport", 0),
     ]
 

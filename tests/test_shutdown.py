@@ -11,12 +11,20 @@ from pathlib import Path
 
 import aiohttp
 import grpc
+import pytest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
+from proxy.builder import build_pipeline
 from proxy.challenge import samples
+from proxy.errors import ProxyError, Reason
+from proxy.server import ProxyApp
+from proxy.shutdown import Drain
+from proxy.testing import proxy_config
 from proxy.testing.sandbox import Sandbox
 from proxy.tokens import development_token
+from tests.conftest import clearkey_request
+from tests.plugins.slow import Hold
 from tests.process_support import default_toml, listening, start, stop, toml_table
 from tests.test_transports import grpc_error
 
@@ -125,3 +133,58 @@ async def test_sigterm_answers_requests_in_flight_with_a_typed_error_and_exits_w
         if process is not None:
             await stop(process)
         await sandbox.stop()
+
+
+async def test_a_request_arriving_after_the_deadline_is_cut_at_once():
+    drain = Drain()
+    drain.begin(0)
+    with pytest.raises(ProxyError) as cut:
+        async with drain.request():
+            await asyncio.sleep(30)
+    assert cut.value.reason == Reason.UPSTREAM_TIMEOUT
+    assert cut.value.retry_after is not None
+    assert drain.in_flight == 0
+
+
+async def test_a_cancellation_that_is_not_the_drains_stays_a_cancellation():
+    drain = Drain()
+    entered = asyncio.Event()
+
+    async def request() -> None:
+        async with drain.request():
+            entered.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(request())
+    await entered.wait()
+    task.cancel()  # the client went away: nobody is left to answer
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert drain.in_flight == 0
+
+
+async def test_requests_in_flight_in_process_are_answered_at_the_deadline(dev_token):
+    pipeline = build_pipeline(proxy_config({"server": {"shutdown_grace": 0.5}}), plugins=[Hold()])
+    app = ProxyApp(pipeline)
+    await app.start()
+    url = f"http://127.0.0.1:{app.http_port}"
+    async with aiohttp.ClientSession() as http:
+
+        async def held() -> tuple[int, dict]:
+            async with http.post(
+                f"{url}/v1/licenses/clearkey",
+                data=clearkey_request(KID),
+                headers={"Authorization": f"Bearer {dev_token()}", "x-hold": "30"},
+            ) as response:
+                return response.status, json.loads(await response.read())
+
+        call = asyncio.create_task(held())
+        for _ in range(600):
+            if app.drain.in_flight:
+                break
+            await asyncio.sleep(0.01)
+        await app.stop()
+        status, problem = await call
+    assert status == 504
+    assert problem["reason"] == "UPSTREAM_TIMEOUT"
+    assert problem["metadata"] == {"cause": "shutdown"}
