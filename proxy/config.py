@@ -114,12 +114,19 @@ class ServerConfig(StrictModel):
     """How long an HTTP connection may stay open with no request under way. It also
     bounds how long a request's headers may take to arrive (aiohttp's keepalive
     timeout, counted from the connection's opening or the previous answer)."""
+    header_timeout: Duration = 5.0
+    """How long a request's headers may take to arrive, from its first byte; a request
+    still in its headers then is answered 408 and the connection closed (slow-header
+    attacks). The wait for a next request on an idle connection is ``http_idle_timeout``."""
+    max_connections_per_client: int = Field(default=128, ge=0)
+    """Open HTTP connections one client address may hold (0: no cap); one more is answered
+    429 and closed. Addresses in ``trusted_proxies`` are exempt (they carry many clients)."""
     request_id_header: str = "x-request-id"
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""
 
-    @field_validator("request_read_timeout", "http_idle_timeout")
+    @field_validator("request_read_timeout", "http_idle_timeout", "header_timeout")
     @classmethod
     def _positive_timeout(cls, value: float) -> float:
         if value <= 0:

@@ -32,6 +32,7 @@ from proxy.errors import ProxyError, Reason
 from proxy.http_access import loggable_path
 from proxy.http_cors import Cors
 from proxy.http_problems import (
+    ClientGone,
     RequestTimeout,
     problem,
     transport_error,
@@ -179,6 +180,10 @@ class HttpBridge:
                     chunks.append(chunk)
         except TimeoutError:
             raise RequestTimeout(seconds) from None
+        except ConnectionError:
+            # The client went away mid-body: its doing, and nobody is left to answer.
+            log.debug("the client closed the connection before its request body arrived")
+            raise ClientGone() from None
         except (web.RequestPayloadError, HttpProcessingError):
             # A Content-Encoding that does not decode, broken chunked framing, a body cut
             # short: aiohttp's message quotes the input, so it is not passed on.

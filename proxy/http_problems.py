@@ -51,6 +51,16 @@ class RequestTimeout(ProxyError):
         )
 
 
+class ClientGone(ProxyError):
+    """The client closed the connection before its request body arrived: REQUEST_INVALID
+    (never INTERNAL: it is the client's doing), though nobody is left to read the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            Reason.REQUEST_INVALID, "the connection closed before the request body arrived"
+        )
+
+
 def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
     if exc.status == 413:
         return ProxyError(Reason.CHALLENGE_TOO_LARGE, "the request body is too large"), 413
@@ -61,4 +71,11 @@ def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
     return ProxyError(Reason.REQUEST_INVALID, exc.reason or "bad request"), exc.status
 
 
-__all__ = ["PROBLEM_TYPE", "RequestTimeout", "problem", "retry_after_seconds", "transport_error"]
+__all__ = [
+    "PROBLEM_TYPE",
+    "ClientGone",
+    "RequestTimeout",
+    "problem",
+    "retry_after_seconds",
+    "transport_error",
+]

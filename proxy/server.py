@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from proxy.connlimits import ConnectionLimits
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_access import RedactingAccessLogger
@@ -30,6 +31,8 @@ RESTART_ONLY = (
     "max_token_bytes",
     "http_idle_timeout",
     "shutdown_grace",
+    "header_timeout",
+    "max_connections_per_client",
 )
 
 
@@ -109,6 +112,7 @@ class ProxyApp:
                 access_log_class=RedactingAccessLogger,
                 access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
                 shutdown_timeout=server.shutdown_grace + ANSWER_MARGIN,
+                limits=ConnectionLimits(server),
                 **runner_options(server),
             )
             await self.runner.setup()
