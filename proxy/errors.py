@@ -37,6 +37,7 @@ class Reason(StrEnum):
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
     STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+    KEY_SOURCE_UNAVAILABLE = "KEY_SOURCE_UNAVAILABLE"
     BACKEND_NOT_CONFIGURED = "BACKEND_NOT_CONFIGURED"
     INTERNAL = "INTERNAL"
 
@@ -91,6 +92,7 @@ _STATUS: dict[Reason, tuple[grpc.StatusCode, int]] = {
     Reason.UPSTREAM_TIMEOUT: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     Reason.STATE_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
     Reason.DEPENDENCY_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
+    Reason.KEY_SOURCE_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
     Reason.BACKEND_NOT_CONFIGURED: _INTERNAL,
     Reason.INTERNAL: _INTERNAL,
 }
@@ -123,6 +125,7 @@ _TITLES = {
     Reason.UPSTREAM_TIMEOUT: "The DRM vendor did not answer in time",
     Reason.STATE_UNAVAILABLE: "Shared state unavailable",
     Reason.DEPENDENCY_UNAVAILABLE: "A service the proxy depends on is unavailable",
+    Reason.KEY_SOURCE_UNAVAILABLE: "The token issuer's keys can't be fetched yet",
     Reason.BACKEND_NOT_CONFIGURED: "No backend configured",
     Reason.INTERNAL: "Internal error",
 }
