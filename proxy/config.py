@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 
+from proxy import config_messages
 from proxy.cidr import CidrSet
 from proxy.drm import DrmSystem
 from proxy.errors import ConfigError
@@ -206,22 +207,15 @@ def format_loc(loc: tuple[Any, ...], prefix: str = "") -> str:
     return path or "(top level)"
 
 
-def _message(error: dict[str, Any]) -> str:
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "missing required key"
-    message = str(error.get("msg", "invalid value"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    return message
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``."""
-    return [(format_loc(tuple(e["loc"]), prefix), _message(dict(e))) for e in exc.errors()]
+def validation_errors(
+    exc: ValidationError, prefix: str, model: Any = None
+) -> list[tuple[str, str]]:
+    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``; ``model``
+    (what was validated) lets an unknown key's message suggest the key it resembles."""
+    return [
+        (format_loc(tuple(e["loc"]), prefix), config_messages.message(dict(e), model))
+        for e in exc.errors()
+    ]
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -295,7 +289,7 @@ class ConfigContext:
         try:
             return model.model_validate(value, context={BASE_DIR_CONTEXT_KEY: self.base_dir})
         except ValidationError as exc:
-            self.errors.extend(validation_errors(exc, path))
+            self.errors.extend(validation_errors(exc, path, model))
             return None
 
     def validate(self, path: str, model: type[M] | TypeAdapter[Any], value: Any) -> Any:
@@ -307,7 +301,8 @@ class ConfigContext:
                 return model.validate_python(value, context=context)
             return model.model_validate(value, context=context)
         except ValidationError as exc:
-            self.errors.extend(validation_errors(exc, path))
+            validated = getattr(model, "_type", None) if isinstance(model, TypeAdapter) else model
+            self.errors.extend(validation_errors(exc, path, validated))
             return None
 
     def error(self, path: str, message: str) -> None:
@@ -333,6 +328,11 @@ class ConfigContext:
         if name not in self.request_headers:
             self.request_headers.append(name)
 
+    @property
+    def claimed(self) -> frozenset[str]:
+        """Every key path some plugin (or the core) reads."""
+        return frozenset(self._claimed | set(CORE_SECTIONS))
+
     def unclaimed(self) -> Iterator[str]:
         """Key paths present in the file that neither the core nor any plugin read."""
         claimed = self._claimed | set(CORE_SECTIONS)
@@ -352,8 +352,20 @@ class ConfigContext:
 
 def validate_core(raw: dict[str, Any], base_dir: Path) -> tuple[CoreConfig, list[tuple[str, str]]]:
     """Validate the core sections; on errors return the defaults beside the errors."""
-    core_raw = {k: raw[k] for k in CORE_SECTIONS if k in raw}
-    try:
-        return CoreConfig.model_validate(core_raw, context={BASE_DIR_CONTEXT_KEY: base_dir}), []
-    except ValidationError as exc:
-        return CoreConfig(), validation_errors(exc, "")
+    # Section by section: a mistake in [server] must not hide [plugins] (whose modules
+    # decide which other sections are known) nor [log].
+    errors: list[tuple[str, str]] = []
+    valid: dict[str, Any] = {}
+    models: dict[str, type[StrictModel]] = {
+        "server": ServerConfig,
+        "plugins": PluginsConfig,
+        "log": LogConfig,
+    }
+    for name, model in models.items():
+        if name not in raw:
+            continue
+        try:
+            valid[name] = model.model_validate(raw[name], context={BASE_DIR_CONTEXT_KEY: base_dir})
+        except ValidationError as exc:
+            errors += validation_errors(exc, name, model)
+    return CoreConfig(**valid), errors
