@@ -29,6 +29,7 @@ from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
 from proxy.grpc_limits import check_metadata, message_ceiling, metadata_ceiling
 from proxy.http_problems import retry_after_seconds
+from proxy.listeners import listen_error
 from proxy.logs import accept_request_id, request_id_var
 from proxy.pipeline import Pipeline
 from proxy.shutdown import Drain
@@ -265,9 +266,11 @@ class GrpcServer:
         try:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise OSError(f"gRPC cannot listen on {address}: {exc}") from None
+            raise listen_error("gRPC", server.grpc.host, server.grpc.port, exc) from None
         if self.port == 0:
-            raise OSError(f"gRPC cannot listen on {address}")
+            raise listen_error(
+                "gRPC", server.grpc.host, server.grpc.port, OSError("grpc could not bind")
+            )
 
     async def start(self) -> None:
         """Start serving and report SERVING on the health service."""

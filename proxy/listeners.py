@@ -3,6 +3,7 @@ listener wanted it and which key (or flag) moves it."""
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from typing import Any
 
@@ -65,10 +66,17 @@ def listen_error(listener: str, host: str, port: int, cause: BaseException) -> O
     to change (``listener`` is ``"gRPC"`` or ``"HTTP"``)."""
     key, flag = LISTENER_KEYS[listener]
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    reason = getattr(cause, "strerror", None) or str(cause)
+    code = getattr(cause, "errno", None)
+    if code == errno.EADDRINUSE:
+        reason = "the port is already in use"
+    elif code == errno.EACCES:
+        reason = "permission denied (ports below 1024 need privileges)"
+    elif code == errno.EADDRNOTAVAIL:
+        reason = "no interface of this machine has that address"
+    else:
+        reason = "the port is in use, or the address is not this machine's"
     return OSError(
-        f"the {listener} listener cannot bind {where} ({reason}; is the port in use?): "
-        f"change {key} in the config, or pass {flag}"
+        f"the {listener} listener cannot bind {where}: {reason}; change {key} or pass {flag}"
     )
 
 

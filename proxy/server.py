@@ -17,6 +17,7 @@ from proxy.grpc_server import GrpcServer
 from proxy.http_access import RedactingAccessLogger
 from proxy.http_bridge import HttpBridge
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
+from proxy.listeners import listen_error
 from proxy.pipeline import Pipeline
 from proxy.shutdown import ANSWER_MARGIN, CLOSE_MARGIN, Drain
 
@@ -117,7 +118,10 @@ class ProxyApp:
             )
             await self.runner.setup()
             site = web.TCPSite(self.runner, server.http.host, server.http.port, reuse_port=False)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_error("HTTP", server.http.host, server.http.port, exc) from None
             self.http_port = self.runner.addresses[0][1]
         except BaseException:
             await self.stop()
