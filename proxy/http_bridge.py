@@ -12,6 +12,7 @@ every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -320,6 +321,53 @@ def _field_path(descriptor: Descriptor, names: list[str]) -> str | None:
     return ".".join(path) or None
 
 
+_UNKNOWN_FIELD = re.compile(r'has no field named "(.*?)" at "([\w.]*)"')
+
+
+def _unknown_field_text(descriptor: Descriptor, name: str, parents: list[str]) -> str:
+    """Where the unknown field sits, and the defined field it resembles, naming the client's
+    field only then: protobuf takes an array's items for keys, so the "name" may be a value
+    (a token), and only a near-miss of a defined name is safe to write back."""
+    where = _field_path(descriptor, parents) if parents else None
+    holder: Descriptor | None = descriptor
+    for parent in parents:
+        field = holder.fields_by_name.get(parent) if holder is not None else None
+        if field is None and holder is not None:
+            field = holder.fields_by_camelcase_name.get(parent)
+        holder = field.message_type if field is not None else None
+    inside = f" in {where}" if where else ""
+    if holder is None:
+        return (
+            f"the body is not a valid message: it has a field{inside} the message does not define"
+        )
+    defined = [f.json_name for f in holder.fields]
+    close = _resembling(name, holder)
+    if close is not None:
+        return (
+            f"the body is not a valid message: unknown field {name!r}{inside} "
+            f"(did you mean {close!r}?)"
+        )
+    return (
+        f"the body is not a valid message: it has a field the message does not define{inside} "
+        f"(its fields: {', '.join(defined)})"
+    )
+
+
+def _resembling(name: str, holder: Descriptor) -> str | None:
+    """The JSON name of the defined field ``name`` is a near-miss of, if any."""
+    lowered = name.lower()
+    for field in holder.fields:
+        for spelling in (field.json_name, field.name):
+            if len(lowered) >= 2 and (
+                spelling.lower().startswith(lowered) or lowered.startswith(spelling.lower())
+            ):
+                return field.json_name
+    spellings = {f.name: f.json_name for f in holder.fields}
+    spellings.update({f.json_name: f.json_name for f in holder.fields})
+    close = difflib.get_close_matches(name, list(spellings), n=1, cutoff=0.75)
+    return spellings[close[0]] if close else None
+
+
 def _parse_error_text(exc: Exception, descriptor: Descriptor) -> str:
     """A fixed sentence naming at most the schema field at fault: protobuf's messages quote
     the values and keys the client sent, which may be a token."""
@@ -330,6 +378,9 @@ def _parse_error_text(exc: Exception, descriptor: Descriptor) -> str:
     text = str(exc)
     if text.startswith("Failed to load JSON"):
         return "the body is not valid JSON"
+    unknown = _UNKNOWN_FIELD.search(text)
+    if unknown is not None:
+        return _unknown_field_text(descriptor, unknown[1], unknown[2].split(".")[1:])
     if "has no field named" in text:
         return "the body is not a valid message: it has a field the message does not define"
     path = _field_path(descriptor, _FAILED_FIELD.findall(text))
