@@ -43,7 +43,7 @@ COM_KEY = os.urandom(32)
 
 def _emulator_main() -> None:
     """Run the Axinom emulator until killed, printing its URL on standard output."""
-    from proxy.emulators import axinom
+    from plugins.vendors.axinom import emulator as axinom
     from proxy.testing.emulator import start_emulator
 
     key = os.environ["BENCH_COM_KEY"]

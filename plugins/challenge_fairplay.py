@@ -3,7 +3,7 @@
 Config (optional)::
 
     [challenge.fairplay]
-    content_id_convention = "generic"   # or "axinom", "verimatrix"
+    content_id_convention = "generic"   # or one a vendor package registers: "axinom", "verimatrix"
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from proxy import ConfigContext, StrictModel, hookimpl
 from proxy.challenge.common import guarded
 from proxy.challenge.fairplay import (
     DRM,
+    GENERIC,
     ContentIdConvention,
     looks_like_fairplay,
     parse_fairplay,
@@ -22,10 +23,11 @@ from proxy.model import ChallengeInfo, DrmSystem, RequestContext
 class FairPlaySettings(StrictModel):
     """``[challenge.fairplay]``: how key URIs and asset ids name the content."""
 
-    content_id_convention: ContentIdConvention = ContentIdConvention.GENERIC
-    """``axinom``: ``[skd://]<key id GUID>[:<IV hex>]`` (gives the key id);
-    ``verimatrix``: strip ``skd://`` and ``?query``; ``generic``: the part after
-    ``?``, else the last path segment."""
+    content_id_convention: str = GENERIC.name
+    """The name of a registered convention: the core's ``generic`` (the part after
+    ``?``, else the last path segment), or a vendor package's (``axinom``:
+    ``[skd://]<key id GUID>[:<IV hex>]``; ``verimatrix``: strip ``skd://`` and
+    ``?query``)."""
 
 
 class FairPlayInspector:
@@ -33,14 +35,27 @@ class FairPlayInspector:
     ``{"spc"}`` JSON when undetected."""
 
     def __init__(self) -> None:
-        self.settings = FairPlaySettings()
+        self.convention: ContentIdConvention = GENERIC
 
     @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
-        """Read ``[challenge.fairplay]``."""
+        """Read ``[challenge.fairplay]``; the convention is looked up among the registered ones."""
         settings = config.section("challenge.fairplay", FairPlaySettings)
-        if settings is not None:
-            self.settings = settings
+        # Looked up even when another key of the section is wrong: every error at once.
+        name = config.get("challenge.fairplay.content_id_convention", GENERIC.name)
+        if not isinstance(name, str):
+            return  # the section's validation reported it
+        convention = config.fairplay_conventions.get(name)
+        if convention is None and name == GENERIC.name:
+            convention = GENERIC
+        if convention is None:
+            known = ", ".join(sorted({GENERIC.name, *config.fairplay_conventions}))
+            config.error(
+                "challenge.fairplay.content_id_convention",
+                f"unknown convention {name!r} (registered: {known})",
+            )
+        elif settings is not None:
+            self.convention = convention
 
     @hookimpl
     def proxy_inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo | None:
@@ -51,9 +66,7 @@ class FairPlayInspector:
             return guarded(
                 DRM,
                 lambda: parse_fairplay(
-                    body,
-                    content_id=ctx.request.content_id,
-                    convention=self.settings.content_id_convention,
+                    body, content_id=ctx.request.content_id, convention=self.convention
                 ),
             )
         return None

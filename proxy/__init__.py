@@ -15,6 +15,8 @@ outside team's plugin may use (a test holds them to it). Everything else under
   :class:`ChallengeInfo`, :class:`Principal`, :class:`LicenseResult`...;
 - shared services: :class:`Services` (clock, upstream client, state store) and
   the state operations (:class:`UseOp`, :class:`SessionOp`, :class:`RateOp`);
+- the admin API's view of plugins: :class:`StatusBoard` (``services.status``),
+  :class:`KeySourceStatus`, :class:`SessionDirectory`, :class:`SessionInfo`;
 - addresses and encodings: :class:`CidrSet`, :func:`parse_network`,
   :func:`b64url_encode`, :func:`parse_key_id`...;
 - vendor adapters: :class:`VendorSpec`, :class:`VendorCall`,
@@ -66,6 +68,12 @@ from proxy.state import (  # noqa: E402
     StateUnavailable,
     UseOp,
 )
+from proxy.statusboard import (  # noqa: E402
+    KeySourceStatus,
+    SessionDirectory,
+    SessionInfo,
+    StatusBoard,
+)
 from proxy.upstream import UpstreamSettings  # noqa: E402
 from proxy.vendors import (  # noqa: E402
     BackendSettings,
@@ -93,6 +101,7 @@ __all__ = [
     "DrmSystem",
     "Duration",
     "EffectivePolicy",
+    "KeySourceStatus",
     "LicenseRequest",
     "LicenseResult",
     "Op",
@@ -109,10 +118,13 @@ __all__ = [
     "Seconds",
     "Secret",
     "Services",
+    "SessionDirectory",
+    "SessionInfo",
     "SessionMode",
     "SessionOp",
     "StateStore",
     "StateUnavailable",
+    "StatusBoard",
     "StrictModel",
     "TrackRules",
     "TrackType",
@@ -134,4 +146,108 @@ __all__ = [
     "read_network_file",
     "resolve_secret",
     "validation_errors",
+]
+
+# The adapter kit (proxy.adapters) and what adapters need besides it.
+# isort: split
+from proxy.adapters.answers import (  # noqa: E402
+    PLAYREADY_SERVER_FAULTS,
+    check_license,
+    check_playready_answer,
+    check_widevine_answer,
+    json_object,
+    playready_fault_error,
+    soap_fault,
+)
+from proxy.adapters.prepare import capped, check_window, prepare  # noqa: E402
+from proxy.adapters.rendering import (  # noqa: E402
+    LICENSE_FIELDS,
+    RENEWAL_FIELDS,
+    TRACK_FIELDS,
+    Rendering,
+    config_gaps,
+    renders_nothing,
+    request_gaps,
+    restricts,
+)
+from proxy.adapters.sandbox import VendorSandbox  # noqa: E402
+from proxy.adapters.vendor_errors import (  # noqa: E402
+    bad_response,
+    header_metadata,
+    json_message,
+    log_vendor_body,
+    scrub,
+    status_error,
+    vendor_error,
+    vendor_message,
+)
+from proxy.adapters.widevine import (  # noqa: E402
+    TRANSIENT_STATUSES as WIDEVINE_TRANSIENT_STATUSES,
+)
+from proxy.adapters.widevine import WIDEVINE as WIDEVINE_RENDERING  # noqa: E402
+from proxy.adapters.widevine import policy_overrides as widevine_policy_overrides  # noqa: E402
+from proxy.adapters.widevine import track_selection as widevine_track_selection  # noqa: E402
+from proxy.adapters.wire import (  # noqa: E402
+    OCTET_STREAM,
+    PLAYREADY_CONTENT_TYPE,
+    PLAYREADY_SOAP_ACTION,
+    b64,
+    b64decode_any,
+    fairplay_content_id,
+    guid,
+    json_bytes,
+    key_material,
+    widevine_content_id,
+)
+from proxy.challenge.fairplay import ContentId, ContentIdConvention  # noqa: E402
+from proxy.upstream import retry_after_seconds  # noqa: E402
+from proxy.vendors import LocalAdapter, TranslatingAdapter  # noqa: E402
+
+__all__ += [
+    "LICENSE_FIELDS",
+    "OCTET_STREAM",
+    "PLAYREADY_CONTENT_TYPE",
+    "PLAYREADY_SERVER_FAULTS",
+    "PLAYREADY_SOAP_ACTION",
+    "RENEWAL_FIELDS",
+    "TRACK_FIELDS",
+    "WIDEVINE_RENDERING",
+    "WIDEVINE_TRANSIENT_STATUSES",
+    "ContentId",
+    "ContentIdConvention",
+    "LocalAdapter",
+    "Rendering",
+    "TranslatingAdapter",
+    "VendorSandbox",
+    "b64",
+    "b64decode_any",
+    "bad_response",
+    "capped",
+    "check_license",
+    "check_playready_answer",
+    "check_widevine_answer",
+    "check_window",
+    "config_gaps",
+    "fairplay_content_id",
+    "guid",
+    "header_metadata",
+    "json_bytes",
+    "json_message",
+    "json_object",
+    "key_material",
+    "log_vendor_body",
+    "playready_fault_error",
+    "prepare",
+    "renders_nothing",
+    "request_gaps",
+    "restricts",
+    "retry_after_seconds",
+    "scrub",
+    "soap_fault",
+    "status_error",
+    "vendor_error",
+    "vendor_message",
+    "widevine_content_id",
+    "widevine_policy_overrides",
+    "widevine_track_selection",
 ]

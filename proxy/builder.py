@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import config_messages
+from proxy.admin.settings import AdminConfig
 from proxy.config import ConfigContext, load_toml, validate_core
 from proxy.errors import ConfigError
 from proxy.listeners import listener_conflicts
@@ -67,10 +68,13 @@ def build_pipeline(
     config = ConfigContext(raw=raw, core=core, base_dir=base_dir, services=services)
     config.errors.extend(errors)
     config.plugin_names = frozenset(host.plugin_names())
+    config.fairplay_conventions = registry.fairplay_conventions
     state = config.section("access.state", StateSettings)
     if state is not None:
         services.state = store_from_settings(state)
         config.add_cleanup_ctx(store_lifetime(services.state))
+    admin = config.section("admin", AdminConfig) if "admin" in raw else None
+    config.claim("admin")
     backends = registry.configure_backends(config)
     config.backend_names = frozenset(backends) | frozenset(config.get("backends", {}) or {})
     config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}
@@ -93,6 +97,7 @@ def build_pipeline(
         cleanup_contexts=config.cleanup_contexts,
         warnings=config.warnings,
         request_headers=tuple(config.request_headers),
+        admin=admin,
     )
 
 
@@ -104,3 +109,31 @@ def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
             seen.add(error)
             unique.append(error)
     return unique
+
+
+def installed_vendors(
+    raw: dict[str, Any] | None = None,
+    *,
+    base_dir: Path | None = None,
+    plugins: Iterable[Any] = (),
+    load_entrypoints: bool = True,
+) -> VendorRegistry:
+    """The vendors the plugins of ``raw`` register (its ``[plugins]`` section honoured),
+    without building a pipeline: what the sandbox, ``license-proxy plugins`` and the
+    vendor test matrix list. ``raw`` defaults to the embedded default.
+
+    :raises ConfigError: when a plugin can't be loaded or fails to register.
+    """
+    raw = embedded_default() if raw is None else raw
+    core, _ = validate_core(raw, base_dir or Path.cwd())
+    host = PluginHost(
+        blocked=core.plugins.blocked,
+        modules=core.plugins.modules,
+        plugins=plugins,
+        load_entrypoints=load_entrypoints,
+    )
+    registry = VendorRegistry()
+    errors = host.register_vendors(registry.register) + registry.errors
+    if errors:
+        raise ConfigError(errors)
+    return registry

@@ -98,7 +98,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     print("\ncalling order (idle plugins left out):")
     for hook in HOOKS:
         print(f"  {hook}: {', '.join(pipeline.host.implementations(hook)) or '-'}")
+    _print_vendors(args.config)
     return 0
+
+
+def _print_vendors(config: str | None) -> None:
+    """The vendors the plugins registered: what ``[backends.NAME] vendor`` may name."""
+    from proxy.builder import installed_vendors
+
+    raw, base_dir = load_config(config)
+    registry = installed_vendors(raw, base_dir=base_dir)
+    print("vendors:")
+    for name, spec in sorted(registry.specs.items()):
+        drms = ", ".join(sorted(drm.value for drm in spec.drm_systems))
+        extras = ["sandbox"] if spec.sandbox is not None else []
+        extras += [f"fairplay convention {c.name}" for c in spec.fairplay_conventions]
+        more = f"; {', '.join(extras)}" if extras else ""
+        print(f"  {name}  ({drms}{more}): {spec.description}")
 
 
 def _claim_value(text: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from proxy import config_messages
+from proxy.challenge.fairplay import ContentIdConvention
 from proxy.cidr import CidrSet
 from proxy.drm import DrmSystem
 from proxy.errors import ConfigError
@@ -62,6 +63,14 @@ class ListenerConfig(StrictModel):
             return False
 
 
+class HttpListenerConfig(ListenerConfig):
+    """``[server.http]``: the player-facing HTTP listener."""
+
+    metrics: bool = False
+    """Also serve ``GET /metrics`` here. Off by default: it names backends and counts
+    denials per rule, which players need not read; ``[admin]`` serves it instead."""
+
+
 class CorsConfig(StrictModel):
     """Cross-origin access for browser players (preflight included)."""
 
@@ -86,7 +95,7 @@ class ServerConfig(StrictModel):
     """``[server]``: listeners, trust, limits, CORS and timeouts."""
 
     grpc: ListenerConfig = ListenerConfig(port=50051)
-    http: ListenerConfig = ListenerConfig(port=8080)
+    http: HttpListenerConfig = HttpListenerConfig(port=8080)
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
         default_factory=list
     )
@@ -123,6 +132,10 @@ class ServerConfig(StrictModel):
     """Open HTTP connections one client address may hold (0: no cap); one more is answered
     429 and closed. Addresses in ``trusted_proxies`` are exempt (they carry many clients)."""
     request_id_header: str = "x-request-id"
+    dry_run_claim: str | None = Field(default=None, min_length=1)
+    """A token claim that lets a caller ask for dry runs (``dry_run = true``) when it is
+    ``true`` in the verified token. Trusted callers (``trusted_proxies``) may always; every
+    other dry run is REQUEST_INVALID, since its answer shows the whole decision trace."""
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""
@@ -244,6 +257,8 @@ class ConfigContext:
     :ivar backend_names: the configured ``[backends.NAME]`` names.
     :ivar backend_drm_systems: the DRM systems each valid backend's vendor serves.
     :ivar plugin_names: every loaded plugin's name.
+    :ivar fairplay_conventions: the FairPlay content id conventions by name (the
+        core's ``generic`` and those the vendor packages register).
     """
 
     raw: dict[str, Any]
@@ -253,6 +268,7 @@ class ConfigContext:
     backend_names: frozenset[str] = frozenset()
     plugin_names: frozenset[str] = frozenset()
     backend_drm_systems: dict[str, frozenset[DrmSystem]] = field(default_factory=dict)
+    fairplay_conventions: Mapping[str, ContentIdConvention] = field(default_factory=dict)
     errors: list[tuple[str, str]] = field(default_factory=list)
     warnings: list[tuple[str, str]] = field(default_factory=list)
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)

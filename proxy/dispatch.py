@@ -3,8 +3,9 @@ adapters through the upstream client, failing over on outages only.
 
 A backend that can't serve the request is skipped before anything is sent: one
 that does not serve the DRM (its vendor doesn't, or its settings give no URL
-for it), and one whose adapter can't render a rule of the request's policy
-(:class:`~proxy.vendors.PolicyNotRenderable`).
+for it), and one that can't render a rule of the request's policy, as its
+vendor's declared renderings say (:class:`~proxy.adapters.PolicyNotRenderable`,
+from :func:`~proxy.adapters.prepare`, which runs for every call).
 
 Widevine service-certificate requests are answered from a per-backend cache
 when the backend's ``service_certificate_cache`` allows it: the certificate is
@@ -21,6 +22,7 @@ from dataclasses import dataclass, replace
 from typing import cast
 
 from proxy import metrics
+from proxy.adapters.prepare import prepare
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
@@ -173,6 +175,11 @@ class Dispatcher:
                 )
             call = VendorCall(ctx, ctx.challenge, principal, policy, name)
             try:
+                # The never-looser check runs here for every backend, whatever its adapter
+                # does: the adapter's own prepare() then returns this result.
+                call.license = prepare(
+                    call, backend.rendering(drm), backend.spec.name, self.services.clock.time()
+                )
                 vendor_license = await self._call(backend, call)
             except PolicyNotRenderable as error:
                 # Nothing was sent: another backend may carry the rule.

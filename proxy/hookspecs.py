@@ -132,23 +132,28 @@ def proxy_configure(config: ConfigContext) -> None:
 
 @spec(Rule.STARTUP)
 def proxy_register_vendors(register: Callable[[VendorSpec], None]) -> None:
-    """Register vendor adapters: a name, a settings model and an adapter factory.
+    """Register vendor packages: a name, a settings model, an adapter factory, and
+    what the adapter renders, its sandbox wiring and its FairPlay conventions.
 
     Called once at start, before backends are validated: each
-    ``[backends.NAME]`` section names its adapter with ``vendor = "..."``
-    and is validated with that adapter's settings model.
+    ``[backends.NAME]`` section names its vendor with ``vendor = "..."``
+    and is validated with that vendor's settings model. A vendor that declares
+    no rendering for a DRM renders nothing there: every restricting policy rule
+    served through it fails the start (``docs/vendors.md``).
 
     Rule: all (sync, at start)
 
-    :param register: call it with a :class:`proxy.vendors.VendorSpec` for
-        each adapter this plugin provides.
+    :param register: call it with a :class:`proxy.VendorSpec` for each vendor
+        this plugin provides.
 
     Example::
 
         @hookimpl
         def proxy_register_vendors(register):
             register(VendorSpec(name="acme", settings=AcmeSettings, adapter=AcmeAdapter,
-                                drm_systems=frozenset({DrmSystem.WIDEVINE})))
+                                drm_systems=frozenset({DrmSystem.WIDEVINE}),
+                                renderings={DrmSystem.WIDEVINE: WIDEVINE_RENDERING},
+                                sandbox=make_sandbox))
     """
 
 

@@ -3,7 +3,8 @@
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
 - ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
   methods in the canonical proto3 JSON mapping;
-- ``GET /healthz``, ``/readyz``, ``/metrics``.
+- ``GET /healthz``, ``/readyz``, and ``/metrics`` only when ``server.http.metrics`` says so
+  (it is served on the admin listener, :mod:`proxy.admin.api`).
 
 One middleware gives every answer its request id and CORS headers and turns
 every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
@@ -82,7 +83,8 @@ class HttpBridge:
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
-        self.app.router.add_get("/metrics", self.metrics)
+        if server.http.metrics:
+            self.app.router.add_get("/metrics", self.metrics)
 
     # -- middleware ------------------------------------------------------------------
 
@@ -216,7 +218,9 @@ class HttpBridge:
         try:
             key_ids = tuple(parse_key_id(k) for k in request.query.getall("key_id", ()))
         except ValueError:
-            raise ProxyError(Reason.REQUEST_INVALID, "key_id is not a key id") from None
+            raise ProxyError(
+                Reason.REQUEST_INVALID, "key_id is not a key id", field="key_id"
+            ) from None
         model = LicenseRequest(
             challenge=body,
             drm_system=drm,
@@ -239,8 +243,8 @@ class HttpBridge:
         try:
             json_format.Parse(body.decode("utf-8"), message)
         except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-            detail = _parse_error_text(exc, message.DESCRIPTOR)
-            raise ProxyError(Reason.REQUEST_INVALID, detail) from None
+            detail, field = _parse_error_text(exc, message.DESCRIPTOR)
+            raise ProxyError(Reason.REQUEST_INVALID, detail, field=field) from None
         return message
 
     async def license_json(self, request: web.Request) -> web.Response:
@@ -305,10 +309,12 @@ def _json_response(message: Any) -> web.Response:
 _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
 
 
-def _field_path(descriptor: Descriptor, names: list[str]) -> str | None:
-    """``client.ipAddress`` when every name is a field of the schema (its proto or JSON
-    name), else None: only names the schema defines are ever written back."""
-    path = []
+def _field_path(descriptor: Descriptor, names: list[str]) -> tuple[str, str] | None:
+    """``("client.ipAddress", "client.ip_address")`` (JSON and proto paths) when every name is
+    a field of the schema (its proto or JSON name), else None: only names the schema
+    defines are ever written back."""
+    json_path = []
+    proto_path = []
     current: Descriptor | None = descriptor
     for name in names:
         if current is None:
@@ -316,40 +322,51 @@ def _field_path(descriptor: Descriptor, names: list[str]) -> str | None:
         field = current.fields_by_name.get(name) or current.fields_by_camelcase_name.get(name)
         if field is None:
             return None
-        path.append(field.json_name)
+        json_path.append(field.json_name)
+        proto_path.append(field.name)
         current = field.message_type
-    return ".".join(path) or None
+    if not json_path:
+        return None
+    return ".".join(json_path), ".".join(proto_path)
 
 
 _UNKNOWN_FIELD = re.compile(r'has no field named "(.*?)" at "([\w.]*)"')
 
 
-def _unknown_field_text(descriptor: Descriptor, name: str, parents: list[str]) -> str:
+def _unknown_field_text(
+    descriptor: Descriptor, name: str, parents: list[str]
+) -> tuple[str, str | None]:
     """Where the unknown field sits, and the defined field it resembles, naming the client's
     field only then: protobuf takes an array's items for keys, so the "name" may be a value
-    (a token), and only a near-miss of a defined name is safe to write back."""
-    where = _field_path(descriptor, parents) if parents else None
+    (a token), and only a near-miss of a defined name is safe to write back. The second
+    item is the proto path to blame (BadRequest), if any."""
+    paths = _field_path(descriptor, parents) if parents else None
     holder: Descriptor | None = descriptor
     for parent in parents:
         field = holder.fields_by_name.get(parent) if holder is not None else None
         if field is None and holder is not None:
             field = holder.fields_by_camelcase_name.get(parent)
         holder = field.message_type if field is not None else None
-    inside = f" in {where}" if where else ""
+    inside = f" in {paths[0]}" if paths else ""
+    parent_path = paths[1] if paths else None
     if holder is None:
         return (
-            f"the body is not a valid message: it has a field{inside} the message does not define"
+            f"the body is not a valid message: it has a field the message does not define{inside}",
+            parent_path,
         )
-    defined = [f.json_name for f in holder.fields]
     close = _resembling(name, holder)
     if close is not None:
+        blamed = f"{parent_path}.{name}" if parent_path else name
         return (
             f"the body is not a valid message: unknown field {name!r}{inside} "
-            f"(did you mean {close!r}?)"
+            f"(did you mean {close!r}?)",
+            blamed,
         )
+    defined = ", ".join(f.json_name for f in holder.fields)
     return (
         f"the body is not a valid message: it has a field the message does not define{inside} "
-        f"(its fields: {', '.join(defined)})"
+        f"(its fields: {defined})",
+        parent_path,
     )
 
 
@@ -368,22 +385,25 @@ def _resembling(name: str, holder: Descriptor) -> str | None:
     return spellings[close[0]] if close else None
 
 
-def _parse_error_text(exc: Exception, descriptor: Descriptor) -> str:
-    """A fixed sentence naming at most the schema field at fault: protobuf's messages quote
-    the values and keys the client sent, which may be a token."""
+def _parse_error_text(exc: Exception, descriptor: Descriptor) -> tuple[str, str | None]:
+    """A fixed sentence naming at most the schema field at fault, and that field's proto path:
+    protobuf's messages quote the values and keys the client sent, which may be a token."""
     if isinstance(exc, UnicodeDecodeError):
-        return "the body is not UTF-8"
+        return "the body is not UTF-8", None
     if isinstance(exc, RecursionError):
-        return "the body is nested too deeply"
+        return "the body is nested too deeply", None
     text = str(exc)
     if text.startswith("Failed to load JSON"):
-        return "the body is not valid JSON"
+        return "the body is not valid JSON", None
     unknown = _UNKNOWN_FIELD.search(text)
     if unknown is not None:
         return _unknown_field_text(descriptor, unknown[1], unknown[2].split(".")[1:])
     if "has no field named" in text:
-        return "the body is not a valid message: it has a field the message does not define"
+        return "the body is not a valid message: it has a field the message does not define", None
     path = _field_path(descriptor, _FAILED_FIELD.findall(text))
     if path is not None:
-        return f"the body is not a valid message: field {path} has a value of the wrong form"
-    return "the body is not a valid message"
+        return (
+            f"the body is not a valid message: field {path[0]} has a value of the wrong form",
+            path[1],
+        )
+    return "the body is not a valid message", None

@@ -4,99 +4,44 @@ An adapter is a pure translator: from (challenge, principal, policy, backend
 settings) it builds the upstream HTTP request, and from the upstream response
 it makes a license or a typed error. The core owns the network. A *local*
 adapter (ClearKey) answers by itself instead. Both register through
-``proxy_register_vendors`` with a :class:`VendorSpec`.
+``proxy_register_vendors`` with a :class:`VendorSpec`, which also carries what
+else the vendor's package brings: its sandbox wiring (emulator, fresh keys,
+backend section) and its FairPlay content-id conventions.
 
-Two optional adapter members let the core judge a backend before it is called:
+The core judges a backend before it is called, from the vendor's declarations:
 
-- ``drm_systems``: the DRM systems this configured backend serves (those its
-  settings give a URL for), a subset of its vendor's; the dispatcher skips a
-  backend for the others, so the policy's next backend gets the request.
-- ``policy_gaps(policy, drm)``: the rules of a configured policy that the adapter
-  can't put in its vendor request for ``drm`` (:class:`PolicyGap`). At start, a gap
-  that would make the license looser than the policy is a config error, any other
-  a warning. At request time an adapter raises :class:`PolicyNotRenderable` for a
-  rule it can't render (one a trusted claim added), and the dispatcher tries the
-  policy's next backend.
+- ``adapter.drm_systems`` (optional): the DRM systems this configured backend
+  serves (those its settings give a URL for), a subset of its vendor's; the
+  dispatcher skips a backend for the others, so the policy's next backend gets
+  the request.
+- ``VendorSpec.renderings``: what the adapter renders per DRM
+  (:class:`~proxy.adapters.Rendering`). Declaring nothing means rendering
+  nothing. At start, a rule of a configured policy the backend can't render is a
+  config error when the license would be looser without it, a warning otherwise
+  (:func:`check_policies`); per request, the dispatcher refuses a rule a trusted
+  claim added (:class:`~proxy.adapters.PolicyNotRenderable`) and tries the
+  policy's next backend. ``policy_enforced_by_vendor`` on a backend hands the
+  rules of the DRMs it names to the vendor account's own configuration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 
-from proxy.config import ConfigContext, Duration, StrictModel
-from proxy.errors import ProxyError, Reason
-from proxy.model import ChallengeInfo, DrmSystem, Principal, RequestContext
-from proxy.policy import EffectivePolicy, Policy
-
-
-class BackendSettings(StrictModel):
-    """Settings every ``[backends.NAME]`` section has; adapters extend this model."""
-
-    vendor: str
-    description: str = ""
-    timeout: Duration = 10.0
-    """Total seconds for one upstream call (bounded by the caller's deadline)."""
-    connect_timeout: Duration = 3.0
-    max_response_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
-
-
-@dataclass(slots=True)
-class VendorCall:
-    """One request as an adapter sees it."""
-
-    ctx: RequestContext
-    challenge: ChallengeInfo
-    principal: Principal
-    policy: EffectivePolicy
-    backend: str
-
-    @property
-    def key_ids(self) -> tuple[bytes, ...]:
-        """The key ids asked for (challenge, else request hints)."""
-        return self.ctx.key_ids
-
-    @property
-    def content_id(self) -> str | None:
-        """The content id (request, else challenge)."""
-        return self.ctx.content_id
-
-    @property
-    def request_id(self) -> str:
-        """The proxy's request id, sent to the vendor as a correlation id."""
-        return self.ctx.request_id
-
-
-@dataclass(slots=True)
-class VendorLicense:
-    """What an adapter returns: the raw bytes the CDM takes, and facts to keep."""
-
-    license: bytes
-    content_type: str | None = None
-    key_ids: tuple[bytes, ...] = ()
-    vendor_metadata: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class UpstreamRequest:
-    """An HTTP request for the core to send to a vendor."""
-
-    url: str
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    method: str = "POST"
-
-
-@dataclass(slots=True)
-class UpstreamResponse:
-    """A vendor's HTTP answer, read completely (within the size limit)."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+from proxy.adapters.call import VendorCall, VendorLicense
+from proxy.adapters.prepare import PolicyNotRenderable
+from proxy.adapters.rendering import PolicyGap, Rendering, config_gaps, renders_nothing
+from proxy.adapters.sandbox import VendorSandbox
+from proxy.adapters.settings import BackendSettings
+from proxy.challenge.fairplay import GENERIC, ContentIdConvention
+from proxy.config import ConfigContext
+from proxy.model import DrmSystem
+from proxy.policy import Policy
+from proxy.upstream.messages import UpstreamRequest, UpstreamResponse
 
 
 @runtime_checkable
@@ -122,50 +67,13 @@ class TranslatingAdapter(Protocol):
 
 
 AdapterFactory = Callable[[str, Any, Any], LocalAdapter | TranslatingAdapter]
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyGap:
-    """A rule of a policy that a backend's adapter can't put in its vendor request.
-
-    :ivar field: the rule's path in the policy (``tracks.HD.playready_min_security_level``).
-    :ivar drm: the DRM it can't be rendered for.
-    :ivar error: True when leaving it out would make the license looser than the
-        policy (a start-up error); False when nothing is loosened (a warning).
-    :ivar why: what the operator can do about it, or why it is harmless.
-    """
-
-    field: str
-    drm: DrmSystem
-    error: bool
-    why: str
-
-
-class PolicyNotRenderable(ProxyError):
-    """The request's policy has a rule the backend can't put in its vendor request.
-
-    Refused rather than dropped (``UPSTREAM_REJECTED``, ``vendor_code =
-    POLICY_NOT_RENDERABLE``, the rules in ``policy_fields``); no vendor was asked,
-    so the dispatcher tries the policy's next backend.
-    """
-
-    def __init__(self, backend: str, vendor: str, drm: DrmSystem, fields: Sequence[str]) -> None:
-        super().__init__(
-            Reason.UPSTREAM_REJECTED,
-            f"backend {backend!r} can't enforce {', '.join(fields)} for {drm.value}: "
-            "the license would be looser than the policy",
-            metadata={
-                "backend": backend,
-                "vendor": vendor,
-                "vendor_code": "POLICY_NOT_RENDERABLE",
-                "policy_fields": ",".join(fields),
-            },
-        )
+#: What a vendor renders per DRM: fixed, or a function of a backend's settings.
+Renderings = Mapping[DrmSystem, Rendering] | Callable[[Any], Mapping[DrmSystem, Rendering]]
 
 
 @dataclass(frozen=True, slots=True)
 class VendorSpec:
-    """A vendor adapter as registered through ``proxy_register_vendors``.
+    """A vendor package as registered through ``proxy_register_vendors``.
 
     :param name: what ``[backends.NAME] vendor = "..."`` refers to.
     :param settings: the pydantic model (a :class:`BackendSettings` subclass)
@@ -173,6 +81,18 @@ class VendorSpec:
     :param adapter: ``factory(backend_name, settings, services)`` returning the
         adapter for one configured backend; parse keys here, once.
     :param drm_systems: the DRM systems the adapter serves.
+    :param renderings: what the adapter puts in its vendor request, per DRM
+        (:class:`~proxy.adapters.Rendering`), or a function of a backend's
+        settings returning that. A DRM left out renders nothing: every
+        restricting rule of a policy served for it fails the start, unless the
+        backend sets ``policy_enforced_by_vendor``.
+    :param sandbox: makes the vendor's part of ``--sandbox`` and of the
+        ``vendor_sandbox`` fixture (a :class:`~proxy.adapters.VendorSandbox`: fresh
+        keys, the emulator, the backend section); called only when a sandbox runs,
+        so import the emulator inside it.
+    :param fairplay_conventions: how the vendor's FairPlay key URIs name the
+        content, selectable by name in ``[challenge.fairplay]``.
+    :param description: one line for ``license-proxy plugins`` and the docs.
     """
 
     name: str
@@ -180,6 +100,15 @@ class VendorSpec:
     adapter: AdapterFactory
     drm_systems: frozenset[DrmSystem]
     description: str = ""
+    renderings: Renderings = field(default_factory=dict)
+    sandbox: Callable[[], VendorSandbox] | None = None
+    fairplay_conventions: tuple[ContentIdConvention, ...] = ()
+
+    def declared_renderings(self, settings: BackendSettings) -> Mapping[DrmSystem, Rendering]:
+        """What the adapter renders for a backend with ``settings``, as declared."""
+        if callable(self.renderings):
+            return self.renderings(settings)
+        return self.renderings
 
 
 @dataclass(slots=True)
@@ -196,6 +125,10 @@ class Backend:
     drm_systems: frozenset[DrmSystem] = field(init=False)
     """The DRM systems this backend serves: its vendor's, narrowed by the adapter's own
     ``drm_systems`` (a backend whose ``urls`` leave a DRM out does not serve it)."""
+    renderings: dict[DrmSystem, Rendering] = field(init=False)
+    """What this backend renders per DRM its vendor serves (``VendorSpec.renderings``,
+    with ``policy_enforced_by_vendor`` applied); the start-up check and the
+    dispatcher's per-request check both read it."""
 
     def __post_init__(self) -> None:
         self.local = isinstance(self.adapter, LocalAdapter)
@@ -205,6 +138,15 @@ class Backend:
             if declared is not None
             else self.spec.drm_systems
         )
+        self.renderings = self.settings.effective_renderings(
+            self.spec.name,
+            self.spec.declared_renderings(self.settings),
+            _ordered(self.spec.drm_systems),
+        )
+
+    def rendering(self, drm: DrmSystem) -> Rendering:
+        """What this backend renders for ``drm`` (nothing for a DRM its vendor doesn't serve)."""
+        return self.renderings.get(drm) or renders_nothing(self.spec.name, drm)
 
 
 class VendorRegistry:
@@ -213,13 +155,28 @@ class VendorRegistry:
     def __init__(self) -> None:
         self.specs: dict[str, VendorSpec] = {}
         self.errors: list[tuple[str, str]] = []
+        self.fairplay_conventions: dict[str, ContentIdConvention] = {GENERIC.name: GENERIC}
 
     def register(self, spec: VendorSpec) -> None:
         """Add a vendor spec; a second spec with the same name is a start-up error."""
+        if not isinstance(spec, VendorSpec):
+            self.errors.append(("plugins", f"register() takes a VendorSpec, not {spec!r}"))
+            return
         if spec.name in self.specs:
             self.errors.append(("plugins", f"vendor {spec.name!r} is registered twice"))
             return
         self.specs[spec.name] = spec
+        for convention in spec.fairplay_conventions:
+            if convention.name in self.fairplay_conventions:
+                self.errors.append(
+                    (
+                        "plugins",
+                        f"vendor {spec.name!r} registers the FairPlay content id convention "
+                        f"{convention.name!r}, which is already registered",
+                    )
+                )
+                continue
+            self.fairplay_conventions[convention.name] = convention
 
     def configure_backends(self, config: ConfigContext) -> dict[str, Backend]:
         """Validate every ``[backends.NAME]`` with its vendor's settings and build its adapter."""
@@ -257,7 +214,15 @@ class VendorRegistry:
                     f"vendor {vendor!r} built an adapter with neither issue() nor build_request()",
                 )
                 continue
-            backends[name] = Backend(name, spec, settings, adapter)
+            backend = Backend(name, spec, settings, adapter)
+            if backend.local and settings.policy_enforced_by_vendor:
+                config.error(
+                    f"{path}.policy_enforced_by_vendor",
+                    f"vendor {vendor!r} answers locally: there is no vendor account to "
+                    "enforce the policy",
+                )
+                continue
+            backends[name] = backend
         check_policies(config, backends)
         return backends
 
@@ -268,8 +233,9 @@ def check_policies(config: ConfigContext, backends: Mapping[str, Backend]) -> No
     A rule a backend can't render for a DRM it serves (and the policy may be
     elected for) is an error when the license would be looser without it, a
     warning otherwise; a backend whose settings leave out a DRM its vendor serves
-    is a warning (its requests for that DRM skip it). Policies that don't validate
-    are left to the policy plugin, which reports them.
+    is a warning (its requests for that DRM skip it). Every backend is judged: one
+    whose vendor declares no rendering renders nothing. Policies that don't
+    validate are left to the policy plugin, which reports them.
     """
     raw = config.get("policies", [])
     if not isinstance(raw, list):
@@ -291,12 +257,9 @@ def check_policies(config: ConfigContext, backends: Mapping[str, Backend]) -> No
                     f"backend {name!r} has no {drm.value} URL: {drm.value} requests of "
                     f"policy {policy.name!r} skip it",
                 )
-            gaps_of = getattr(backend.adapter, "policy_gaps", None)
-            if gaps_of is None:
-                continue
             grouped: dict[tuple[str, bool, str], list[str]] = {}
             for drm in _ordered(backend.drm_systems & wanted):
-                for gap in gaps_of(policy, drm):
+                for gap in config_gaps(policy, drm, backend.rendering(drm)):
                     grouped.setdefault((gap.field, gap.error, gap.why), []).append(drm.value)
             for (rule, error, why), drms in grouped.items():
                 path = f"policies[{i}].{rule}"
@@ -309,5 +272,25 @@ def check_policies(config: ConfigContext, backends: Mapping[str, Backend]) -> No
                     config.warn(path, f"{where} does not render this: {why}")
 
 
-def _ordered(drms: set[DrmSystem] | frozenset[DrmSystem]) -> list[DrmSystem]:
-    return [drm for drm in DrmSystem if drm in drms]
+def _ordered(drms: Iterable[DrmSystem]) -> list[DrmSystem]:
+    wanted = frozenset(drms)
+    return [drm for drm in DrmSystem if drm in wanted]
+
+
+__all__ = [
+    "AdapterFactory",
+    "Backend",
+    "BackendSettings",
+    "LocalAdapter",
+    "PolicyGap",
+    "PolicyNotRenderable",
+    "Renderings",
+    "TranslatingAdapter",
+    "UpstreamRequest",
+    "UpstreamResponse",
+    "VendorCall",
+    "VendorLicense",
+    "VendorRegistry",
+    "VendorSpec",
+    "check_policies",
+]

@@ -9,22 +9,16 @@ import uuid
 
 import pytest
 
+from plugins.vendors.axinom.fairplay import CONVENTION as AXINOM
+from plugins.vendors.verimatrix.fairplay import CONVENTION as VERIMATRIX
 from proxy.challenge import samples
-from proxy.challenge.fairplay import (
-    ContentIdConvention,
-    looks_like_fairplay,
-    parse_fairplay,
-    read_content_id,
-)
+from proxy.challenge.fairplay import GENERIC, looks_like_fairplay, parse_fairplay, read_content_id
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
 
 SPC = samples.fairplay_spc()
 GUID = "4060a865-8878-4267-9cbf-91ae5bae1e72"
 KID = uuid.UUID(GUID).bytes
-AXINOM = ContentIdConvention.AXINOM
-VERIMATRIX = ContentIdConvention.VERIMATRIX
-GENERIC = ContentIdConvention.GENERIC
 
 
 def refused(body: bytes, reason: Reason = Reason.CHALLENGE_INVALID, **kwargs) -> str:

@@ -13,13 +13,13 @@ from typing import Any
 import grpc
 import pytest
 
+from plugins.vendors.axinom import emulator as axinom
 from proxy.builder import build_pipeline
 from proxy.challenge import samples
 from proxy.dispatch import ServiceCertificateCache
-from proxy.emulators import axinom, license_facts, start_emulator
 from proxy.errors import ProxyError, Reason
 from proxy.testing import FakeClock, proxy_config
-from proxy.testing.emulator import SERVICE_CERTIFICATE
+from proxy.testing.emulator import SERVICE_CERTIFICATE, license_facts, start_emulator
 from proxy.upstream import CircuitBreaker, CircuitSettings, CircuitState, retry_after_seconds
 from proxy.vendors import UpstreamRequest, VendorLicense
 from tests.test_vendor_integration import grpc_license, http_license
@@ -31,10 +31,10 @@ CHALLENGE = samples.widevine_license_request(key_ids=[KID])
 @pytest.fixture
 async def primary(vendor_sandbox):
     """A second Axinom emulator (same tenant keys) to stand as the failing primary backend."""
-    keys = vendor_sandbox.keys
+    tenant = vendor_sandbox.vendors["axinom"]
     import base64
 
-    app = axinom.make_app(keys.axinom_com_key_id, base64.b64encode(keys.axinom_com_key).decode())
+    app = axinom.make_app(tenant.com_key_id, base64.b64encode(tenant.com_key).decode())
     emulator = await start_emulator(app)
     yield emulator
     await emulator.stop()

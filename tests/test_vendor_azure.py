@@ -29,6 +29,7 @@ from tests.test_vendor_common import (
     SPLIT,
     challenge,
     make_call,
+    policy_gaps,
     response,
 )
 
@@ -248,7 +249,7 @@ def test_max_uses_with_a_token_living_over_an_hour_is_refused_at_config():
 def test_raw_requests_carry_no_policy_so_its_rules_fail_the_config(drm):
     """Regression: raw mode sent only the challenge, dropping every rule silently."""
     raw = adapter(policy_enforced_by_vendor=False)
-    gaps = raw.policy_gaps(Policy.model_validate(SPLIT), drm)
+    gaps = policy_gaps(raw, Policy.model_validate(SPLIT), drm)
     errors = {g.field for g in gaps if g.error}
     assert "allowed_track_types" in errors
     if drm is DrmSystem.PLAYREADY:
@@ -268,8 +269,8 @@ def test_raw_requests_carry_no_policy_so_its_rules_fail_the_config(drm):
 def test_vendor_enforcement_can_be_stated_per_drm():
     partial = adapter(policy_enforced_by_vendor=["playready"])
     policy = Policy.model_validate(RENTAL)
-    assert partial.policy_gaps(policy, DrmSystem.PLAYREADY) == []
-    assert {g.field for g in partial.policy_gaps(policy, DrmSystem.FAIRPLAY)} == {
+    assert policy_gaps(partial, policy, DrmSystem.PLAYREADY) == []
+    assert {g.field for g in policy_gaps(partial, policy, DrmSystem.FAIRPLAY)} == {
         "license.persistent",
         "license.license_duration",
         "license.rental_duration",

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from plugins.vendors import common, rendering, widevine_policy
+import proxy
+from proxy.adapters import widevine
 from proxy.errors import Reason
 from proxy.model import ChallengeInfo, DrmSystem, RequestType
 from proxy.policy import EffectivePolicy, Hdcp, Policy, TrackRules, TrackType
@@ -89,6 +90,11 @@ def challenge(
     return ChallengeInfo(drm, request_type, payload, key_ids=key_ids)
 
 
+def policy_gaps(adapter: Any, policy: Policy, drm: DrmSystem) -> list[proxy.PolicyGap]:
+    """What the start-up check finds in ``policy`` for one adapter (its own renderings)."""
+    return proxy.config_gaps(policy, drm, adapter.renderings[drm])
+
+
 def make_call(policy: dict[str, Any], clock: FakeClock | None = None, **kwargs: Any) -> Any:
     """A VendorCall for ``policy`` (Widevine SD+HD challenge unless ``challenge`` is given)."""
     info = kwargs.pop("challenge", None) or challenge()
@@ -106,24 +112,24 @@ def response(
 def test_key_material_decodes_text_keys_and_takes_inline_bytes_as_they_are():
     key = bytes(range(32))
     as_text = resolve_secret(base64.b64encode(key).decode())
-    assert common.key_material(as_text, "k", lengths=(32,)) == key
+    assert proxy.key_material(as_text, "k", lengths=(32,)) == key
     inline = resolve_secret("hex:" + key.hex())
-    assert common.key_material(inline, "k", lengths=(32,)) == key
+    assert proxy.key_material(inline, "k", lengths=(32,)) == key
     hex_text = resolve_secret(key[:16].hex())
-    assert common.key_material(hex_text, "k", lengths=(16,), encodings=("hex",)) == key[:16]
+    assert proxy.key_material(hex_text, "k", lengths=(16,), encodings=("hex",)) == key[:16]
 
 
 def test_key_material_error_names_the_reference_never_the_value():
     secret = resolve_secret("c2hvcnQ=")
     with pytest.raises(ValueError) as caught:
-        common.key_material(secret, "com_key", lengths=(32,))
+        proxy.key_material(secret, "com_key", lengths=(32,))
     assert "com_key" in str(caught.value)
     assert "c2hvcnQ" not in str(caught.value)
 
 
 def test_scrub_removes_tokens_and_control_characters():
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlc2lnbmF0dXJl"
-    text = common.scrub(f"bad token {token}\r\nInjected: header")
+    text = proxy.scrub(f"bad token {token}\r\nInjected: header")
     assert token not in text
     assert "\n" not in text
     assert "[redacted]" in text
@@ -135,13 +141,13 @@ def test_soap_fault_is_read_and_entities_are_refused():
         b"<faultcode>s:Server</faultcode><faultstring>revoked</faultstring><detail><Exception>"
         b"<StatusCode>0x8004C065</StatusCode></Exception></detail></s:Fault></s:Body></s:Envelope>"
     )
-    assert common.soap_fault(fault) == {
+    assert proxy.soap_fault(fault) == {
         "faultcode": "s:Server",
         "faultstring": "revoked",
         "status_code": "0x8004C065",
     }
     bomb = b'<!DOCTYPE x [<!ENTITY a "aaaa">]><Fault><faultstring>&a;</faultstring></Fault>'
-    assert common.soap_fault(bomb) is None
+    assert proxy.soap_fault(bomb) is None
 
 
 def test_playready_server_fault_is_an_outage_and_a_refusal_is_not():
@@ -150,9 +156,9 @@ def test_playready_server_fault_is_an_outage_and_a_refusal_is_not():
         return response(500, body.encode())
 
     assert (
-        common.playready_fault_error("v", fault("0x8004C600")).reason is Reason.UPSTREAM_UNAVAILABLE
+        proxy.playready_fault_error("v", fault("0x8004C600")).reason is Reason.UPSTREAM_UNAVAILABLE
     )
-    refused = common.playready_fault_error("v", fault("0x8004C065"))
+    refused = proxy.playready_fault_error("v", fault("0x8004C065"))
     assert refused.reason is Reason.UPSTREAM_REJECTED
     assert refused.metadata["vendor_code"] == "0x8004C065"
 
@@ -167,13 +173,13 @@ def test_playready_server_fault_is_an_outage_and_a_refusal_is_not():
     ],
 )
 def test_widevine_answers_are_checked_for_shape(body, reason):
-    with pytest.raises(common.ProxyError) as caught:
-        common.check_license("v", DrmSystem.WIDEVINE, body)
+    with pytest.raises(proxy.ProxyError) as caught:
+        proxy.check_license("v", DrmSystem.WIDEVINE, body)
     assert caught.value.reason is reason
 
 
 def test_widevine_vocabulary_for_a_rental():
-    overrides = widevine_policy.policy_overrides(effective(RENTAL).license)
+    overrides = widevine.policy_overrides(effective(RENTAL).license)
     assert overrides == {
         "can_play": True,
         "can_persist": False,
@@ -184,7 +190,7 @@ def test_widevine_vocabulary_for_a_rental():
 
 
 def test_widevine_vocabulary_for_a_download_includes_renewal():
-    overrides = widevine_policy.policy_overrides(effective(DOWNLOAD).license)
+    overrides = widevine.policy_overrides(effective(DOWNLOAD).license)
     assert overrides["can_persist"] is True
     assert overrides["can_renew"] is True
     assert overrides["renewal_server_url"] == "https://renew.example/wv"
@@ -192,7 +198,7 @@ def test_widevine_vocabulary_for_a_download_includes_renewal():
 
 
 def test_widevine_track_selection_for_the_split_lists_every_allowed_track():
-    specs = widevine_policy.track_selection(effective(SPLIT))["content_key_specs"]
+    specs = widevine.track_selection(effective(SPLIT))["content_key_specs"]
     assert [s["track_type"] for s in specs] == ["AUDIO", "SD", "HD"]
     hd = specs[2]
     assert hd["security_level"] == 4
@@ -200,23 +206,23 @@ def test_widevine_track_selection_for_the_split_lists_every_allowed_track():
 
 
 def test_widevine_track_selection_short_form_and_default():
-    assert widevine_policy.track_selection(effective(RENTAL)) == {}
+    assert widevine.track_selection(effective(RENTAL)) == {}
     sd_hd = {**RENTAL, "allowed_track_types": ["AUDIO", "SD", "HD"]}
-    assert widevine_policy.track_selection(effective(sd_hd)) == {"allowed_track_types": "SD_HD"}
+    assert widevine.track_selection(effective(sd_hd)) == {"allowed_track_types": "SD_HD"}
 
 
 def test_without_audio_the_short_form_is_never_used():
     """Widevine's named sets always carry audio: a policy that leaves audio out gets specs."""
     video_only = {**RENTAL, "allowed_track_types": ["SD", "HD"]}
-    assert widevine_policy.track_selection(effective(video_only)) == {
+    assert widevine.track_selection(effective(video_only)) == {
         "content_key_specs": [{"track_type": "SD"}, {"track_type": "HD"}]
     }
 
 
 def test_a_short_form_the_service_does_not_take_becomes_specs():
     uhd = {**RENTAL, "allowed_track_types": ["AUDIO", "SD", "HD", "UHD1"]}
-    assert widevine_policy.track_selection(effective(uhd)) == {"allowed_track_types": "SD_UHD1"}
-    specs = widevine_policy.track_selection(effective(uhd), ("SD_ONLY", "SD_HD"))
+    assert widevine.track_selection(effective(uhd)) == {"allowed_track_types": "SD_UHD1"}
+    specs = widevine.track_selection(effective(uhd), ("SD_ONLY", "SD_HD"))
     assert [s["track_type"] for s in specs["content_key_specs"]] == ["AUDIO", "SD", "HD", "UHD1"]
 
 
@@ -224,9 +230,7 @@ def test_per_key_rules_are_folded_into_their_tracks_specs():
     """Regression: per-key tightening from trusted claims never reached Widevine."""
     policy = effective(SPLIT)
     policy.key_rules[KID_SD] = TrackRules(widevine_security_level=5, hdcp=Hdcp.V2_2)
-    specs = {
-        s["track_type"]: s for s in widevine_policy.track_selection(policy)["content_key_specs"]
-    }
+    specs = {s["track_type"]: s for s in widevine.track_selection(policy)["content_key_specs"]}
     assert specs["SD"]["security_level"] == 5
     assert specs["SD"]["required_output_protection"] == {"hdcp": "HDCP_V2_2"}
     assert specs["HD"]["security_level"] == 4, "other tracks keep their own rules"
@@ -237,15 +241,15 @@ def test_a_key_of_unknown_track_tightens_every_track():
     policy = effective(SPLIT)
     unknown = bytes(16)
     policy.key_rules[unknown] = TrackRules(hdcp=Hdcp.V2_1)
-    specs = widevine_policy.track_selection(policy)["content_key_specs"]
+    specs = widevine.track_selection(policy)["content_key_specs"]
     hdcp = {s["track_type"]: s["required_output_protection"]["hdcp"] for s in specs}
     assert hdcp == {"AUDIO": "HDCP_V2_1", "SD": "HDCP_V2_1", "HD": "HDCP_V2_1"}
 
 
 def test_an_expired_policy_window_issues_nothing():
     closed = {**RENTAL, "license": {**RENTAL["license"], "expiry": "2020-01-01T00:00:00Z"}}
-    with pytest.raises(common.ProxyError) as caught:
-        rendering.check_window(effective(closed).license, 1_800_000_000)
+    with pytest.raises(proxy.ProxyError) as caught:
+        proxy.check_window(effective(closed).license, 1_800_000_000)
     assert caught.value.reason is Reason.NOT_ENTITLED
 
 
@@ -261,14 +265,14 @@ def test_an_expired_policy_window_issues_nothing():
     ],
 )
 def test_vendor_internals_are_never_a_vendor_message(text):
-    assert common.vendor_message(text) is None
+    assert proxy.vendor_message(text) is None
 
 
 def test_a_vendor_message_is_its_first_line_scrubbed():
-    assert common.vendor_message("License denied: device revoked.\nmore") == (
+    assert proxy.vendor_message("License denied: device revoked.\nmore") == (
         "License denied: device revoked."
     )
-    assert common.vendor_message("") is None
+    assert proxy.vendor_message("") is None
 
 
 @pytest.mark.parametrize(
@@ -276,11 +280,11 @@ def test_a_vendor_message_is_its_first_line_scrubbed():
     ["a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6", "3q2+7w==", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"],
 )
 def test_scrub_redacts_keys_in_hex_and_padded_base64(secret):
-    assert secret not in common.scrub(f"bad key {secret} given")
+    assert secret not in proxy.scrub(f"bad key {secret} given")
 
 
 def test_scrub_leaves_ordinary_words_and_codes():
-    assert common.scrub("status=OK code 0x8004C600 MDRM-1011") == (
+    assert proxy.scrub("status=OK code 0x8004C600 MDRM-1011") == (
         "status=OK code 0x8004C600 MDRM-1011"
     )
 
@@ -293,7 +297,7 @@ def test_a_playready_fault_with_a_stack_trace_keeps_its_code_only():
         b"challenge) in D:\\src\\x.cs:line 9</faultstring><detail><Exception><StatusCode>"
         b"0x8004C600</StatusCode></Exception></detail></s:Fault></s:Body></s:Envelope>"
     )
-    error = common.playready_fault_error("azure", response(500, fault))
+    error = proxy.playready_fault_error("azure", response(500, fault))
     assert error.metadata == {
         "vendor": "azure",
         "vendor_status": "500",

@@ -1,30 +1,33 @@
-"""Whatever a vendor answers, every adapter returns a license or raises a typed UPSTREAM_* error."""
+"""Whatever a vendor answers, every registered adapter returns a license or raises a typed
+UPSTREAM_* error."""
 
 from __future__ import annotations
 
 import base64
 import json
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.errors import ProxyError
 from proxy.model import DrmSystem
+from proxy.services import Services
 from proxy.vendors import UpstreamResponse
-from tests import (
-    test_vendor_axinom,
-    test_vendor_azure,
-    test_vendor_verimatrix,
-    test_vendor_widevine_cloud,
-)
+from tests import vendor_matrix
 from tests.test_vendor_common import RENTAL, challenge, make_call
 
-ADAPTERS = {
-    "axinom": test_vendor_axinom.adapter(),
-    "verimatrix": test_vendor_verimatrix.adapter(),
-    "azure": test_vendor_azure.adapter(),
-    "widevine_cloud": test_vendor_widevine_cloud.adapter(),
-}
+
+def _adapter(vendor: str) -> Any:
+    """The vendor's adapter, configured as its sandbox configures it (nothing is sent)."""
+    spec = vendor_matrix.spec(vendor)
+    assert spec.sandbox is not None
+    section = spec.sandbox().backend("http://127.0.0.1:9")
+    return spec.adapter(vendor, spec.settings.model_validate(section), Services())
+
+
+#: Every registered vendor reached over HTTP.
+ADAPTERS = {vendor: _adapter(vendor) for vendor in vendor_matrix.emulated()}
 UPSTREAM = {"UPSTREAM_REJECTED", "UPSTREAM_UNAVAILABLE", "UPSTREAM_BAD_RESPONSE"}
 
 json_values = st.recursive(

@@ -11,14 +11,14 @@ from typing import Any
 import grpc
 import pytest
 
-from plugins.vendors import rendering
+import proxy
 from proxy.builder import build_pipeline
 from proxy.challenge import samples
-from proxy.emulators import license_facts
 from proxy.errors import ConfigError, ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
 from proxy.policy import Policy
 from proxy.testing import FakeClock, proxy_config
+from proxy.testing.emulator import license_facts
 from tests.test_vendor_common import RENTAL, challenge, make_call
 from tests.test_vendor_integration import grpc_license
 
@@ -254,11 +254,11 @@ def test_the_window_opens_at_start_and_closes_at_expiry():
     ).license
     opens = start.timestamp()
     with pytest.raises(ProxyError):
-        rendering.check_window(settings, opens - 1)
-    rendering.check_window(settings, opens)
-    rendering.check_window(settings, opens + 86399)
+        proxy.check_window(settings, opens - 1)
+    proxy.check_window(settings, opens)
+    proxy.check_window(settings, opens + 86399)
     with pytest.raises(ProxyError) as caught:
-        rendering.check_window(settings, opens + 86400)
+        proxy.check_window(settings, opens + 86400)
     assert caught.value.reason is Reason.NOT_ENTITLED
 
 
@@ -266,13 +266,13 @@ def test_durations_are_capped_by_the_whole_seconds_left():
     expiry = datetime(2030, 1, 1, tzinfo=UTC)
     policy = {**RENTAL, "license": {**RENTAL["license"], "expiry": expiry}}
     settings = Policy.model_validate(policy).license
-    capped = rendering.capped(settings, expiry.timestamp() - 100.5)
+    capped = proxy.capped(settings, expiry.timestamp() - 100.5)
     assert (capped.license_duration, capped.rental_duration) == (100, 100)
     assert capped.playback_duration == 14400
     unlimited = settings.model_copy(update={"license_duration": 0})
-    assert rendering.capped(unlimited, expiry.timestamp() - 50).license_duration == 50
+    assert proxy.capped(unlimited, expiry.timestamp() - 50).license_duration == 50
     with pytest.raises(ProxyError) as caught:
-        rendering.capped(settings, expiry.timestamp() - 0.5)
+        proxy.capped(settings, expiry.timestamp() - 0.5)
     assert caught.value.reason is Reason.NOT_ENTITLED
 
 
@@ -281,9 +281,11 @@ def test_certificate_requests_and_releases_pass_the_window():
     clock = FakeClock()
     for request_type in (RequestType.SERVICE_CERTIFICATE, RequestType.RELEASE):
         call = make_call(closed, clock, challenge=challenge(request_type=request_type))
-        assert rendering.prepare(call, rendering.WIDEVINE, "v", clock.time()) is call.policy.license
+        assert (
+            proxy.prepare(call, proxy.WIDEVINE_RENDERING, "v", clock.time()) is call.policy.license
+        )
     with pytest.raises(ProxyError) as caught:
-        rendering.prepare(make_call(closed, clock), rendering.WIDEVINE, "v", clock.time())
+        proxy.prepare(make_call(closed, clock), proxy.WIDEVINE_RENDERING, "v", clock.time())
     assert caught.value.reason is Reason.NOT_ENTITLED
 
 
@@ -300,4 +302,4 @@ def test_certificate_requests_and_releases_pass_the_window():
 def test_which_license_values_restrict(name, value, restricts):
     from proxy.policy import LicenseSettings
 
-    assert rendering.restricts(LicenseSettings, name, value) is restricts
+    assert proxy.restricts(LicenseSettings, name, value) is restricts

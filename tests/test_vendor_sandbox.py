@@ -1,4 +1,5 @@
-"""``license-proxy serve --sandbox`` as a developer runs it: a real process, every vendor reachable."""
+"""``license-proxy serve --sandbox`` as a developer runs it: a real process, every registered
+vendor reachable."""
 
 from __future__ import annotations
 
@@ -7,18 +8,18 @@ import os
 import re
 import signal
 import sys
-import uuid
 from importlib import resources
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from proxy.challenge import samples
-from proxy.emulators import license_facts
+from proxy.model import DrmSystem
+from proxy.testing.emulator import license_facts
 from proxy.tokens import development_token
+from tests import vendor_matrix
+from tests.test_vendor_integration import challenge_for
 
-KID = uuid.UUID("0a8b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c2d").bytes
 SERVING = re.compile(rb"serving gRPC on [\d.]+:(\d+) and HTTP on [\d.]+:(\d+)")
 
 
@@ -27,6 +28,7 @@ def config_file(tmp_path: Path) -> Path:
     """The embedded default on ephemeral loopback ports."""
     text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
     text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
+    text = text.replace("port = 8081", "port = 0")
     path = tmp_path / "sandbox.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -55,21 +57,29 @@ async def test_serve_sandbox_answers_for_every_vendor_then_stops_on_sigterm(conf
                 match = SERVING.search(line)
                 if match:
                     http_port = int(match.group(2))
-        for vendor in ("axinom", "verimatrix", "azure", "widevine_cloud"):
-            assert vendor.encode() in seen
-        challenge = samples.widevine_license_request(key_ids=[KID], content_id=b"movie-1")
+        emulated = vendor_matrix.emulated()
+        served: dict[str, DrmSystem] = {}
+        for vendor, drm in vendor_matrix.sandboxed():
+            served.setdefault(vendor, drm)  # Widevine first, where the vendor serves it
+        for vendor in served:
+            listed = rb"^ +" + vendor.encode() + rb" +(http://127\.0\.0\.1:\d+|local)"
+            assert re.search(listed, seen, re.MULTILINE), seen.decode()
         async with aiohttp.ClientSession() as http:
-            for vendor in ("axinom", "verimatrix", "azure", "widevine_cloud"):
+            for vendor, drm in served.items():
                 token = development_token({"sub": "dev", "vendor": vendor})
+                challenge, content_id = challenge_for(drm)
                 async with http.post(
-                    f"http://127.0.0.1:{http_port}/v1/licenses/widevine",
+                    f"http://127.0.0.1:{http_port}/v1/licenses/{drm.value}",
                     data=challenge,
-                    params={"content_id": "movie-1"},
+                    params={"content_id": content_id},
                     headers={"Authorization": f"Bearer {token}"},
                 ) as response:
                     body = await response.read()
                     assert response.status == 200, body
-                    assert license_facts("widevine", body)["vendor"] == vendor
+                    if vendor in emulated:
+                        assert license_facts(drm.value, body)["vendor"] == vendor
+                    else:
+                        assert body  # a local vendor's own license
     finally:
         process.send_signal(signal.SIGTERM)
         async with asyncio.timeout(30):

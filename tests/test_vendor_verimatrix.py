@@ -33,6 +33,7 @@ from tests.test_vendor_common import (
     challenge,
     effective,
     make_call,
+    policy_gaps,
     response,
 )
 
@@ -179,7 +180,7 @@ def test_playready_rules_without_playready_objects_are_refused_not_dropped():
         "tracks.SD.playready_min_security_level,tracks.HD.playready_min_security_level,"
         "tracks.HD.playready_output_protection"
     )
-    gaps = adapter().policy_gaps(Policy.model_validate(ALL_TRACKS_SPLIT), DrmSystem.FAIRPLAY)
+    gaps = policy_gaps(adapter(), Policy.model_validate(ALL_TRACKS_SPLIT), DrmSystem.FAIRPLAY)
     assert {(g.field, g.error) for g in gaps} == {
         ("tracks.HD.fairplay_hdcp", True),
         ("tracks.HD.fairplay_allow_airplay", True),
@@ -189,7 +190,7 @@ def test_playready_rules_without_playready_objects_are_refused_not_dropped():
 def test_allowed_track_types_can_never_be_rendered():
     """Regression: the UHD key was licensed (and given a track_type_policy) although the
     policy allows only audio, SD and HD."""
-    gaps = adapter().policy_gaps(Policy.model_validate(SPLIT), DrmSystem.WIDEVINE)
+    gaps = policy_gaps(adapter(), Policy.model_validate(SPLIT), DrmSystem.WIDEVINE)
     assert [(g.field, g.error) for g in gaps] == [("allowed_track_types", True)]
     with pytest.raises(ProxyError) as caught:
         adapter().build_request(make_call(SPLIT, content_id="m"))

@@ -4,7 +4,8 @@ The SPC itself is encrypted to the key server and opaque here; we read its
 version (the first four bytes, 1 or 2) and the hash of the FPS certificate the
 client encrypted to, and normalize every framing to the raw SPC. The content
 id comes from the request (an ``skd://`` key URI or asset id, read by a
-configurable vendor convention) or else from the form's ``assetId``.
+configurable convention: :data:`GENERIC`, or one a vendor package registers) or
+else from the form's ``assetId``.
 
 SPC layout (Apple FPS): version (4), reserved (4), IV (16), wrapped key (128),
 certificate hash (20), payload length (4), payload.
@@ -18,8 +19,8 @@ import json
 import re
 import struct
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,23 +36,8 @@ SPC_VERSIONS = (1, 2)
 MAX_FORM_FIELDS = 8
 #: Longest content id or asset id accepted.
 MAX_CONTENT_ID = 1024
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_IV_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
-
-
-class ContentIdConvention(StrEnum):
-    """How a FairPlay key URI (``skd://...``) or asset id names the content.
-
-    - ``axinom``: ``[skd://]<key id GUID>[:<IV, 32 hex digits>]``; gives a key id.
-    - ``verimatrix``: strip ``skd://`` and any ``?query``.
-    - ``generic`` (Azure Media Services, MK.IO and most players): the part after
-      ``?`` if any, else the last path segment; a GUID there (or in ``kid=``)
-      gives a key id.
-    """
-
-    AXINOM = "axinom"
-    VERIMATRIX = "verimatrix"
-    GENERIC = "generic"
+#: A key id written as a GUID.
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 @dataclass(slots=True)
@@ -62,6 +48,47 @@ class ContentId:
     key_id: bytes | None = None
     iv: bytes | None = None
     facts: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ContentIdConvention:
+    """How a FairPlay key URI (``skd://...``) or asset id names the content.
+
+    The core knows :data:`GENERIC`; a vendor package registers its own
+    (``VendorSpec.fairplay_conventions``), and ``[challenge.fairplay]
+    content_id_convention`` selects one by name.
+
+    :ivar name: what ``content_id_convention`` selects.
+    :ivar read: reads the text, ``skd://`` removed, into a :class:`ContentId`;
+        raises ``ValueError`` (a short reason) when the text breaks the convention.
+    :ivar summary: what it reads, for docs and error messages.
+    """
+
+    name: str
+    read: Callable[[str], ContentId]
+    summary: str = ""
+
+
+def _read_generic(bare: str) -> ContentId:
+    path, sep, query = bare.partition("?")
+    content_id = query if sep and query else path.rstrip("/").rpartition("/")[2]
+    if not content_id:
+        raise ValueError("the key URI names no content")
+    candidate = content_id
+    for prefix in ("kid=", "KID="):
+        candidate = candidate.removeprefix(prefix)
+    key_id = uuid.UUID(candidate).bytes if GUID.match(candidate) else None
+    return ContentId(content_id, key_id)
+
+
+#: Azure Media Services, MK.IO and most players: the part after ``?`` if any, else the
+#: last path segment; a GUID there (or in ``kid=``) gives a key id.
+GENERIC = ContentIdConvention(
+    "generic",
+    _read_generic,
+    "the part after `?`, else the last path segment; a GUID there (or `kid=<GUID>`) "
+    "gives the key id",
+)
 
 
 def looks_like_fairplay(body: bytes) -> bool:
@@ -144,7 +171,7 @@ def _json(body: bytes, warnings: Warnings) -> tuple[bytes, str | None]:
     return _b64(spc, "spc member"), asset_id
 
 
-def read_content_id(text: str, convention: ContentIdConvention) -> ContentId:
+def read_content_id(text: str, convention: ContentIdConvention = GENERIC) -> ContentId:
     """Read a FairPlay key URI or asset id by ``convention``.
 
     :raises ValueError: when the text does not follow the convention (the
@@ -154,38 +181,17 @@ def read_content_id(text: str, convention: ContentIdConvention) -> ContentId:
         raise ValueError(f"a content id is 1 to {MAX_CONTENT_ID} characters")
     if not text.isprintable():
         raise ValueError("the content id holds unprintable characters")
-    facts: dict[str, Any] = {"fairplay_key_uri": text}
     bare = text[6:] if text[:6].lower() == "skd://" else text
-    if convention is ContentIdConvention.AXINOM:
-        guid, _, iv = bare.partition(":")
-        if not _GUID.match(guid):
-            raise ValueError("an Axinom key URI is [skd://]<key id GUID>[:<IV hex>]")
-        if iv and not _IV_HEX.match(iv):
-            raise ValueError("the IV of an Axinom key URI is 32 hex digits")
-        return ContentId(
-            str(uuid.UUID(guid)), uuid.UUID(guid).bytes, bytes.fromhex(iv) if iv else None, facts
-        )
-    if convention is ContentIdConvention.VERIMATRIX:
-        content_id = bare.partition("?")[0]
-    else:
-        path, sep, query = bare.partition("?")
-        content_id = query if sep and query else path.rstrip("/").rpartition("/")[2]
-    if not content_id:
-        raise ValueError("the key URI names no content")
-    key_id: bytes | None = None
-    candidate = content_id
-    for prefix in ("kid=", "KID="):
-        candidate = candidate.removeprefix(prefix)
-    if convention is ContentIdConvention.GENERIC and _GUID.match(candidate):
-        key_id = uuid.UUID(candidate).bytes
-    return ContentId(content_id, key_id, None, facts)
+    found = convention.read(bare)
+    found.facts = {"fairplay_key_uri": text, **found.facts}
+    return found
 
 
 def parse_fairplay(
     body: bytes,
     *,
     content_id: str | None = None,
-    convention: ContentIdConvention = ContentIdConvention.GENERIC,
+    convention: ContentIdConvention = GENERIC,
 ) -> ChallengeInfo:
     """Read a FairPlay challenge in any of its three framings.
 
@@ -215,7 +221,9 @@ def parse_fairplay(
         try:
             found = read_content_id(content_id, convention)
         except ValueError as exc:
-            raise ProxyError(Reason.REQUEST_INVALID, f"content_id: {exc}") from None
+            raise ProxyError(
+                Reason.REQUEST_INVALID, f"content_id: {exc}", field="content_id"
+            ) from None
     elif asset_id:
         try:
             found = read_content_id(asset_id, convention)

@@ -4,10 +4,17 @@ bytes in, and only the typed error out."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from proxy.challenge.clearkey import parse_clearkey
-from proxy.challenge.fairplay import ContentIdConvention, parse_fairplay, read_content_id
+from proxy.challenge.fairplay import (
+    GENERIC,
+    ContentId,
+    ContentIdConvention,
+    parse_fairplay,
+    read_content_id,
+)
 from proxy.challenge.playready import parse_playready
 from proxy.challenge.pssh import parse_pssh_boxes
 from proxy.challenge.widevine import parse_widevine
@@ -19,11 +26,20 @@ def _fairplay(body: bytes) -> ChallengeInfo:
     return parse_fairplay(body)
 
 
+@cache
+def fairplay_conventions() -> tuple[ContentIdConvention, ...]:
+    """Every FairPlay content id convention: the core's and the installed vendors'."""
+    from proxy.builder import installed_vendors
+
+    registered = installed_vendors().fairplay_conventions
+    return (GENERIC, *(c for name, c in sorted(registered.items()) if c is not GENERIC))
+
+
 def _content_id(body: bytes) -> list[Any]:
     """Every convention on the same text; a ValueError means "not this convention"."""
     text = body.decode("utf-8", "replace")
-    found: list[Any] = []
-    for convention in ContentIdConvention:
+    found: list[ContentId | None] = []
+    for convention in fairplay_conventions():
         try:
             found.append(read_content_id(text, convention))
         except ValueError:

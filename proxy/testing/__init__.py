@@ -8,7 +8,7 @@ Fixtures:
 - ``dev_token``: ``dev_token({"sub": "alice"})`` mints a token the embedded
   default accepts.
 - ``fake_clock``: a :class:`FakeClock` to hand to ``proxy_factory(clock=...)``.
-- ``vendor_sandbox``: every vendor emulator on loopback, with a config routing
+- ``vendor_sandbox``: every registered vendor's emulator on loopback, with a config routing
   a proxy to them (see ``docs/vendors.md``).
 - ``redis_server``: a real ``redis-server`` on a free loopback port for the
   whole session (:class:`proxy.testing.redis.RedisServer`), emptied before each
@@ -75,7 +75,8 @@ if pytest_asyncio is not None:
 
     @pytest_asyncio.fixture
     async def vendor_sandbox() -> AsyncIterator[Any]:
-        """Every vendor emulator on loopback with fresh keys (a :class:`proxy.testing.sandbox.Sandbox`).
+        """Every registered vendor's emulator on loopback with fresh keys
+        (a :class:`proxy.testing.sandbox.Sandbox`; an installed in-house vendor joins).
 
         ``vendor_sandbox.config(proxy_config())`` adds one backend per vendor
         and a policy electing each by the token claim ``vendor``;

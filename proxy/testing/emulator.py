@@ -23,6 +23,10 @@ from typing import Any
 from aiohttp import web
 from multidict import CIMultiDict
 
+from proxy.challenge.widevine import parse_widevine
+from proxy.errors import ProxyError
+from proxy.model import RequestType
+
 #: Fault modes a switch understands.
 FAULT_MODES = ("none", "slow", "error", "reset", "garbage", "huge", "drip", "reject")
 
@@ -269,6 +273,15 @@ def license_facts(drm: str, body: bytes) -> dict[str, Any]:
     while body[index] & 0x80:
         index += 1
     return json.loads(body[index + 1 :])
+
+
+def widevine_request_type(body: bytes) -> RequestType | None:
+    """What kind of Widevine request ``body`` is, read as the proxy reads it (None when it
+    is no Widevine request): emulators answer renewals and releases differently."""
+    try:
+        return parse_widevine(body).request_type
+    except ProxyError:
+        return None
 
 
 # -- serving ---------------------------------------------------------------------------

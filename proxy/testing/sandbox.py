@@ -1,65 +1,28 @@
-"""Every vendor emulator on loopback, with fresh keys and a proxy config that points at them.
+"""Every registered vendor's emulator on loopback, with fresh keys and a proxy config routed to them.
 
 ``license-proxy serve --sandbox`` runs this; the ``vendor_sandbox`` fixture of
-:mod:`proxy.testing` hands it to tests. Each vendor gets one backend, named
-after it, and one policy that a token elects with the claim
-``vendor = "<name>"`` (``license-proxy token vendor=axinom``); tokens without
-the claim keep the embedded default's ClearKey policy.
+:mod:`proxy.testing` hands it to tests. Each vendor package brings its part
+(``VendorSpec.sandbox``, a :class:`~proxy.adapters.VendorSandbox`: fresh keys, its
+emulator, its backend section), so an installed in-house vendor joins as the
+built-in ones do. Each vendor gets one backend, named after it, and one policy
+that a token elects with the claim ``vendor = "<name>"`` (``license-proxy token
+vendor=axinom``); tokens without the claim keep the config's own policies (the
+embedded default's ClearKey one).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
-import os
 import sys
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from proxy.emulators import axinom, azure, verimatrix, widevine_cloud
+from proxy.adapters.sandbox import VendorSandbox
 from proxy.testing.emulator import RunningEmulator, start_emulator
+from proxy.vendors import VendorRegistry
 
-VENDORS = ("axinom", "verimatrix", "azure", "widevine_cloud")
-AZURE_ISSUER = "https://sts.sandbox.example/"
-AZURE_AUDIENCE = "urn:license-proxy:sandbox"
-VERIMATRIX_AUDIENCE = "multidrm-license"
-WIDEVINE_PROVIDER = "sandbox_provider"
-
-
-@dataclass
-class SandboxKeys:
-    """Fresh secrets for one sandbox run (never real vendor credentials)."""
-
-    axinom_com_key_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    axinom_com_key: bytes = field(default_factory=lambda: os.urandom(32))
-    verimatrix_key_id: str = field(default_factory=lambda: f"sak-{uuid.uuid4().hex[:8]}")
-    verimatrix_key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-    azure_key: bytes = field(default_factory=lambda: os.urandom(64))
-    widevine_key: bytes = field(default_factory=lambda: os.urandom(32))
-    widevine_iv: bytes = field(default_factory=lambda: os.urandom(16))
-
-    @property
-    def verimatrix_pem(self) -> bytes:
-        """The Verimatrix private key as unencrypted PKCS#8 PEM."""
-        return self.verimatrix_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-
-def _b64ref(data: bytes) -> str:
-    return "base64:" + base64.b64encode(data).decode()
-
-
-#: What each vendor's sandbox policy asks for: a rental with SD/HD rules.
+#: What each vendor's sandbox policy asks for, before its own tweaks: a rental with SD/HD rules.
 SANDBOX_POLICY: dict[str, Any] = {
     "license": {
         "can_play": True,
@@ -75,31 +38,39 @@ SANDBOX_POLICY: dict[str, Any] = {
 }
 
 
+def _registered() -> VendorRegistry:
+    from proxy.builder import installed_vendors
+
+    return installed_vendors()
+
+
 @dataclass
 class Sandbox:
-    """The four emulators, their keys, and a config that routes to them."""
+    """The registered vendors' sandboxes (fresh keys each), their emulators, and a config
+    that routes to them.
 
-    keys: SandboxKeys = field(default_factory=SandboxKeys)
+    :param registry: the vendors to run; the installed ones (entry points) by default.
+    """
+
+    registry: VendorRegistry = field(default_factory=_registered)
+    vendors: dict[str, VendorSandbox] = field(init=False)
+    """Each vendor's part of this run, by vendor name (its keys are attributes)."""
     emulators: dict[str, RunningEmulator] = field(default_factory=dict)
 
-    async def start(self, host: str = "127.0.0.1") -> Sandbox:
-        """Serve every emulator on ``host`` (ephemeral ports)."""
-        keys = self.keys
-        apps = {
-            "axinom": axinom.make_app(
-                keys.axinom_com_key_id, base64.b64encode(keys.axinom_com_key).decode()
-            ),
-            "verimatrix": verimatrix.make_app(
-                keys.verimatrix_key.public_key(), keys.verimatrix_key_id, VERIMATRIX_AUDIENCE
-            ),
-            "azure": azure.make_app(AZURE_ISSUER, AZURE_AUDIENCE, keys.azure_key),
-            "widevine_cloud": widevine_cloud.make_app(
-                WIDEVINE_PROVIDER, keys.widevine_key, keys.widevine_iv
-            ),
+    def __post_init__(self) -> None:
+        self.vendors = {
+            name: spec.sandbox()
+            for name, spec in sorted(self.registry.specs.items())
+            if spec.sandbox is not None
         }
+
+    async def start(self, host: str = "127.0.0.1") -> Sandbox:
+        """Serve every vendor's emulator on ``host`` (ephemeral ports); local vendors run none."""
         try:
-            for name, app in apps.items():
-                self.emulators[name] = await start_emulator(app, host)
+            for name, vendor in self.vendors.items():
+                app = vendor.emulator()
+                if app is not None:
+                    self.emulators[name] = await start_emulator(app, host)
         except BaseException:
             await self.stop()
             raise
@@ -114,78 +85,50 @@ class Sandbox:
     def __getitem__(self, vendor: str) -> RunningEmulator:
         return self.emulators[vendor]
 
+    def is_local(self, vendor: str) -> bool:
+        """True for a vendor that answers by itself (it runs no emulator)."""
+        return vendor in self.vendors and vendor not in self.emulators
+
     def backend(self, vendor: str, **overrides: Any) -> dict[str, Any]:
         """The ``[backends.NAME]`` section for ``vendor``'s emulator (``overrides`` merged)."""
-        keys = self.keys
-        base = self.emulators[vendor].url
-        section: dict[str, Any]
-        if vendor == "axinom":
-            section = {
-                "vendor": "axinom",
-                "com_key_id": keys.axinom_com_key_id,
-                "com_key": _b64ref(keys.axinom_com_key),
-                "urls": axinom.urls(base),
-            }
-        elif vendor == "verimatrix":
-            section = {
-                "vendor": "verimatrix",
-                "urls": verimatrix.urls(base),
-                "signing_key": _b64ref(keys.verimatrix_pem),
-                "key_id": keys.verimatrix_key_id,
-                "audience": VERIMATRIX_AUDIENCE,
-                # The sandbox policy has PlayReady rules (field names UNVERIFIED).
-                "security_policy_drms": ["widevine", "playready", "fairplay"],
-            }
-        elif vendor == "azure":
-            section = {
-                "vendor": "azure",
-                "urls": azure.url_templates(base),
-                "service_certificate_url": f"{base}/Widevine/",
-                "renewal_url": f"{base}/Widevine/",
-                "issuer": AZURE_ISSUER,
-                "audience": AZURE_AUDIENCE,
-                "signing_key": _b64ref(keys.azure_key),
-                # Widevine carries the policy in the template; for PlayReady and FairPlay
-                # the content key policy at Azure/MK.IO would (the emulator stands in).
-                "widevine_request": "template",
-                "policy_enforced_by_vendor": ["playready", "fairplay"],
-            }
-        elif vendor == "widevine_cloud":
-            section = {
-                "vendor": "widevine_cloud",
-                "url": widevine_cloud.url(base),
-                "provider": WIDEVINE_PROVIDER,
-                "signing_key": "hex:" + keys.widevine_key.hex(),
-                "signing_iv": "hex:" + keys.widevine_iv.hex(),
-            }
-        else:
-            raise KeyError(vendor)
+        emulator = self.emulators.get(vendor)
+        section = self.vendors[vendor].backend(emulator.url if emulator is not None else None)
         section.update(overrides)
         return section
 
+    def policy(self, vendor: str) -> dict[str, Any]:
+        """The policy that a token with the claim ``vendor = "<vendor>"`` elects."""
+        tweaked = self.vendors[vendor].policy(copy.deepcopy(SANDBOX_POLICY))
+        return {
+            "name": f"sandbox-{vendor.replace('_', '-')}",
+            "priority": 10,
+            "match": {"claims": {"vendor": vendor}},
+            "backends": [vendor],
+            **tweaked,
+        }
+
     def config(self, base: dict[str, Any]) -> dict[str, Any]:
-        """``base`` plus one backend per vendor and one policy electing each by claim."""
+        """``base`` plus one backend per vendor and one policy electing each by claim.
+
+        A backend of the vendor's name in ``base`` is replaced (the sandbox is for
+        trying vendors with no account), except a local vendor's: it needs no account.
+        """
         config = copy.deepcopy(base)
         backends = config.setdefault("backends", {})
         policies = config.setdefault("policies", [])
-        for vendor in VENDORS:
-            backends[vendor] = self.backend(vendor)
-            policies.append(
-                {
-                    "name": f"sandbox-{vendor.replace('_', '-')}",
-                    "priority": 10,
-                    "match": {"claims": {"vendor": vendor}},
-                    "backends": [vendor],
-                    **copy.deepcopy(SANDBOX_POLICY),
-                }
-            )
+        for vendor in self.vendors:
+            if not (self.is_local(vendor) and vendor in backends):
+                backends[vendor] = self.backend(vendor)
+            policies.append(self.policy(vendor))
         return config
 
     def describe(self) -> str:
         """What a developer needs to know, for the console."""
         lines = ["vendor emulators on loopback:"]
-        for vendor, emulator in self.emulators.items():
-            lines.append(f"  {vendor:<15} {emulator.url}")
+        for vendor in self.vendors:
+            emulator = self.emulators.get(vendor)
+            where = emulator.url if emulator is not None else "local: no emulator"
+            lines.append(f"  {vendor:<15} {where}")
         lines.append("elect one with a token claim, e.g.: license-proxy token vendor=axinom")
         return "\n".join(lines)
 
@@ -196,13 +139,19 @@ async def _serve(
     config: str | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> int:
-    from proxy.builder import build_pipeline, load_config
+    from proxy.builder import build_pipeline, installed_vendors, load_config
     from proxy.errors import ConfigError
     from proxy.overrides import with_server_overrides
     from proxy.pipeline import Pipeline
     from proxy.server import ProxyApp
 
-    sandbox = await Sandbox().start()
+    try:
+        registry = installed_vendors(raw, base_dir=base_dir)
+    except ConfigError as exc:
+        for path, message in exc.errors:
+            print(f"{path}: {message}", file=sys.stderr)
+        return 2
+    sandbox = await Sandbox(registry).start()
     try:
         try:
             pipeline = build_pipeline(sandbox.config(raw), base_dir=base_dir)

@@ -25,17 +25,18 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 from prometheus_client import Counter, Histogram
 
+from proxy.adapters.settings import BackendSettings
 from proxy.clock import Clock
 from proxy.errors import ProxyError, Reason
 from proxy.upstream.circuit import CircuitBreaker
+from proxy.upstream.messages import UpstreamRequest, UpstreamResponse
 from proxy.upstream.retry_after import retry_after_seconds
 from proxy.upstream.settings import setting
-from proxy.vendors import Backend, UpstreamRequest, UpstreamResponse
 
 log = logging.getLogger("proxy.upstream")
 
@@ -62,6 +63,20 @@ UPSTREAM_SECONDS = Histogram(
     ["backend"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+class UpstreamBackend(Protocol):
+    """What the client needs of a configured backend: its name and settings."""
+
+    @property
+    def name(self) -> str:
+        """The ``[backends.NAME]`` name."""
+        ...
+
+    @property
+    def settings(self) -> BackendSettings:
+        """The backend's validated settings."""
+        ...
 
 
 @dataclass
@@ -111,7 +126,7 @@ class UpstreamClient:
             await self._session.close()
             self._session = None
 
-    def breaker(self, backend: Backend) -> CircuitBreaker:
+    def breaker(self, backend: UpstreamBackend) -> CircuitBreaker:
         """The circuit breaker of ``backend`` (made on first use)."""
         breaker = self._breakers.get(backend.name)
         if breaker is None:
@@ -119,13 +134,17 @@ class UpstreamClient:
             self._breakers[backend.name] = breaker
         return breaker
 
+    def existing_breaker(self, name: str) -> CircuitBreaker | None:
+        """The circuit breaker of backend ``name`` if a call made one (the admin API's view)."""
+        return self._breakers.get(name)
+
     def backend_stats(self, name: str) -> BackendStats:
         """The in-memory counters of backend ``name``."""
         return self.stats.setdefault(name, BackendStats())
 
     async def exchange(
         self,
-        backend: Backend,
+        backend: UpstreamBackend,
         request: UpstreamRequest,
         parse: Callable[[UpstreamResponse], T],
         *,
@@ -189,7 +208,7 @@ class UpstreamClient:
 
     async def send(
         self,
-        backend: Backend,
+        backend: UpstreamBackend,
         request: UpstreamRequest,
         *,
         request_id: str,
@@ -264,7 +283,7 @@ class UpstreamClient:
 
     async def _attempt(
         self,
-        backend: Backend,
+        backend: UpstreamBackend,
         request: UpstreamRequest,
         headers: dict[str, str],
         remaining: float,
@@ -316,7 +335,7 @@ class UpstreamClient:
             ) from None
 
 
-def _timeout(backend: Backend, what: str) -> ProxyError:
+def _timeout(backend: UpstreamBackend, what: str) -> ProxyError:
     return ProxyError(
         Reason.UPSTREAM_TIMEOUT,
         f"backend {backend.name!r}: {what}",
@@ -324,7 +343,7 @@ def _timeout(backend: Backend, what: str) -> ProxyError:
     )
 
 
-def _oversize(backend: Backend) -> ProxyError:
+def _oversize(backend: UpstreamBackend) -> ProxyError:
     return ProxyError(
         Reason.UPSTREAM_BAD_RESPONSE,
         f"backend {backend.name!r} answered with an oversize body",
@@ -332,7 +351,9 @@ def _oversize(backend: Backend) -> ProxyError:
     )
 
 
-async def _read_limited(response: aiohttp.ClientResponse, limit: int, backend: Backend) -> bytes:
+async def _read_limited(
+    response: aiohttp.ClientResponse, limit: int, backend: UpstreamBackend
+) -> bytes:
     chunks = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
+from proxy.adapters.settings import BackendSettings
 from proxy.fields import Duration, StrictModel
-from proxy.vendors import BackendSettings
 
 #: The request header that carries the proxy's request id to the vendor, unless configured.
 CORRELATION_HEADER = "X-Request-Id"

@@ -21,9 +21,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from proxy.challenge.widevine import parse_widevine
-from proxy.errors import ProxyError
-from proxy.model import RequestType
+from proxy import RequestType
 from proxy.testing.emulator import (
     SERVICE_CERTIFICATE,
     STATE,
@@ -32,6 +30,7 @@ from proxy.testing.emulator import (
     new_app,
     playready_fault,
     record,
+    widevine_request_type,
 )
 
 IDENTITY = {
@@ -135,11 +134,7 @@ def _check_keys(message: dict[str, Any], license_request: bool) -> list[dict[str
 
 def _names_existing_license(body: bytes) -> bool:
     """True for a Widevine renewal or release (they name a license, not keys)."""
-    try:
-        info = parse_widevine(body)
-    except ProxyError:
-        return False
-    return info.request_type in (RequestType.RENEWAL, RequestType.RELEASE)
+    return widevine_request_type(body) in (RequestType.RENEWAL, RequestType.RELEASE)
 
 
 def make_app(com_key_id: str, com_key_b64: str) -> web.Application:

@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
-
-from plugins.vendors.rendering import Rendering, config_gaps, prepare
-from proxy import hookimpl
-from proxy.config import ConfigPath
-from proxy.encoding import b64url_decode, b64url_encode, parse_key_id
-from proxy.errors import ProxyError, Reason
-from proxy.model import DrmSystem, RequestType
-from proxy.policy import Policy
-from proxy.secrets import SecretRef
-from proxy.vendors import BackendSettings, PolicyGap, VendorCall, VendorLicense, VendorSpec
+from plugins.vendors.clearkey.settings import ClearKeySettings
+from proxy import (
+    DrmSystem,
+    ProxyError,
+    Reason,
+    Rendering,
+    RequestType,
+    VendorCall,
+    VendorLicense,
+    b64url_decode,
+    b64url_encode,
+    parse_key_id,
+    prepare,
+)
 
 CONTENT_TYPE = "application/json"
 
@@ -31,34 +35,6 @@ CONTENT_TYPE = "application/json"
 def derive_key(seed: bytes, key_id: bytes) -> bytes:
     """The ClearKey content key for ``key_id`` under ``seed`` (DESIGN.md's derivation)."""
     return hmac.digest(seed, key_id, "sha256")[:16]
-
-
-class ClearKeySettings(BackendSettings):
-    """``[backends.NAME]`` with ``vendor = "clearkey"``."""
-
-    keys: dict[str, SecretRef] = Field(default_factory=dict)
-    """Key id (UUID, hex or base64url) -> key reference (``hex:...``, ``env:...``)."""
-    keys_file: ConfigPath | None = None
-    """A JSON file: a key set ``{"keys": [{"kid": ..., "k": ...}]}`` or ``{kid: key-hex}``."""
-    key_seed: SecretRef | None = None
-    """Derive the key of any key id from this seed."""
-
-    @field_validator("keys")
-    @classmethod
-    def _valid_entries(cls, keys: dict[str, Any]) -> dict[str, Any]:
-        for kid, secret in keys.items():
-            parse_key_id(kid)
-            if len(secret.value) != 16:
-                raise ValueError(f"the key for {kid} is {len(secret.value)} bytes, not 16")
-        return keys
-
-    @model_validator(mode="after")
-    def _has_a_source(self) -> ClearKeySettings:
-        if not self.keys and self.keys_file is None and self.key_seed is None:
-            raise ValueError("give keys, keys_file or key_seed")
-        if self.key_seed is not None and len(self.key_seed.value) < 16:
-            raise ValueError("key_seed must be at least 16 bytes")
-        return self
 
 
 def _load_keys_file(path: Path) -> dict[bytes, bytes]:
@@ -69,6 +45,7 @@ def _load_keys_file(path: Path) -> dict[bytes, bytes]:
     except ValueError:
         raise ValueError(f"keys_file: {path} is not JSON") from None
     entries: list[tuple[Any, Any]]
+    decode: Callable[[str], bytes]
     if isinstance(doc, dict) and isinstance(doc.get("keys"), list):
         entries = [(e.get("kid"), e.get("k")) for e in doc["keys"] if isinstance(e, dict)]
         decode = b64url_decode
@@ -110,6 +87,7 @@ class ClearKeyAdapter:
     """Issues ClearKey licenses from the configured key store."""
 
     drm_systems = frozenset({DrmSystem.CLEARKEY})
+    renderings = {DrmSystem.CLEARKEY: RENDERING}
 
     def __init__(self, name: str, settings: ClearKeySettings, services: Any) -> None:
         self.name = name
@@ -126,10 +104,6 @@ class ClearKeyAdapter:
         if key is None and self.seed is not None:
             key = derive_key(self.seed, key_id)
         return key
-
-    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
-        """The rules of ``policy`` a ClearKey license can't enforce (start-up warnings)."""
-        return config_gaps(policy, drm, RENDERING)
 
     async def issue(self, call: VendorCall) -> VendorLicense:
         """A JSON Web Key Set for the requested keys (or a release acknowledgement)."""
@@ -179,20 +153,3 @@ def _json(doc: dict[str, Any]) -> bytes:
 
 def _rejected(code: str, detail: str) -> ProxyError:
     return ProxyError(Reason.UPSTREAM_REJECTED, detail, metadata={"vendor_code": code})
-
-
-class ClearKeyVendorPlugin:
-    """Registers the ``clearkey`` vendor."""
-
-    @hookimpl
-    def proxy_register_vendors(self, register: Any) -> None:
-        """Register the local ClearKey backend."""
-        register(
-            VendorSpec(
-                name="clearkey",
-                settings=ClearKeySettings,
-                adapter=ClearKeyAdapter,
-                drm_systems=frozenset({DrmSystem.CLEARKEY}),
-                description="W3C ClearKey licenses issued locally from inline keys, a file or a seed",
-            )
-        )

@@ -1,19 +1,18 @@
-"""What each vendor adapter can put in its request, and the checks that keep licenses
-from being looser than the policy.
+"""What an adapter renders in its vendor request, and which rules of a policy it leaves out.
 
-An adapter declares, per DRM, a :class:`Rendering`: the license settings and
-track rules it renders, whether it can leave keys of disallowed track types
-out, whether per-key rules reach the vendor, and who else (if anyone) enforces
-what it can't render. From that declaration:
+An adapter declares, per DRM, a :class:`Rendering` (``VendorSpec.renderings``): the
+license settings and track rules it renders, whether it can leave keys of
+disallowed track types out, whether per-key rules reach the vendor, and who else
+(if anyone) enforces what it can't render. A DRM it declares nothing for renders
+nothing (:func:`renders_nothing`): every restricting rule is then refused, unless
+the backend says its vendor account enforces the policy
+(``policy_enforced_by_vendor``). From that declaration:
 
-- at start, :func:`config_gaps` lists the rules of a configured policy that the
-  adapter can't render (the core turns them into config errors or warnings,
+- at start, :func:`config_gaps` lists the rules of a configured policy the backend
+  can't render (the core turns them into config errors or warnings,
   :func:`proxy.vendors.check_policies`);
-- per request, :func:`prepare` refuses a request outside the license window
-  (``NOT_ENTITLED``), refuses ``can_play = false`` where no vendor field says it,
-  refuses rules the adapter can't render (:class:`~proxy.vendors.PolicyNotRenderable`:
-  they came from a trusted claim, or from a backend a plugin chose), and caps the
-  durations by the time left before ``expiry``.
+- per request, :func:`request_gaps` lists the restricting rules of the request's
+  policy it can't carry (:func:`proxy.adapters.prepare` refuses them).
 
 Some rules are the proxy's own and always count as rendered: ``start`` (no
 license is issued before it), ``expiry`` when the adapter renders a license
@@ -25,16 +24,13 @@ not renewed is never looser.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from proxy.errors import ProxyError, Reason
-from proxy.model import DrmSystem, RequestType, key_id_uuid
+from proxy.drm import DrmSystem, key_id_uuid
 from proxy.policy import (
     DEFAULT_TRACK,
     RESTRICTION,
@@ -45,7 +41,6 @@ from proxy.policy import (
     RenewalSettings,
     TrackRules,
 )
-from proxy.vendors import PolicyGap, PolicyNotRenderable, VendorCall
 
 #: The track rules that speak to each DRM.
 TRACK_FIELDS: dict[DrmSystem, tuple[str, ...]] = {
@@ -102,9 +97,37 @@ class Rendering:
             return True
         return name == "expiry" and "license_duration" in self.license
 
-    def hint(self, kind: Kind) -> str:
+    def hint(self, kind: Kind | Literal["default"]) -> str:
         """What to do about an unrendered rule of ``kind``."""
         return self.hints.get(kind) or self.hints.get("default", "")
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyGap:
+    """A rule of a policy that a backend's adapter can't put in its vendor request.
+
+    :ivar field: the rule's path in the policy (``tracks.HD.playready_min_security_level``).
+    :ivar drm: the DRM it can't be rendered for.
+    :ivar error: True when leaving it out would make the license looser than the
+        policy (a start-up error); False when nothing is loosened (a warning).
+    :ivar why: what the operator can do about it, or why it is harmless.
+    """
+
+    field: str
+    drm: DrmSystem
+    error: bool
+    why: str
+
+
+def renders_nothing(vendor: str, drm: DrmSystem) -> Rendering:
+    """The rendering of a DRM an adapter declares nothing for: no rule reaches the vendor."""
+    return Rendering(
+        hints={
+            "default": f"the {vendor} adapter declares no rendering for {drm.value}, so no "
+            "rule reaches the vendor; set policy_enforced_by_vendor on the backend when "
+            "the vendor account enforces the policy"
+        }
+    )
 
 
 # -- which rules restrict ------------------------------------------------------------
@@ -233,15 +256,15 @@ def request_gaps(effective: EffectivePolicy, drm: DrmSystem, rendering: Renderin
                 continue
             found.append(f"tracks.{track}.{name}")
     for key_id, rules in effective.key_rules.items():
-        track = effective.key_track_types.get(key_id)
-        shared = effective.rules_for_track(track)
+        key_track = effective.key_track_types.get(key_id)
+        shared = effective.rules_for_track(key_track)
         for name in fields:
             value = getattr(rules, name)
             if not restricts(TrackRules, name, value):
                 continue
             if name in rendering.tracks and (rendering.per_key or getattr(shared, name) == value):
                 continue
-            if accepted and getattr(_configured_track(configured, track), name) == value:
+            if accepted and getattr(_configured_track(configured, key_track), name) == value:
                 continue
             found.append(f"key_rules.{key_id_uuid(key_id)}.{name}")
     allowed = effective.allowed_track_types
@@ -252,91 +275,3 @@ def request_gaps(effective: EffectivePolicy, drm: DrmSystem, rendering: Renderin
         ):
             found.append("allowed_track_types")
     return found
-
-
-def check_window(settings: LicenseSettings, now: float) -> None:
-    """``NOT_ENTITLED`` before ``start`` and from ``expiry`` on."""
-    if settings.start is not None and now < _timestamp(settings.start):
-        raise ProxyError(
-            Reason.NOT_ENTITLED,
-            f"the policy's license window opens at {_show(settings.start)}",
-            metadata={"license_window": "not_started"},
-        )
-    if settings.expiry is not None and now >= _timestamp(settings.expiry):
-        raise ProxyError(
-            Reason.NOT_ENTITLED,
-            f"the policy's license window closed at {_show(settings.expiry)}",
-            metadata={"license_window": "closed"},
-        )
-
-
-def capped(settings: LicenseSettings, now: float) -> LicenseSettings:
-    """``settings`` with ``license_duration`` (and a longer ``rental_duration``) cut to the
-    whole seconds left before ``expiry``; unchanged without an expiry."""
-    if settings.expiry is None:
-        return settings
-    left = math.floor(_timestamp(settings.expiry) - now)
-    if left < 1:
-        raise ProxyError(
-            Reason.NOT_ENTITLED,
-            f"the policy's license window closes at {_show(settings.expiry)}",
-            metadata={"license_window": "closed"},
-        )
-    updates: dict[str, int] = {}
-    if not settings.license_duration or settings.license_duration > left:
-        updates["license_duration"] = left
-    if settings.rental_duration and settings.rental_duration > left:
-        updates["rental_duration"] = left
-    return settings.model_copy(update=updates) if updates else settings
-
-
-def prepare(call: VendorCall, rendering: Rendering, vendor: str, now: float) -> LicenseSettings:
-    """The license settings an adapter renders for ``call``, after the shared checks.
-
-    Certificate requests and releases issue no license and pass as they are.
-    Otherwise: the license window (``NOT_ENTITLED``), ``can_play = false`` where the
-    vendor has no field for it (``UPSTREAM_REJECTED``, ``POLICY_FORBIDS_PLAY``), the
-    rules the adapter can't render (:class:`~proxy.vendors.PolicyNotRenderable`);
-    then the durations capped by the time left before ``expiry``.
-    """
-    settings = call.policy.license
-    if call.challenge.request_type in (RequestType.SERVICE_CERTIFICATE, RequestType.RELEASE):
-        return settings
-    drm = call.challenge.drm_system
-    check_window(settings, now)
-    if settings.can_play is False and "can_play" not in rendering.license:
-        raise ProxyError(
-            Reason.UPSTREAM_REJECTED,
-            f"the policy does not allow playback, and {vendor} has no {drm.value} field "
-            "for a license that can't play",
-            metadata={"vendor": vendor, "vendor_code": "POLICY_FORBIDS_PLAY"},
-        )
-    gaps = request_gaps(call.policy, drm, rendering)
-    if gaps:
-        raise PolicyNotRenderable(call.backend, vendor, drm, gaps)
-    return capped(settings, now)
-
-
-def _timestamp(instant: datetime) -> float:
-    if instant.tzinfo is None:
-        instant = instant.replace(tzinfo=UTC)
-    return instant.timestamp()
-
-
-def _show(instant: datetime) -> str:
-    return (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).isoformat()
-
-
-# -- what the built-in adapters render -------------------------------------------------
-
-#: Google's Widevine vocabulary (``policy_overrides``, ``content_key_specs``), shared by
-#: ``widevine_cloud`` and the Azure/MK.IO Widevine template.
-WIDEVINE = Rendering(
-    license=frozenset(
-        {"can_play", "persistent", "license_duration", "rental_duration", "playback_duration"}
-    )
-    | frozenset(RENEWAL_FIELDS),
-    tracks=frozenset(TRACK_FIELDS[DrmSystem.WIDEVINE]),
-    allowed_track_types=True,
-    per_key=True,
-)

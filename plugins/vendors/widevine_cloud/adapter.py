@@ -16,10 +16,19 @@ from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from pydantic import Field, model_validator
 
-from plugins.vendors import rendering, widevine_policy
-from plugins.vendors.common import (
+from plugins.vendors.widevine_cloud.settings import WidevineCloudSettings
+from proxy import (
+    WIDEVINE_RENDERING,
+    WIDEVINE_TRANSIENT_STATUSES,
+    DrmSystem,
+    ProxyError,
+    Reason,
+    RequestType,
+    UpstreamRequest,
+    UpstreamResponse,
+    VendorCall,
+    VendorLicense,
     b64,
     b64decode_any,
     bad_response,
@@ -28,58 +37,21 @@ from plugins.vendors.common import (
     json_message,
     json_object,
     key_material,
+    prepare,
     scrub,
     status_error,
     vendor_error,
     widevine_content_id,
-)
-from proxy import hookimpl
-from proxy.errors import ProxyError, Reason
-from proxy.model import DrmSystem, RequestType
-from proxy.policy import Policy
-from proxy.secrets import SecretRef
-from proxy.upstream import UpstreamSettings
-from proxy.vendors import (
-    PolicyGap,
-    UpstreamRequest,
-    UpstreamResponse,
-    VendorCall,
-    VendorLicense,
-    VendorSpec,
+    widevine_policy_overrides,
+    widevine_track_selection,
 )
 
 VENDOR = "widevine_cloud"
-DEFAULT_URL = "https://license.widevine.com/cenc/getlicense"
-TRANSIENT_STATUSES = widevine_policy.TRANSIENT_STATUSES
+TRANSIENT_STATUSES = WIDEVINE_TRANSIENT_STATUSES
 #: Answer fields worth keeping in ``vendor_metadata``.
 KEPT_FIELDS = ("security_level", "system_id", "make", "model", "platform", "internal_status")
-
-
-class WidevineCloudSettings(UpstreamSettings):
-    """``[backends.NAME]`` with ``vendor = "widevine_cloud"``."""
-
-    url: str = DEFAULT_URL
-    """The getlicense URL; whether yours ends in ``/<provider>`` is in your onboarding
-    document (UNVERIFIED which one an account requires)."""
-    provider: str = Field(min_length=1)
-    """The provider name (``signer``); ``widevine_test`` on the UAT host."""
-    signing_key: SecretRef | None = None
-    """The provider's AES key (hex or base64 text; 16, 24 or 32 bytes) by reference."""
-    signing_iv: SecretRef | None = None
-    """The provider's 16-byte IV (hex or base64 text) by reference."""
-    sign: bool = True
-    """Sign requests; only the public UAT test provider takes unsigned ones."""
-    use_policy_overrides_exclusively: bool | None = None
-    policy_name: str | None = None
-    """A policy registered with Google, applied before ``policy_overrides``."""
-
-    @model_validator(mode="after")
-    def _signing_needs_keys(self) -> WidevineCloudSettings:
-        if self.sign and (self.signing_key is None or self.signing_iv is None):
-            raise ValueError("sign = true needs signing_key and signing_iv")
-        if not self.url.startswith(("https://", "http://")):
-            raise ValueError("url: not an http(s) URL")
-        return self
+#: Every Widevine rule reaches Google, in its own vocabulary.
+RENDERINGS = {DrmSystem.WIDEVINE: WIDEVINE_RENDERING}
 
 
 def sign_request(message: bytes, key: bytes, iv: bytes) -> bytes:
@@ -94,6 +66,7 @@ class WidevineCloudAdapter:
     """Builds signed getlicense requests and reads their JSON answers."""
 
     drm_systems = frozenset({DrmSystem.WIDEVINE})
+    renderings = RENDERINGS
 
     def __init__(self, name: str, settings: WidevineCloudSettings, services: Any) -> None:
         self.name = name
@@ -113,10 +86,6 @@ class WidevineCloudAdapter:
                 settings.signing_iv, "signing_iv", lengths=(16,), encodings=("hex", "base64")
             )
 
-    def policy_gaps(self, policy: Policy, drm: DrmSystem) -> list[PolicyGap]:
-        """The rules of ``policy`` that a getlicense request can't carry (start-up check)."""
-        return rendering.config_gaps(policy, drm, rendering.WIDEVINE)
-
     def message(self, call: VendorCall) -> dict[str, Any]:
         """The inner request message for ``call``."""
         doc: dict[str, Any] = {
@@ -128,11 +97,11 @@ class WidevineCloudAdapter:
         content_id = widevine_content_id(call)
         if content_id:
             doc["content_id"] = b64(content_id)
-        settings = rendering.prepare(call, rendering.WIDEVINE, VENDOR, self.clock.time())
+        settings = prepare(call, WIDEVINE_RENDERING, VENDOR, self.clock.time())
         if self.settings.policy_name:
             doc["policy_name"] = self.settings.policy_name
-        doc.update(widevine_policy.track_selection(call.policy))
-        overrides = widevine_policy.policy_overrides(settings)
+        doc.update(widevine_track_selection(call.policy))
+        overrides = widevine_policy_overrides(settings)
         if overrides:
             doc["policy_overrides"] = overrides
         if self.settings.use_policy_overrides_exclusively is not None:
@@ -203,20 +172,3 @@ class WidevineCloudAdapter:
         ):
             metadata["widevine.license_type"] = scrub(license_metadata["license_type"], 32)
         return VendorLicense(body, None, call.key_ids, metadata)
-
-
-class WidevineCloudVendorPlugin:
-    """Registers the ``widevine_cloud`` vendor."""
-
-    @hookimpl
-    def proxy_register_vendors(self, register: Any) -> None:
-        """Register Google's Widevine license proxy API adapter."""
-        register(
-            VendorSpec(
-                name=VENDOR,
-                settings=WidevineCloudSettings,
-                adapter=WidevineCloudAdapter,
-                drm_systems=frozenset({DrmSystem.WIDEVINE}),
-                description="Google Widevine cloud license service, signed getlicense requests",
-            )
-        )

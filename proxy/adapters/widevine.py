@@ -2,10 +2,9 @@
 ``allowed_track_types``.
 
 Google's license proxy API (``widevine_cloud``) and the Azure/MK.IO Widevine
-template (seed 000) share these names, so both adapters render from here.
-Unset policy fields are left out: the vendor's default applies. What the two
-adapters render, and so what a policy served by them may hold, is
-:data:`plugins.vendors.rendering.WIDEVINE`.
+template (seed 000) share these names, and so may any adapter that speaks them.
+Unset policy fields are left out: the vendor's default applies. What such an
+adapter renders, and so what a policy served by it may hold, is :data:`WIDEVINE`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from proxy.adapters.rendering import RENEWAL_FIELDS, TRACK_FIELDS, Rendering
+from proxy.model import DrmSystem
 from proxy.policy import EffectivePolicy, LicenseSettings, TrackRules, TrackType
+
+#: What an adapter speaking Google's vocabulary (``policy_overrides``,
+#: ``content_key_specs``) renders for Widevine: every license and renewal setting,
+#: every Widevine track rule, per-key rules folded into their track's spec, and keys of
+#: disallowed track types left out.
+WIDEVINE = Rendering(
+    license=frozenset(
+        {"can_play", "persistent", "license_duration", "rental_duration", "playback_duration"}
+    )
+    | frozenset(RENEWAL_FIELDS),
+    tracks=frozenset(TRACK_FIELDS[DrmSystem.WIDEVINE]),
+    allowed_track_types=True,
+    per_key=True,
+)
 
 #: Widevine's ``allowed_track_types`` values and the video track types each lets through
 #: (audio always goes with them).
@@ -40,7 +55,7 @@ def _put(doc: dict[str, Any], name: str, value: Any) -> None:
 def policy_overrides(settings: LicenseSettings) -> dict[str, Any]:
     """``policy_overrides`` from the license settings (renewal fields only when renewal is on).
 
-    Give the settings :func:`plugins.vendors.rendering.prepare` returns: the window
+    Give the settings :func:`proxy.adapters.prepare` returns: the window
     checked and ``license_duration`` already capped by an absolute ``expiry``
     (Widevine has no absolute end date).
     """
