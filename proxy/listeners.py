@@ -45,20 +45,40 @@ def _listener(section: Any, name: str) -> ListenerConfig | None:
         return None  # reported where [server] is validated
 
 
+def _admin(raw: dict[str, Any]) -> ListenerConfig | None:
+    """The admin listener's address when ``[admin]`` is configured (its port defaults to 8081)."""
+    section = raw.get("admin")
+    if not isinstance(section, dict):
+        return None
+    host, port = section.get("host", "127.0.0.1"), section.get("port", 8081)
+    try:
+        return ListenerConfig(host=host, port=port)
+    except ValidationError:
+        return None  # reported where [admin] is validated
+
+
 def listener_conflicts(raw: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(key path, message)`` when gRPC and HTTP are configured on the same host and port
-    (read from the raw document, so a mistake elsewhere in ``[server]`` hides nothing)."""
+    """``(key path, message)`` for every two listeners (gRPC, HTTP, admin) configured on the
+    same host and port (read from the raw document, so a mistake elsewhere in ``[server]``
+    hides nothing)."""
     section = raw.get("server")
-    grpc, http = _listener(section, "grpc"), _listener(section, "http")
-    if grpc is None or http is None or not _overlap(grpc, http):
-        return []
-    return [
-        (
-            "server.http.port",
-            f"the HTTP listener can't share port {http.port} with the gRPC listener "
-            f"(server.grpc.port): give each its own port",
-        )
+    listeners = [
+        ("gRPC", "server.grpc.port", _listener(section, "grpc")),
+        ("HTTP", "server.http.port", _listener(section, "http")),
+        ("admin", "admin.port", _admin(raw)),
     ]
+    errors = []
+    for index, (name, key, listener) in enumerate(listeners):
+        for other_name, other_key, other in listeners[:index]:
+            if listener is not None and other is not None and _overlap(other, listener):
+                errors.append(
+                    (
+                        key,
+                        f"the {name} listener can't share port {listener.port} with the "
+                        f"{other_name} listener ({other_key}): give each its own port",
+                    )
+                )
+    return errors
 
 
 def listen_error(listener: str, host: str, port: int, cause: BaseException) -> OSError:

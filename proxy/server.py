@@ -163,12 +163,13 @@ class ProxyApp:
             lambda action: self.on_admin_action(action),
             self.reload if self.rebuild is not None else None,
         )
-        self.admin_runner = web.AppRunner(
+        # ProxyAppRunner: its connections' drain is bounded as a whole (proxy.shutdown).
+        self.admin_runner = ProxyAppRunner(
             api.app,
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
             access_log_class=RedactingAccessLogger,
-            shutdown_timeout=self.pipeline.server.shutdown_grace,
+            shutdown_timeout=self.pipeline.server.shutdown_grace + ANSWER_MARGIN,
         )
         await self.admin_runner.setup()
         site = web.TCPSite(self.admin_runner, admin.host, admin.port, reuse_port=False)

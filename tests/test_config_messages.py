@@ -79,6 +79,12 @@ def test_grpc_and_http_on_one_address_and_port_are_refused(grpc_host, http_host)
     assert "server.http.port" in errors
 
 
+def test_the_admin_listener_on_the_http_port_is_refused():
+    config = proxy_config({"server": {"http": {"port": 7001}}, "admin": {"port": 7001}})
+    errors = _errors(config)
+    assert errors["admin.port"].startswith("the admin listener can't share port 7001")
+
+
 def test_grpc_and_http_on_one_port_of_two_addresses_are_fine():
     config = proxy_config(
         {

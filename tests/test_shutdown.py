@@ -35,8 +35,10 @@ GRACE = 4.0
 def _slow_vendor_config(path: Path, sandbox: Sandbox) -> Path:
     """The embedded default with an Axinom backend (the emulator) whose own timeout is far
     beyond the grace, elected by the claim ``vendor = "axinom"``."""
-    text = default_toml().replace(
-        "[server.grpc]", f"[server]\nshutdown_grace = {GRACE}\n\n[server.grpc]"
+    text = (
+        default_toml()
+        .replace("[server.grpc]", f"[server]\nshutdown_grace = {GRACE}\n\n[server.grpc]")
+        .replace("[server.http]", "[server.http]\nmetrics = true")
     )
     text += "\n" + toml_table("backends.axinom", sandbox.backend("axinom", timeout=120))
     text += toml_table(
