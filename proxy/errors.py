@@ -158,6 +158,7 @@ _RETRY_DELAYS: dict[Reason, float | None] = {
     Reason.UPSTREAM_TIMEOUT: 1.0,
     Reason.STATE_UNAVAILABLE: 1.0,
     Reason.DEPENDENCY_UNAVAILABLE: 1.0,
+    Reason.KEY_SOURCE_UNAVAILABLE: 1.0,
     Reason.RATE_LIMITED: 1.0,
     Reason.CONCURRENCY_LIMIT_EXCEEDED: None,
 }

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 import pytest_asyncio
+from google.rpc import error_details_pb2
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from plugins.token import jwks
@@ -71,8 +72,11 @@ async def test_a_key_source_never_reached_is_key_source_unavailable_on_both_tran
     with pytest.raises(grpc.aio.AioRpcError) as failure:
         await proxy.stub().AcquireLicense(request)
     assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
-    _, info = grpc_error(failure.value)
+    status, info = grpc_error(failure.value)
     assert info.reason == "KEY_SOURCE_UNAVAILABLE"
+    retry = error_details_pb2.RetryInfo()
+    assert any(detail.Unpack(retry) for detail in status.details)
+    assert retry.retry_delay.ToNanoseconds() >= 1_000_000_000
     assert dict(failure.value.trailing_metadata())["retry-after"]
 
 
