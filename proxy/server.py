@@ -13,15 +13,18 @@ from typing import Any
 
 from aiohttp import web
 
-from proxy.admin.actions import AdminActionSink, log_admin_action
+from proxy.admin.actions import AdminAction, AdminActionSink
 from proxy.admin.api import AdminApi
 from proxy.config import ListenerConfig, ServerConfig
+from proxy.connlimits import ConnectionLimits
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_access import RedactingAccessLogger
 from proxy.http_bridge import HttpBridge
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
+from proxy.listeners import listen_error
 from proxy.pipeline import Pipeline
+from proxy.shutdown import ANSWER_MARGIN, CLOSE_MARGIN, Drain
 from proxy.tls import TlsSettings
 from proxy.tls_listener import ListenerTls, TlsSite
 
@@ -37,6 +40,8 @@ RESTART_ONLY = (
     "http_idle_timeout",
     "shutdown_grace",
     "workers",
+    "header_timeout",
+    "max_connections_per_client",
 )
 
 
@@ -77,8 +82,8 @@ class ProxyApp:
     :param reuse_port: bind with ``SO_REUSEPORT``, sharing both ports with the other
         worker processes of a supervisor (:mod:`proxy.supervisor`).
     :param worker_id: this worker's number, sent in ``X-Proxy-Worker`` on HTTP answers.
-    :param on_admin_action: receives every admin API action (default: one log line); the
-        decision log plugs in here.
+    :param on_admin_action: receives every admin API action; by default the current
+        pipeline's decision log (one ``proxy.admin`` log line when ``[audit]`` is off).
     """
 
     def __init__(
@@ -89,10 +94,10 @@ class ProxyApp:
         access_log: bool = True,
         reuse_port: bool = False,
         worker_id: str | None = None,
-        on_admin_action: AdminActionSink = log_admin_action,
+        on_admin_action: AdminActionSink | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.on_admin_action = on_admin_action
+        self.on_admin_action: AdminActionSink = on_admin_action or self._audit_admin_action
         self.access_log = access_log
         self.rebuild = rebuild
         self.reuse_port = reuse_port
@@ -108,12 +113,16 @@ class ProxyApp:
         self._pipeline_stacks: dict[int, AsyncExitStack] = {}
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self.drain = Drain()
         self.grpc: GrpcServer | None = None
         self.runner: web.AppRunner | None = None
         self.grpc_port = 0
         self.http_port = 0
         self.admin_runner: web.AppRunner | None = None
         self.admin_port = 0
+
+    def _audit_admin_action(self, action: AdminAction) -> None:
+        self.pipeline.services.audit.admin(action)
 
     def current(self) -> Pipeline:
         """The pipeline new requests go to."""
@@ -140,7 +149,11 @@ class ProxyApp:
                 if listener.tls is not None
             }
             self.grpc = GrpcServer(
-                self.current, server, tls=self.tls.get("grpc"), reuse_port=self.reuse_port
+                self.current,
+                server,
+                self.drain,
+                tls=self.tls.get("grpc"),
+                reuse_port=self.reuse_port,
             )
             await self.grpc.start()
             self.grpc_port = self.grpc.port
@@ -149,6 +162,7 @@ class ProxyApp:
                 lambda: self.ready,
                 server,
                 extra_headers=self.pipeline.request_headers,
+                drain=self.drain,
                 worker_id=self.worker_id,
             )
             install_log_filters()
@@ -157,7 +171,8 @@ class ProxyApp:
                 handle_signals=False,
                 access_log_class=RedactingAccessLogger,
                 access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
-                shutdown_timeout=server.shutdown_grace,
+                shutdown_timeout=server.shutdown_grace + ANSWER_MARGIN,
+                limits=ConnectionLimits(server),
                 **runner_options(server),
             )
             await self.runner.setup()
@@ -174,7 +189,10 @@ class ProxyApp:
                 site = web.TCPSite(
                     self.runner, server.http.host, server.http.port, reuse_port=self.reuse_port
                 )
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_error("HTTP", server.http.host, server.http.port, exc) from None
             self.http_port = self.runner.addresses[0][1]
             await self._start_admin()
         except BaseException:
@@ -202,12 +220,13 @@ class ProxyApp:
             lambda action: self.on_admin_action(action),
             self.admin_reload or (self.reload if self.rebuild is not None else None),
         )
-        self.admin_runner = web.AppRunner(
+        # ProxyAppRunner: its connections' drain is bounded as a whole (proxy.shutdown).
+        self.admin_runner = ProxyAppRunner(
             api.app,
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
             access_log_class=RedactingAccessLogger,
-            shutdown_timeout=self.pipeline.server.shutdown_grace,
+            shutdown_timeout=self.pipeline.server.shutdown_grace + ANSWER_MARGIN,
         )
         await self.admin_runner.setup()
         site = web.TCPSite(self.admin_runner, admin.host, admin.port, reuse_port=self.reuse_port)
@@ -221,7 +240,12 @@ class ProxyApp:
         log.info("serving the admin API on %s:%d", admin.host, self.admin_port)
 
     async def stop(self) -> None:
-        """Readiness off, then both listeners drain within the grace period, then resources close."""
+        """Readiness off, then both listeners drain within the grace period, then resources close.
+
+        Requests still in flight when the grace runs out are answered with a typed error
+        (:mod:`proxy.shutdown`); the whole stop takes at most ``shutdown_delay +
+        shutdown_grace`` plus the two margins of :mod:`proxy.shutdown`.
+        """
         self.ready = False
         server = self.pipeline.server
         if self.grpc is not None:
@@ -229,9 +253,10 @@ class ProxyApp:
         if server.shutdown_delay and self.runner is not None:
             await asyncio.sleep(server.shutdown_delay)
         grace = server.shutdown_grace
+        self.drain.begin(grace)
         stops = []
         if self.grpc is not None:
-            stops.append(self.grpc.stop(grace))
+            stops.append(self.grpc.stop(grace + ANSWER_MARGIN))
         if self.runner is not None:
             stops.append(self.runner.cleanup())
         if self.admin_runner is not None:
@@ -240,8 +265,12 @@ class ProxyApp:
         self.grpc = None
         self.runner = None
         self.admin_runner = None
-        for key in list(self._pipeline_stacks):
-            await self._pipeline_stacks.pop(key).aclose()
+        try:
+            async with asyncio.timeout(CLOSE_MARGIN):
+                for key in list(self._pipeline_stacks):
+                    await self._pipeline_stacks.pop(key).aclose()
+        except TimeoutError:
+            log.warning("resources still closing after %g s were left to the exit", CLOSE_MARGIN)
         self._stopped.set()
 
     async def reload(self) -> bool:
@@ -253,6 +282,7 @@ class ProxyApp:
         build or start that fails for any reason leaves the running config.
         """
         if self.rebuild is None:
+            log.warning("reload refused: this proxy was started without a config to read again")
             return False
         async with self._reload_lock:
             old = await self._swap(self.rebuild)
@@ -341,3 +371,4 @@ class ProxyApp:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
             await self.stop()
+            log.info("stopped")

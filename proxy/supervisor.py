@@ -176,8 +176,8 @@ class Supervisor:
         self.overrides = {
             **self.overrides,
             "workers": self.count,
-            "grpc": {"port": grpc_port},
-            "http": {"port": http_port},
+            "grpc": {**self.overrides.get("grpc", {}), "port": grpc_port},
+            "http": {**self.overrides.get("http", {}), "port": http_port},
         }
         self._metrics_dir = tempfile.mkdtemp(prefix="license-proxy-metrics-")
         first = [await self._spawn(index) for index in range(self.count)]

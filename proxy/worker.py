@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import copy
 import logging
 import os
 import signal
@@ -24,32 +23,10 @@ from typing import Any
 from proxy.builder import build_pipeline, load_config
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
+from proxy.overrides import with_server_overrides
 from proxy.pipeline import Pipeline
 
 log = logging.getLogger("proxy.worker")
-
-
-def with_server_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the config document with ``overrides`` merged into its ``[server]`` table
-    (nested tables merge key by key). A malformed ``[server]`` is left for validation."""
-    if not overrides:
-        return raw
-    document = copy.deepcopy(raw)
-    server = document.setdefault("server", {})
-    if not isinstance(server, dict):
-        return document
-
-    def merge(target: dict[str, Any], changes: dict[str, Any]) -> None:
-        for key, value in changes.items():
-            if isinstance(value, dict) and isinstance(target.get(key), dict):
-                merge(target[key], value)
-            elif isinstance(value, dict):
-                target[key] = copy.deepcopy(value)
-            else:
-                target[key] = value
-
-    merge(server, overrides)
-    return document
 
 
 def build(

@@ -26,13 +26,13 @@ from tests.access_support import (
 _prefixes = itertools.count()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster", "redis-sentinel"])
 def access(request):
     """Builds a config with ``[access]`` rules on the store this test runs with."""
     if request.param == "memory":
         state = {"store": "memory", "key_prefix": f"t{next(_prefixes)}:"}
     else:
-        state = {"store": request.getfixturevalue("redis_server").url}
+        state = {"store": request.getfixturevalue("store_target")(request.param).url}
 
     def make(rules: dict, **extra) -> dict:
         return proxy_config({"access": {"state": state, **rules}, **extra})
@@ -377,7 +377,7 @@ def test_config_errors_name_the_key(monkeypatch):
     assert "redis://" in errors["access.state.store"]
     assert "access.state.timeout" in errors
     assert "access.replay.max_uses" in errors
-    assert errors["access.replay.max_use"] == "unknown key"
+    assert errors["access.replay.max_use"] == "unknown key (did you mean 'max_uses'?)"
     assert errors["access.concurrency.limit"] == "missing required key"
     assert "access.concurrency.interval" in errors
     assert "access.rate_limit.subject" in errors

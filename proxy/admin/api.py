@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from proxy import metrics
 from proxy.admin.actions import AdminAction, AdminActionKind, AdminActionSink
 from proxy.admin.auth import AdminTokenAuthenticator, Authenticator, Operator, authenticate
 from proxy.admin.settings import AdminConfig
@@ -225,9 +225,10 @@ class AdminApi:
     # -- routes ----------------------------------------------------------------------
 
     async def metrics(self, request: web.Request) -> web.Response:
-        """Prometheus text format."""
-        response = web.Response(body=generate_latest())
-        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        """Prometheus text format (the whole host when worker processes serve)."""
+        body, content_type = metrics.exposition()
+        response = web.Response(body=body)
+        response.headers["Content-Type"] = content_type
         return response
 
     async def revoke(self, request: web.Request, target: dict[str, str]) -> tuple[Any, str]:
