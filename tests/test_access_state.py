@@ -248,3 +248,43 @@ def test_both_stores_answer_every_sequence_alike(redis_server, steps):
             await redis.close()
 
     asyncio.run(run())
+
+
+# -- operator actions (the admin API) ------------------------------------------------------
+
+
+async def test_a_mark_holds_until_its_time_and_can_be_cleared(store):
+    await store.put_mark("revoked:a", until=NOW + 60, now=NOW)
+    assert await store.marks(["revoked:a", "revoked:b"], now=NOW) == [NOW + 60, None]
+    assert await store.marks(["revoked:a"], now=NOW + 59.9) == [NOW + 60]
+    assert await store.marks(["revoked:a"], now=NOW + 60) == [None]
+    await store.put_mark("revoked:a", until=NOW + 10, now=NOW)  # replaced, not extended
+    assert await store.marks(["revoked:a"], now=NOW + 20) == [None]
+    await store.put_mark("revoked:b", until=NOW + 60, now=NOW)
+    assert await store.clear_mark("revoked:b") is True
+    assert await store.clear_mark("revoked:b") is False
+    assert await store.marks(["revoked:b"], now=NOW) == [None]
+    assert await store.marks([], now=NOW) == []
+
+
+async def test_sessions_are_listed_and_ended_one_or_all(store):
+    for session, at in (("s1", NOW), ("s2", NOW + 1), ("s3", NOW + 2)):
+        op = SessionOp("sessions:alice", session, limit=3, ttl=100)
+        assert (await store.apply([op], now=at)).denied is None
+    live = await store.sessions("sessions:alice", now=NOW + 50)
+    assert live == {"s1": NOW + 100, "s2": NOW + 101, "s3": NOW + 102}
+    assert await store.sessions("sessions:alice", now=NOW + 100.5) == {
+        "s2": NOW + 101,
+        "s3": NOW + 102,
+    }
+    assert await store.end_sessions("sessions:alice", ["s2", "nope"], now=NOW + 50) == 1
+    # the slot is free at once: a new session fits beside the two left
+    fourth = SessionOp("sessions:alice", "s4", limit=3, ttl=100)
+    assert (await store.apply([fourth], now=NOW + 51)).denied is None
+    assert (
+        await store.apply([SessionOp("sessions:alice", "s5", limit=3, ttl=100)], now=NOW + 51)
+    ).denied == 0
+    assert await store.end_sessions("sessions:alice", now=NOW + 52) == 3
+    assert await store.sessions("sessions:alice", now=NOW + 52) == {}
+    assert await store.end_sessions("sessions:nobody", now=NOW) == 0
+    assert await store.end_sessions("sessions:alice", [], now=NOW) == 0

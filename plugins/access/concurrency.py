@@ -12,6 +12,8 @@ requests don't count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import Field, field_validator
 
 from plugins.access.claims import MAX_ID_LENGTH, claim_text, identity, request_type, state_key
@@ -21,8 +23,10 @@ from proxy import (
     Duration,
     ProxyError,
     Reason,
+    SessionInfo,
     SessionMode,
     SessionOp,
+    StateStore,
     StrictModel,
     hookimpl,
 )
@@ -61,6 +65,25 @@ class ConcurrencySettings(StrictModel):
         return value
 
 
+class SubjectSessions:
+    """The admin API's view of the sessions this rule counts (a :class:`proxy.SessionDirectory`):
+    a subject is the value the rule counts by (``sub``, or ``subject_claim``)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    async def list_sessions(self, subject: str, *, now: float) -> list[SessionInfo]:
+        """The live sessions of ``subject``, soonest to lapse first."""
+        found = await self.store.sessions(state_key("sessions", subject), now=now)
+        return [SessionInfo(s, e) for s, e in sorted(found.items(), key=lambda item: item[1])]
+
+    async def end_sessions(
+        self, subject: str, sessions: Sequence[str] | None = None, *, now: float
+    ) -> int:
+        """End some or all of ``subject``'s sessions; their slots are free at once."""
+        return await self.store.end_sessions(state_key("sessions", subject), sessions, now=now)
+
+
 class ConcurrencyRule:
     """Limits the live license sessions of each subject."""
 
@@ -80,6 +103,7 @@ class ConcurrencyRule:
         settings = config.section("access.concurrency", ConcurrencySettings)
         if settings is not None and require_store(config, "access.concurrency"):
             self.settings = settings
+            config.services.status.set_sessions(SubjectSessions(config.services.state))
 
     @staticmethod
     def session_id(ctx: RequestContext, principal: Principal, claim: str | None) -> str:
@@ -99,6 +123,7 @@ class ConcurrencyRule:
         raise ProxyError(
             Reason.REQUEST_INVALID,
             "the request names no session, content id or key id, so its session can't be counted",
+            field="content_id",
         )
 
     @hookimpl(trylast=True)

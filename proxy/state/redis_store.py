@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -232,6 +233,67 @@ class RedisStore(StateStore):
             # redis-py messages name host and port at most; never the password.
             message = " ".join(str(exc).split())[:200]
             raise StateUnavailable(f"redis {type(exc).__name__}: {message}") from exc
+
+    # -- operator actions: plain commands, each key on its own (Cluster routes them) -----------
+
+    async def put_mark(self, key: str, *, until: float, now: float) -> None:
+        """``SET key until PXAT until+margin``: the value decides, the expiry reclaims memory."""
+        expires_ms = math.ceil(until * 1000) + GC_MARGIN_MS
+        await self._call(
+            lambda: self._client.set(self.prefix + key, str(_micros(until)), pxat=expires_ms)
+        )
+
+    async def marks(self, keys: Sequence[str], *, now: float) -> list[float | None]:
+        """One ``MGET`` (a Cluster store reads the keys per slot: ``mget_nonatomic``)."""
+        full = [self.prefix + key for key in keys]
+        values = await self._call(lambda: self._client.mget(full)) if keys else []
+        now_us = _micros(now)
+        found: list[float | None] = []
+        for value in values:
+            until = int(value) if value is not None and value.isdigit() else None
+            found.append(until / _MICROS if until is not None and until > now_us else None)
+        return found
+
+    async def clear_mark(self, key: str) -> bool:
+        """``DEL``."""
+        return bool(await self._call(lambda: self._client.delete(self.prefix + key)))
+
+    async def sessions(self, key: str, *, now: float) -> dict[str, float]:
+        """``ZRANGEBYSCORE key (now +inf WITHSCORES``."""
+        rows = await self._call(
+            lambda: self._client.zrangebyscore(
+                self.prefix + key, f"({_micros(now)}", "+inf", withscores=True
+            )
+        )
+        return {
+            (member.decode() if isinstance(member, bytes) else str(member)): score / _MICROS
+            for member, score in rows
+        }
+
+    async def end_sessions(
+        self, key: str, sessions: Sequence[str] | None = None, *, now: float
+    ) -> int:
+        """Count the live ones and remove them in one ``MULTI``."""
+        full = self.prefix + key
+        live = f"({_micros(now)}"
+
+        async def end() -> Any:
+            pipe = self._client.pipeline(transaction=True)
+            if sessions is None:
+                pipe.zcount(full, live, "+inf")
+                pipe.delete(full)
+            else:
+                for session in sessions:
+                    pipe.zscore(full, session)
+                pipe.zrem(full, *sessions)
+            return await pipe.execute()
+
+        if sessions is not None and not sessions:
+            return 0
+        replies = await self._call(end)
+        if sessions is None:
+            return int(replies[0])
+        return sum(1 for score in replies[:-1] if score is not None and score > _micros(now))
 
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome:
         keys = [self.prefix + op.key for op in ops]
