@@ -32,6 +32,7 @@ from proxy.builder import build_pipeline
 from proxy.challenge import samples
 from proxy.errors import ConfigError, ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestType
+from proxy.policy import TrackRules
 from proxy.services import Services
 from proxy.testing import FakeClock, proxy_config
 from proxy.testing.emulator import license_facts, playready_fault, serving
@@ -222,6 +223,17 @@ def test_the_unverified_signing_choices_are_settings(digest, content):
     assert facts["fairplay"] == {"persistent": False}
 
 
+def test_a_policy_forbidding_playback_says_so_in_widevine_policy():
+    forbids = {**RENTAL, "license": {"can_play": False, "persistent": True}}
+    data = data_text(adapter().build_request(make_call(forbids)))
+    assert '<WidevinePolicy fl_CanPlay="false" fl_CanPersist="true" />' in data
+    info = challenge(DrmSystem.FAIRPLAY, key_ids=(), payload=samples.fairplay_spc())
+    call = make_call(forbids, challenge=info, content_id="skd://asset-7")
+    with pytest.raises(ProxyError) as raised:  # FairPlayPolicy has no such flag
+        adapter(policy_enforced_by_vendor=True).build_request(call)
+    assert raised.value.metadata["vendor_code"] == "POLICY_FORBIDS_PLAY"
+
+
 def test_the_header_can_be_theoplayers():
     request = adapter(auth_header="x-keyos-authorization").build_request(make_call(RENTAL))
     assert "customdata" not in request.headers
@@ -247,6 +259,15 @@ def test_playready_licenses_per_key_share_equal_rules():
     ]
     assert data.count("<MinimumSecurityLevel>") == 2
     assert "<WidevinePolicy" not in data and "<FairPlayPolicy" not in data
+
+
+def test_a_keys_own_rules_reach_its_playready_license():
+    info = challenge(DrmSystem.PLAYREADY, key_ids=(KID_SD,), payload=b"<soap>AcquireLicense</soap>")
+    call = make_call(RENTAL, challenge=info)
+    call.policy.key_rules[KID_SD] = TrackRules(playready_min_security_level=3000)
+    request = adapter(policy_enforced_by_vendor=["playready"]).build_request(call)
+    facts, _ = check_data(read_authentication_xml(request.headers["customdata"])[1], NOW)
+    assert facts["playready_licenses"] == [{"key_id": GUIDS[KID_SD], "policy": 3000}]
 
 
 def test_playready_rules_need_the_keys_and_no_rules_need_nothing():
@@ -275,6 +296,8 @@ def test_fairplay_goes_as_the_form_and_the_ckc_comes_back_raw():
     ko = adapter()
     assert ko.parse_response(call, response(200, wrapped)).license == ckc
     assert ko.parse_response(call, response(200, base64.b64encode(ckc))).license == ckc
+    upper = b"<CKC>" + base64.b64encode(ckc) + b"</CKC>"
+    assert ko.parse_response(call, response(200, upper)).license == ckc
     for junk in (b"<html>oops</html>", b"<ckc>!!</ckc>", b"<ckc></ckc>", b""):
         with pytest.raises(ProxyError) as raised:
             ko.parse_response(call, response(200, junk))

@@ -15,7 +15,6 @@ HTTP status.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -44,7 +43,6 @@ from proxy import (
 )
 
 VENDOR = "keyos"
-_CKC = re.compile(rb"^\s*(?:<ckc>\s*(?P<wrapped>[^<]*?)\s*</ckc>|(?P<bare>[A-Za-z0-9+/=_-]+))\s*$")
 
 
 class KeyOSAdapter:
@@ -114,18 +112,23 @@ class KeyOSAdapter:
             raise _error(response)
         body = response.body
         if drm is DrmSystem.FAIRPLAY:
-            match = _CKC.match(body)
-            if match is None:
-                raise bad_response(VENDOR, "is not a <ckc> answer", response.status)
-            text = match.group("wrapped") or match.group("bare") or b""
-            try:
-                body = b64decode_any(text.decode("ascii"))
-            except (ValueError, UnicodeDecodeError):
-                raise bad_response(VENDOR, "has a <ckc> that is not base64") from None
-            if not body:
-                raise bad_response(VENDOR, "has an empty <ckc>", response.status)
-            return VendorLicense(body, None, call.key_ids, {})
+            return VendorLicense(unwrap_ckc(body, response.status), None, call.key_ids, {})
         return VendorLicense(check_license(VENDOR, drm, body), None, call.key_ids, {})
+
+
+def unwrap_ckc(body: bytes, status: int) -> bytes:
+    """The CKC in ``<ckc>base64</ckc>`` (bare base64 taken too, as THEOplayer's sample does:
+    it strips the tags when they are there, then decodes)."""
+    text = body.strip()
+    if text[:5].lower() == b"<ckc>" and text[-6:].lower() == b"</ckc>":
+        text = text[5:-6]
+    try:
+        ckc = b64decode_any(b"".join(text.split()).decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise bad_response(VENDOR, "is not a base64 CKC in <ckc>", status) from None
+    if not ckc:
+        raise bad_response(VENDOR, "has an empty CKC", status)
+    return ckc
 
 
 def _error(response: UpstreamResponse) -> ProxyError:

@@ -165,7 +165,7 @@ def playready_section(
     """A ``License`` per key naming its ``Policy`` and ``Play``, or one bare ``License`` when no
     PlayReady rule applies. Equal rules share one ``Policy``/``Play`` (stable ids)."""
     keys = list(key_ids)
-    per_key = {key: _playready_rules(_key_rules(policy, key)) for key in keys}
+    per_key = {key: _playready_rules(policy.rules_for_key(key)) for key in keys}
     configured = [_playready_rules(r) for r in policy.tracks.values()]
     configured += [_playready_rules(r) for r in policy.key_rules.values()]
     has_rules = any(level is not None or opl for level, opl in configured)
@@ -199,12 +199,6 @@ def playready_section(
                         text_element(levels, tag, opl[name])
                 definitions[play_id] = play
     data.extend(definitions.values())
-
-
-def _key_rules(policy: EffectivePolicy, key: bytes) -> TrackRules:
-    if key in policy.key_rules:
-        return policy.key_rules[key]
-    return policy.rules_for_track(policy.key_track_types.get(key))
 
 
 def fairplay_section(data: ET.Element, settings: LicenseSettings) -> None:
