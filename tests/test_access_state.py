@@ -23,18 +23,26 @@ from proxy.state import (
     open_store,
     redacted_url,
 )
+from proxy.testing.fleet import TARGETS
 
 NOW = 1_800_000_000.0
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
+#: Every store, on every server the tests can start (``proxy.testing.fleet.TARGETS``).
+STORES = ["memory", *TARGETS]
+
+
+@pytest_asyncio.fixture(params=STORES)
 async def store(request) -> AsyncIterator[StateStore]:
-    """Each test runs against both stores."""
+    """Each test runs against every store: memory, and Redis and Valkey in each mode.
+
+    The keys of one batch mostly fall in different hash slots, so on a cluster these
+    tests also run the pipelined path across slots."""
     if request.param == "memory":
         instance: StateStore = MemoryStore("test:")
     else:
-        server = request.getfixturevalue("redis_server")
-        instance = RedisStore(server.url, prefix="test:")
+        target = request.getfixturevalue("store_target")(request.param)
+        instance = open_store(target.url, prefix="test:", timeout=2)
     await instance.start()
     try:
         yield instance
@@ -226,11 +234,22 @@ _examples = itertools.count()
 )
 @given(steps=st.lists(_step, min_size=1, max_size=25))
 def test_both_stores_answer_every_sequence_alike(redis_server, steps):
-    prefix = f"eq{next(_examples)}:"
+    _answer_alike(redis_server.url, f"eq{next(_examples)}:", steps)
 
+
+@settings(
+    deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(_step, min_size=1, max_size=25))
+def test_a_cluster_answers_like_memory_when_the_keys_share_a_tag(redis_cluster, steps):
+    """Keys tagged alike (as one subject's are) settle in one script on one master."""
+    _answer_alike(redis_cluster.url, f"eq{next(_examples)}:{{subject}}", steps)
+
+
+def _answer_alike(url: str, prefix: str, steps: list) -> None:
     async def run() -> None:
         memory = MemoryStore(prefix)
-        redis = RedisStore(redis_server.url, prefix=prefix, timeout=2)
+        redis = open_store(url, prefix=prefix, timeout=2)
         await redis.start()
         try:
             now = NOW

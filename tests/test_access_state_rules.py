@@ -26,13 +26,13 @@ from tests.access_support import (
 _prefixes = itertools.count()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster", "redis-sentinel"])
 def access(request):
     """Builds a config with ``[access]`` rules on the store this test runs with."""
     if request.param == "memory":
         state = {"store": "memory", "key_prefix": f"t{next(_prefixes)}:"}
     else:
-        state = {"store": request.getfixturevalue("redis_server").url}
+        state = {"store": request.getfixturevalue("store_target")(request.param).url}
 
     def make(rules: dict, **extra) -> dict:
         return proxy_config({"access": {"state": state, **rules}, **extra})

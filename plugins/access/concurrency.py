@@ -16,7 +16,14 @@ from collections.abc import Sequence
 
 from pydantic import Field, field_validator
 
-from plugins.access.claims import MAX_ID_LENGTH, claim_text, identity, request_type, state_key
+from plugins.access.claims import (
+    MAX_ID_LENGTH,
+    claim_text,
+    identity,
+    request_type,
+    slot_tag,
+    state_key,
+)
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import (
     ConfigContext,
@@ -65,6 +72,11 @@ class ConcurrencySettings(StrictModel):
         return value
 
 
+def sessions_key(subject: str) -> str:
+    """The key of ``subject``'s session set (in the subject's cluster slot)."""
+    return state_key("sessions", subject, tag=slot_tag(subject))
+
+
 class SubjectSessions:
     """The admin API's view of the sessions this rule counts (a :class:`proxy.SessionDirectory`):
     a subject is the value the rule counts by (``sub``, or ``subject_claim``)."""
@@ -74,14 +86,14 @@ class SubjectSessions:
 
     async def list_sessions(self, subject: str, *, now: float) -> list[SessionInfo]:
         """The live sessions of ``subject``, soonest to lapse first."""
-        found = await self.store.sessions(state_key("sessions", subject), now=now)
+        found = await self.store.sessions(sessions_key(subject), now=now)
         return [SessionInfo(s, e) for s, e in sorted(found.items(), key=lambda item: item[1])]
 
     async def end_sessions(
         self, subject: str, sessions: Sequence[str] | None = None, *, now: float
     ) -> int:
         """End some or all of ``subject``'s sessions; their slots are free at once."""
-        return await self.store.end_sessions(state_key("sessions", subject), sessions, now=now)
+        return await self.store.end_sessions(sessions_key(subject), sessions, now=now)
 
 
 class ConcurrencyRule:
@@ -139,7 +151,7 @@ class ConcurrencyRule:
         subject = identity(principal, settings.subject_claim, "concurrency")
         session = self.session_id(ctx, principal, settings.session_claim)
         op = SessionOp(
-            key=state_key("sessions", subject),
+            key=sessions_key(subject),
             session=state_key("session", session),
             limit=settings.limit,
             ttl=settings.interval + settings.grace,

@@ -104,3 +104,8 @@ class StateStore(ABC):
     def describe(self) -> str:
         """A short description for logs (never a password)."""
         return self.kind
+
+    @property
+    def mode(self) -> str:
+        """How the store is reached (``memory``, ``single``, ``cluster``, ``sentinel``)."""
+        return self.kind
