@@ -382,7 +382,9 @@ async def test_no_record_is_lost_under_load_and_sigterm(tmp_path, dev_token):
                     quick_done.set()
 
         async with (
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100)
+            ) as session,  # under server.max_connections_per_client (128)
             grpc.aio.insecure_channel(grpc_target) as channel,
         ):
             stub = license_proxy_pb2_grpc.LicenseProxyServiceStub(channel)
