@@ -22,6 +22,7 @@ def default_toml(*, ports: bool = True) -> str:
     text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
     if ports:
         text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
+        text = text.replace("port = 8081", "port = 0")  # the admin listener
     return text
 
 
