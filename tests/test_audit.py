@@ -327,6 +327,7 @@ async def test_no_record_is_lost_under_load_and_sigterm(tmp_path, dev_token):
         .read_text()
         .replace("port = 50051", "port = 0")
         .replace("port = 8080", "port = 0")
+        .replace("port = 8081", "port = 0")
         + f'\n[plugins]\nmodules = ["{HOLD_PLUGIN}"]\n'
         + '\n[log]\nformat = "json"\naccess = false\n'
         + f'\n[audit]\nfile = "{tmp_path / "decisions.jsonl"}"\n'

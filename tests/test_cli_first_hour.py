@@ -63,7 +63,8 @@ async def test_listener_flags_override_the_config_file(tmp_path, taken_port):
     config.write_text(
         default_toml(ports=False)
         .replace("port = 50051", f"port = {taken_port}")
-        .replace("port = 8080", f"port = {taken_port}"),
+        .replace("port = 8080", f"port = {taken_port}")
+        .replace("port = 8081", "port = 0"),  # no flag moves the admin listener
         encoding="utf-8",
     )
     process = await start(

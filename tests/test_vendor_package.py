@@ -108,7 +108,9 @@ def test_what_it_declares_no_rendering_for_fails_the_start_with_the_key_path(acm
 async def test_it_joins_serve_sandbox(acme, tmp_path):
     config = tmp_path / "sandbox.toml"
     text = (ROOT / "proxy" / "default.toml").read_text(encoding="utf-8")
-    config.write_text(text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0"))
+    for fixed in ("port = 50051", "port = 8080", "port = 8081"):
+        text = text.replace(fixed, "port = 0")
+    config.write_text(text)
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
