@@ -31,6 +31,7 @@ import socket
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from proxy.config import ServerConfig
@@ -51,6 +52,27 @@ RESTART_BACKOFF_RESET = 60.0
 READY_TIMEOUT = 120.0
 #: Beyond ``shutdown_delay`` + ``shutdown_grace``, how long SIGTERM waits for the workers.
 STOP_MARGIN = 5.0
+#: The workers' shared metrics folder: this prefix, the supervisor's pid, a random part.
+METRICS_PREFIX = "license-proxy-metrics-"
+
+
+def sweep_stale_metrics_dirs(root: Path | None = None) -> list[Path]:
+    """Remove the metrics folders of supervisors that died without cleaning up (SIGKILL,
+    the OOM killer): a Kubernetes ``emptyDir`` keeps ``/tmp`` across container restarts,
+    so they would pile up. Returns what was removed."""
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(METRICS_PREFIX + "*"):
+        owner = folder.name[len(METRICS_PREFIX) :].split("-", 1)[0]
+        if not owner.isdigit() or not folder.is_dir():
+            continue
+        try:
+            os.kill(int(owner), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:
+            pass  # alive, and someone else's
+    return removed
 
 
 def reserve_port(host: str, port: int, listener: str) -> socket.socket:
@@ -106,7 +128,7 @@ class Supervisor:
     """Runs ``count`` worker processes on the listeners of ``server``.
 
     :param config: the config file the workers read (None: the embedded default).
-    :param overrides: ``[server]`` settings given on the command line.
+    :param overrides: what the command line overrides (a partial config document).
     :param validated: the pipeline built from the config at start (not run: its listener
         settings are read).
     :param build: validates the config (on SIGHUP), as the workers will build it.
@@ -173,13 +195,19 @@ class Supervisor:
             admin = reserve_port(self.admin.host, self.admin.port, "admin")
             self._reserved.append(admin)
             self.admin_port = admin.getsockname()[1]
+            self.overrides["admin"] = {**self.overrides.get("admin", {}), "port": self.admin_port}
+        server = self.overrides.get("server", {})
         self.overrides = {
             **self.overrides,
-            "workers": self.count,
-            "grpc": {**self.overrides.get("grpc", {}), "port": grpc_port},
-            "http": {**self.overrides.get("http", {}), "port": http_port},
+            "server": {
+                **server,
+                "workers": self.count,
+                "grpc": {**server.get("grpc", {}), "port": grpc_port},
+                "http": {**server.get("http", {}), "port": http_port},
+            },
         }
-        self._metrics_dir = tempfile.mkdtemp(prefix="license-proxy-metrics-")
+        sweep_stale_metrics_dirs()
+        self._metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
         first = [await self._spawn(index) for index in range(self.count)]
         try:
             async with asyncio.timeout(READY_TIMEOUT):
@@ -214,7 +242,6 @@ class Supervisor:
                     overrides=self.overrides,
                     status_fd=status_write,
                     lifeline_fd=lifeline_read,
-                    admin_port=self.admin_port,
                 ),
                 pass_fds=(status_write, lifeline_read),
                 env={**os.environ, MULTIPROC_DIR_ENV: self._metrics_dir},
@@ -361,4 +388,4 @@ def _ids(worker: Worker) -> tuple[int, int]:
     return worker.index, worker.pid
 
 
-__all__ = ["Supervisor", "Worker", "describe_exit", "reserve_port"]
+__all__ = ["Supervisor", "Worker", "describe_exit", "reserve_port", "sweep_stale_metrics_dirs"]

@@ -23,23 +23,18 @@ from typing import Any
 from proxy.builder import build_pipeline, load_config
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
-from proxy.overrides import with_server_overrides
+from proxy.overrides import with_overrides
 from proxy.pipeline import Pipeline
 
 log = logging.getLogger("proxy.worker")
 
 
-def build(
-    config: str | None, overrides: dict[str, Any] | None = None, admin_port: int | None = None
-) -> Pipeline:
-    """Read the config file (or the embedded default), apply ``[server]`` overrides from the
-    command line (and the admin listener's port, when there is one), and build the pipeline;
+def build(config: str | None, overrides: dict[str, Any] | None = None) -> Pipeline:
+    """Read the config file (or the embedded default), apply the command line's overrides
+    (a partial document: :func:`proxy.overrides.with_overrides`), and build the pipeline;
     ConfigError lists every mistake."""
     raw, base_dir = load_config(config)
-    raw = with_server_overrides(raw, overrides or {})
-    if admin_port is not None and isinstance(raw.get("admin"), dict):
-        raw = {**raw, "admin": {**raw["admin"], "port": admin_port}}
-    return build_pipeline(raw, base_dir=base_dir)
+    return build_pipeline(with_overrides(raw, overrides or {}), base_dir=base_dir)
 
 
 class StatusPipe:
@@ -61,16 +56,13 @@ def worker_argv(
     overrides: dict[str, Any],
     status_fd: int,
     lifeline_fd: int,
-    admin_port: int | None = None,
 ) -> list[str]:
     """The command line that starts worker ``index``."""
     import json
 
     argv = [sys.executable, "-m", "proxy.worker", "--index", str(index)]
-    argv += ["--server", json.dumps(overrides), "--status-fd", str(status_fd)]
+    argv += ["--overrides", json.dumps(overrides), "--status-fd", str(status_fd)]
     argv += ["--lifeline-fd", str(lifeline_fd)]
-    if admin_port is not None:
-        argv += ["--admin-port", str(admin_port)]
     if config is not None:
         argv += ["--config", config]
     return argv
@@ -99,15 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m proxy.worker")
     parser.add_argument("--config")
     parser.add_argument("--index", type=int, required=True)
-    parser.add_argument("--server", default="{}", help="[server] overrides as JSON")
+    parser.add_argument("--overrides", default="{}", help="config overrides, a JSON document")
     parser.add_argument("--status-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, required=True)
-    parser.add_argument("--admin-port", type=int)
     args = parser.parse_args(argv)
-    overrides = json.loads(args.server)
+    overrides = json.loads(args.overrides)
     status = StatusPipe(args.status_fd)
     try:
-        pipeline = build(args.config, overrides, args.admin_port)
+        pipeline = build(args.config, overrides)
     except ConfigError as exc:
         for path, message in exc.errors:
             print(f"worker {args.index}: {path}: {message}", file=sys.stderr)
@@ -115,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(pipeline.log.level, pipeline.log.format)
 
     def rebuild() -> Pipeline:
-        fresh = build(args.config, overrides, args.admin_port)
+        fresh = build(args.config, overrides)
         setup_logging(fresh.log.level, fresh.log.format)
         return fresh
 
@@ -123,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The admin API's reload: this worker checks the config, then the supervisor has
         # every worker reload it (as its SIGHUP does); the answer does not wait for them.
         try:
-            await asyncio.to_thread(build, args.config, overrides, args.admin_port)
+            await asyncio.to_thread(build, args.config, overrides)
         except ConfigError as exc:
             log.error("reload refused, the config has errors:\n%s", exc)
             return False
