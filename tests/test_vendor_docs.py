@@ -22,6 +22,9 @@ def test_every_toml_example_validates(monkeypatch):
     monkeypatch.setenv("AMS_TOKEN_KEY", base64.b64encode(os.urandom(64)).decode())
     monkeypatch.setenv("WIDEVINE_SIGNING_KEY", os.urandom(32).hex())
     monkeypatch.setenv("WIDEVINE_SIGNING_IV", os.urandom(16).hex())
+    monkeypatch.setenv("DRMTODAY_AUTH_SECRET", os.urandom(32).hex())
+    monkeypatch.setenv("DOVERUNNER_SITE_KEY", os.urandom(16).hex())
+    monkeypatch.setenv("DOVERUNNER_ACCESS_KEY", os.urandom(16).hex())
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -37,4 +40,5 @@ def test_every_toml_example_validates(monkeypatch):
     config["policies"] += examples["policies"]
     pipeline = build_pipeline(config)
     assert {"axinom", "verimatrix", "ams", "widevine"} <= set(pipeline.backends)
+    assert {"drmtoday", "doverunner"} <= set(pipeline.backends)
     assert {p["name"] for p in examples["policies"]} == {"rental", "download", "sd-hd"}
