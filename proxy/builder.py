@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from proxy.admin.settings import AdminConfig
 from proxy.config import ConfigContext, load_toml, validate_core
 from proxy.errors import ConfigError
 from proxy.pipeline import Pipeline
@@ -67,6 +68,8 @@ def build_pipeline(
     if state is not None:
         services.state = store_from_settings(state)
         config.add_cleanup_ctx(store_lifetime(services.state))
+    admin = config.section("admin", AdminConfig) if "admin" in raw else None
+    config.claim("admin")
     backends = registry.configure_backends(config)
     config.backend_names = frozenset(backends) | frozenset(config.get("backends", {}) or {})
     config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}
@@ -85,6 +88,7 @@ def build_pipeline(
         cleanup_contexts=config.cleanup_contexts,
         warnings=config.warnings,
         request_headers=tuple(config.request_headers),
+        admin=admin,
     )
 
 

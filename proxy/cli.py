@@ -73,6 +73,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(
         f"{args.file}: OK ({len(pipeline.host.infos)} plugins, {len(pipeline.backends)} backends)"
     )
+    store = pipeline.services.state
+    where = "this process only" if store.mode == "memory" else store.describe()
+    print(f"access.state: {store.mode} mode ({where})")
     return 0
 
 

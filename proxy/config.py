@@ -62,6 +62,14 @@ class ListenerConfig(StrictModel):
             return False
 
 
+class HttpListenerConfig(ListenerConfig):
+    """``[server.http]``: the player-facing HTTP listener."""
+
+    metrics: bool = False
+    """Also serve ``GET /metrics`` here. Off by default: it names backends and counts
+    denials per rule, which players need not read; ``[admin]`` serves it instead."""
+
+
 class CorsConfig(StrictModel):
     """Cross-origin access for browser players (preflight included)."""
 
@@ -86,7 +94,7 @@ class ServerConfig(StrictModel):
     """``[server]``: listeners, trust, limits, CORS and timeouts."""
 
     grpc: ListenerConfig = ListenerConfig(port=50051)
-    http: ListenerConfig = ListenerConfig(port=8080)
+    http: HttpListenerConfig = HttpListenerConfig(port=8080)
     trusted_proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = Field(
         default_factory=list
     )
@@ -116,6 +124,10 @@ class ServerConfig(StrictModel):
     bounds how long a request's headers may take to arrive (aiohttp's keepalive
     timeout, counted from the connection's opening or the previous answer)."""
     request_id_header: str = "x-request-id"
+    dry_run_claim: str | None = Field(default=None, min_length=1)
+    """A token claim that lets a caller ask for dry runs (``dry_run = true``) when it is
+    ``true`` in the verified token. Trusted callers (``trusted_proxies``) may always; every
+    other dry run is REQUEST_INVALID, since its answer shows the whole decision trace."""
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""

@@ -43,16 +43,22 @@ def drm_from_proto(value: pb.DrmSystem) -> DrmSystem | None:
     try:
         return DRM_FROM_PROTO[value]
     except KeyError:
-        raise ProxyError(Reason.REQUEST_INVALID, f"unknown drm_system {value}") from None
+        raise ProxyError(
+            Reason.REQUEST_INVALID, f"unknown drm_system {value}", field="drm_system"
+        ) from None
 
 
 def key_id_hints(values: list[bytes] | tuple[bytes, ...]) -> tuple[bytes, ...]:
     """Validated key id hints: 16 bytes each, at most 64."""
     if len(values) > MAX_KEY_ID_HINTS:
-        raise ProxyError(Reason.REQUEST_INVALID, f"more than {MAX_KEY_ID_HINTS} key ids")
-    for value in values:
+        raise ProxyError(
+            Reason.REQUEST_INVALID, f"more than {MAX_KEY_ID_HINTS} key ids", field="key_ids"
+        )
+    for index, value in enumerate(values):
         if len(value) != 16:
-            raise ProxyError(Reason.REQUEST_INVALID, "a key id is not 16 bytes")
+            raise ProxyError(
+                Reason.REQUEST_INVALID, "a key id is not 16 bytes", field=f"key_ids[{index}]"
+            )
     return tuple(values)
 
 
@@ -64,12 +70,18 @@ def client_from_proto(
     if trusted:
         claimed_ip = normalize_ip(message.ip_address) if message.ip_address else None
         if message.ip_address and claimed_ip is None:
-            raise ProxyError(Reason.REQUEST_INVALID, "client.ip_address is not an IP address")
-        if len(message.device_id) > MAX_CLIENT_FIELD or len(message.user_agent) > MAX_CLIENT_FIELD:
             raise ProxyError(
                 Reason.REQUEST_INVALID,
-                f"client fields are limited to {MAX_CLIENT_FIELD} characters",
+                "client.ip_address is not an IP address",
+                field="client.ip_address",
             )
+        for name, value in (("device_id", message.device_id), ("user_agent", message.user_agent)):
+            if len(value) > MAX_CLIENT_FIELD:
+                raise ProxyError(
+                    Reason.REQUEST_INVALID,
+                    f"client fields are limited to {MAX_CLIENT_FIELD} characters",
+                    field=f"client.{name}",
+                )
         return ClientInfo(
             ip_address=claimed_ip or resolved_ip,
             device_id=message.device_id or None,
@@ -103,6 +115,7 @@ def acquire_request(
         ),
         metadata=dict(message.metadata),
         dry_run=message.dry_run,
+        dry_run_gated=not trusted,
         transport=transport,
         headers=headers,
         request_id=request_id,

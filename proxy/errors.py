@@ -37,6 +37,7 @@ class Reason(StrEnum):
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
     STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+    TOKEN_REVOKED = "TOKEN_REVOKED"
     BACKEND_NOT_CONFIGURED = "BACKEND_NOT_CONFIGURED"
     INTERNAL = "INTERNAL"
 
@@ -49,6 +50,22 @@ class Reason(StrEnum):
     def http_status(self) -> int:
         """The HTTP status this reason is answered with."""
         return _STATUS[self][1]
+
+    @property
+    def retryable(self) -> bool:
+        """True when the same request may succeed if sent again later (docs/api.md, Retries)."""
+        return self in _RETRY_DELAYS
+
+    @property
+    def default_retry_delay(self) -> float | None:
+        """Seconds to wait before a retry when the error names none itself; None when a retry
+        is advised only with a delay the error knows (a concurrency slot lapsing)."""
+        return _RETRY_DELAYS.get(self)
+
+    @property
+    def default_field(self) -> str | None:
+        """The request field a refusal with this reason blames when the raiser named none."""
+        return _DEFAULT_FIELDS.get(self)
 
     @property
     def title(self) -> str:  # type: ignore[override]  # str.title() is a method; reasons shadow it
@@ -91,6 +108,7 @@ _STATUS: dict[Reason, tuple[grpc.StatusCode, int]] = {
     Reason.UPSTREAM_TIMEOUT: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     Reason.STATE_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
     Reason.DEPENDENCY_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
+    Reason.TOKEN_REVOKED: _UNAUTH,
     Reason.BACKEND_NOT_CONFIGURED: _INTERNAL,
     Reason.INTERNAL: _INTERNAL,
 }
@@ -123,8 +141,28 @@ _TITLES = {
     Reason.UPSTREAM_TIMEOUT: "The DRM vendor did not answer in time",
     Reason.STATE_UNAVAILABLE: "Shared state unavailable",
     Reason.DEPENDENCY_UNAVAILABLE: "A service the proxy depends on is unavailable",
+    Reason.TOKEN_REVOKED: "Token revoked",
     Reason.BACKEND_NOT_CONFIGURED: "No backend configured",
     Reason.INTERNAL: "Internal error",
+}
+
+#: The reasons a caller may retry, with the delay advised when the error carries none
+#: (None: only with the error's own ``retry_after``). Every UNAVAILABLE reason is here,
+#: since the recommended service config retries that code (docs/api.md).
+_RETRY_DELAYS: dict[Reason, float | None] = {
+    Reason.UPSTREAM_UNAVAILABLE: 1.0,
+    Reason.UPSTREAM_BAD_RESPONSE: 1.0,
+    Reason.UPSTREAM_TIMEOUT: 1.0,
+    Reason.STATE_UNAVAILABLE: 1.0,
+    Reason.DEPENDENCY_UNAVAILABLE: 1.0,
+    Reason.RATE_LIMITED: 1.0,
+    Reason.CONCURRENCY_LIMIT_EXCEEDED: None,
+}
+
+_DEFAULT_FIELDS = {
+    Reason.CHALLENGE_INVALID: "challenge",
+    Reason.CHALLENGE_TOO_LARGE: "challenge",
+    Reason.DRM_NOT_SUPPORTED: "drm_system",
 }
 
 
@@ -141,6 +179,9 @@ class ProxyError(Exception):
         problem+json body (for example a vendor's own error code).
     :param retry_after: seconds after which a retry may succeed (sent as
         ``Retry-After`` over HTTP and ``retry-after`` trailing metadata).
+    :param field: the request field to blame, as a proto field path
+        (``key_ids[2]``, ``client.ip_address``): a ``google.rpc.BadRequest``
+        field violation over gRPC, an ``invalid_params`` member over HTTP.
     """
 
     def __init__(
@@ -150,12 +191,30 @@ class ProxyError(Exception):
         *,
         metadata: dict[str, str] | None = None,
         retry_after: float | None = None,
+        field: str | None = None,
     ) -> None:
         self.reason = Reason(reason)
         self.detail = detail or self.reason.title
         self.metadata = dict(metadata or {})
         self.retry_after = retry_after
+        self.field = field
         super().__init__(f"{self.reason.value}: {self.detail}")
+
+    @property
+    def retry_delay(self) -> float | None:
+        """Seconds a caller should wait before sending the same request again, or None when
+        a retry won't help (the reason is not retryable, or its delay is unknown)."""
+        if not self.reason.retryable:
+            return None
+        if self.retry_after is not None:
+            return self.retry_after
+        return self.reason.default_retry_delay
+
+    @property
+    def blamed_field(self) -> str | None:
+        """The request field at fault: the raiser's, else the reason's own (``challenge`` for
+        an unreadable challenge); None when no single field is to blame."""
+        return self.field or self.reason.default_field
 
     @property
     def grpc_code(self) -> grpc.StatusCode:

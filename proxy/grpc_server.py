@@ -34,6 +34,9 @@ from proxy.pipeline import Pipeline
 log = logging.getLogger("proxy.grpc")
 
 ERROR_DOMAIN = "licenseproxy"
+#: The metadata key of the request id: in the initial metadata of every success, and in
+#: the trailers of every error.
+REQUEST_ID_METADATA = "x-request-id"
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LicenseProxyService"].full_name
 
 
@@ -44,23 +47,57 @@ class _Status(grpc.Status):
     trailing_metadata: tuple[tuple[str, str | bytes], ...]
 
 
+def _packed(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def error_details(error: ProxyError, request_id: str) -> list[any_pb2.Any]:
+    """The ``google.rpc.Status`` details of ``error`` (AIP-193): ``ErrorInfo`` always,
+    ``RetryInfo`` when a retry may succeed, ``BadRequest`` when a field of an
+    INVALID_ARGUMENT request is to blame."""
+    details = [
+        _packed(
+            error_details_pb2.ErrorInfo(
+                reason=error.reason.value,
+                domain=ERROR_DOMAIN,
+                metadata={**error.metadata, "request_id": request_id},
+            )
+        )
+    ]
+    delay = error.retry_delay
+    if delay is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(round(delay * 1e9))
+        details.append(_packed(retry))
+    field = error.blamed_field
+    if field is not None and error.grpc_code is grpc.StatusCode.INVALID_ARGUMENT:
+        violation = error_details_pb2.BadRequest.FieldViolation(
+            field=field, description=error.detail
+        )
+        details.append(_packed(error_details_pb2.BadRequest(field_violations=[violation])))
+    return details
+
+
 def error_status(error: ProxyError, request_id: str) -> grpc.Status:
-    """The gRPC status for ``error``: code, message, and ``google.rpc.Status`` with ``ErrorInfo``."""
-    info = error_details_pb2.ErrorInfo(
-        reason=error.reason.value,
-        domain=ERROR_DOMAIN,
-        metadata={**error.metadata, "request_id": request_id},
-    )
-    detail = any_pb2.Any()
-    detail.Pack(info)
+    """The gRPC status for ``error``: code, message, and ``google.rpc.Status`` with its
+    details; the request id, and for a retryable error its delay, in trailing metadata."""
     status = status_pb2.Status(
-        code=error.grpc_code.value[0], message=error.detail, details=[detail]
+        code=error.grpc_code.value[0],
+        message=error.detail,
+        details=error_details(error, request_id),
     )
     trailers: list[tuple[str, str | bytes]] = [
         ("grpc-status-details-bin", status.SerializeToString()),
-        ("x-request-id", request_id),
+        (REQUEST_ID_METADATA, request_id),
     ]
-    if error.retry_after is not None:
+    delay = error.retry_delay
+    if delay is not None:
+        trailers.append(("retry-after", retry_after_seconds(delay)))
+        # gRPC's own retry policy (docs/api.md's service config) waits this long.
+        trailers.append(("grpc-retry-pushback-ms", str(max(1, round(delay * 1000)))))
+    elif error.retry_after is not None:
         trailers.append(("retry-after", retry_after_seconds(error.retry_after)))
     return _Status(error.grpc_code, error.detail, tuple(trailers))
 
@@ -148,7 +185,12 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             caller = _caller.set(Caller(pipeline, headers, peer, client_ip, trusted, request_id))
             token = request_id_var.set(request_id)
             try:
-                return await behavior(request, context)
+                response = await behavior(request, context)
+                # A success carries the request id in its initial metadata. An error carries
+                # it in the trailers only (with ErrorInfo): headers sent before an error
+                # would commit the call, and gRPC's retry policy could no longer retry it.
+                await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+                return response
             except ProxyError as error:
                 await context.abort_with_status(error_status(error, request_id))
                 raise  # abort_with_status raises; this line is never reached
@@ -262,4 +304,11 @@ class GrpcServer:
         await self.server.stop(grace)
 
 
-__all__ = ["ERROR_DOMAIN", "CallInterceptor", "GrpcServer", "error_status"]
+__all__ = [
+    "ERROR_DOMAIN",
+    "REQUEST_ID_METADATA",
+    "CallInterceptor",
+    "GrpcServer",
+    "error_details",
+    "error_status",
+]

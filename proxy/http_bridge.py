@@ -3,7 +3,8 @@
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
 - ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
   methods in the canonical proto3 JSON mapping;
-- ``GET /healthz``, ``/readyz``, ``/metrics``.
+- ``GET /healthz``, ``/readyz``, and ``/metrics`` only when ``server.http.metrics`` says so
+  (it is served on the admin listener, :mod:`proxy.admin.api`).
 
 One middleware gives every answer its request id and CORS headers and turns
 every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
@@ -77,7 +78,8 @@ class HttpBridge:
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
-        self.app.router.add_get("/metrics", self.metrics)
+        if server.http.metrics:
+            self.app.router.add_get("/metrics", self.metrics)
 
     # -- middleware ------------------------------------------------------------------
 
@@ -206,7 +208,9 @@ class HttpBridge:
         try:
             key_ids = tuple(parse_key_id(k) for k in request.query.getall("key_id", ()))
         except ValueError:
-            raise ProxyError(Reason.REQUEST_INVALID, "key_id is not a key id") from None
+            raise ProxyError(
+                Reason.REQUEST_INVALID, "key_id is not a key id", field="key_id"
+            ) from None
         model = LicenseRequest(
             challenge=body,
             drm_system=drm,
@@ -229,8 +233,8 @@ class HttpBridge:
         try:
             json_format.Parse(body.decode("utf-8"), message)
         except (json_format.ParseError, UnicodeDecodeError, RecursionError) as exc:
-            detail = _parse_error_text(exc, message.DESCRIPTOR)
-            raise ProxyError(Reason.REQUEST_INVALID, detail) from None
+            detail, field = _parse_error_text(exc, message.DESCRIPTOR)
+            raise ProxyError(Reason.REQUEST_INVALID, detail, field=field) from None
         return message
 
     async def license_json(self, request: web.Request) -> web.Response:
@@ -295,10 +299,12 @@ def _json_response(message: Any) -> web.Response:
 _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
 
 
-def _field_path(descriptor: Descriptor, names: list[str]) -> str | None:
-    """``client.ipAddress`` when every name is a field of the schema (its proto or JSON
-    name), else None: only names the schema defines are ever written back."""
-    path = []
+def _field_path(descriptor: Descriptor, names: list[str]) -> tuple[str, str] | None:
+    """``("client.ipAddress", "client.ip_address")`` (JSON and proto paths) when every name is
+    a field of the schema (its proto or JSON name), else None: only names the schema
+    defines are ever written back."""
+    json_path = []
+    proto_path = []
     current: Descriptor | None = descriptor
     for name in names:
         if current is None:
@@ -306,24 +312,30 @@ def _field_path(descriptor: Descriptor, names: list[str]) -> str | None:
         field = current.fields_by_name.get(name) or current.fields_by_camelcase_name.get(name)
         if field is None:
             return None
-        path.append(field.json_name)
+        json_path.append(field.json_name)
+        proto_path.append(field.name)
         current = field.message_type
-    return ".".join(path) or None
+    if not json_path:
+        return None
+    return ".".join(json_path), ".".join(proto_path)
 
 
-def _parse_error_text(exc: Exception, descriptor: Descriptor) -> str:
-    """A fixed sentence naming at most the schema field at fault: protobuf's messages quote
-    the values and keys the client sent, which may be a token."""
+def _parse_error_text(exc: Exception, descriptor: Descriptor) -> tuple[str, str | None]:
+    """A fixed sentence naming at most the schema field at fault, and that field's proto path:
+    protobuf's messages quote the values and keys the client sent, which may be a token."""
     if isinstance(exc, UnicodeDecodeError):
-        return "the body is not UTF-8"
+        return "the body is not UTF-8", None
     if isinstance(exc, RecursionError):
-        return "the body is nested too deeply"
+        return "the body is nested too deeply", None
     text = str(exc)
     if text.startswith("Failed to load JSON"):
-        return "the body is not valid JSON"
+        return "the body is not valid JSON", None
     if "has no field named" in text:
-        return "the body is not a valid message: it has a field the message does not define"
+        return "the body is not a valid message: it has a field the message does not define", None
     path = _field_path(descriptor, _FAILED_FIELD.findall(text))
     if path is not None:
-        return f"the body is not a valid message: field {path} has a value of the wrong form"
-    return "the body is not a valid message"
+        return (
+            f"the body is not a valid message: field {path[0]} has a value of the wrong form",
+            path[1],
+        )
+    return "the body is not a valid message", None

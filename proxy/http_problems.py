@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import grpc
 from aiohttp import web
 
 from proxy.errors import ProxyError, Reason
@@ -26,11 +27,16 @@ def problem(error: ProxyError, request_id: str, *, status: int | None = None) ->
     }
     if error.metadata:
         body["metadata"] = error.metadata
+    field = error.blamed_field
+    if field is not None and error.grpc_code is grpc.StatusCode.INVALID_ARGUMENT:
+        # RFC 9457 3.2 extension member, shaped as its own example's "invalid-params".
+        body["invalid_params"] = [{"name": field, "reason": error.detail}]
     response = web.Response(
         status=status, text=json.dumps(body), content_type=PROBLEM_TYPE, charset="utf-8"
     )
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = retry_after_seconds(error.retry_after)
+    delay = error.retry_delay if error.retry_delay is not None else error.retry_after
+    if delay is not None:
+        response.headers["Retry-After"] = retry_after_seconds(delay)
     return response
 
 

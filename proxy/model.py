@@ -57,6 +57,9 @@ class LicenseRequest:
     request_id: str = ""
     deadline: float | None = None
     """A ``time.monotonic()`` instant after which the caller has given up."""
+    dry_run_gated: bool = False
+    """Set by the transports for callers they don't trust: a dry run then needs the token's
+    ``server.dry_run_claim`` (in-process callers such as ``explain`` are not gated)."""
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import metrics
+from proxy.admin.settings import AdminConfig
 from proxy.config import CleanupContext, LogConfig, ServerConfig
 from proxy.dispatch import Dispatcher
 from proxy.errors import ProxyError, Reason
@@ -33,6 +34,7 @@ from proxy.model import (
 )
 from proxy.pluginhost import PluginHost
 from proxy.policy import EffectivePolicy
+from proxy.revocation import Revocations
 from proxy.services import Services
 from proxy.vendors import Backend
 
@@ -56,10 +58,19 @@ class Pipeline:
     log: LogConfig = field(default_factory=LogConfig)
     request_headers: tuple[str, ...] = ()
     """Request headers plugins read (CORS preflights allow them)."""
+    admin: AdminConfig | None = None
+    """``[admin]``, when the admin API is on (it also turns the revocation check on)."""
     in_flight: int = 0
 
     def __post_init__(self) -> None:
         self.dispatcher = Dispatcher(self.backends, self.services)
+        self.revocations: Revocations | None = None
+        if self.admin is not None and self.admin.checks_revocations:
+            self.revocations = Revocations(
+                self.services.state,
+                self.services.clock,
+                fail_open=self.admin.revocations.fail_open,
+            )
         self._idle: asyncio.Event | None = None
         _LIVE_PIPELINES.add(self)
 
@@ -127,11 +138,14 @@ class Pipeline:
                 f"the challenge is larger than {self.server.challenge_limit(info.drm_system)} bytes",
             )
         if request.key_ids and info.key_ids:
-            unknown = set(request.key_ids) - set(info.key_ids)
-            if unknown:
-                raise ProxyError(
-                    Reason.REQUEST_INVALID, "a key id hint is not among the challenge's key ids"
-                )
+            known = set(info.key_ids)
+            for index, hint in enumerate(request.key_ids):
+                if hint not in known:
+                    raise ProxyError(
+                        Reason.REQUEST_INVALID,
+                        "a key id hint is not among the challenge's key ids",
+                        field=f"key_ids[{index}]",
+                    )
         ctx.challenge = info
         return info
 
@@ -171,8 +185,13 @@ class Pipeline:
                 self._idle.set()
 
     async def _acquire(self, ctx: RequestContext) -> LicenseResult:
+        dry_run_by_claim = ctx.request.dry_run and self._dry_run_needs_claim(ctx.request)
         info = await self.inspect(ctx)
         principal = await self.authenticate(ctx)
+        if self.revocations is not None:
+            await self.revocations.check(principal)
+        if dry_run_by_claim and principal.claims.get(self.server.dry_run_claim or "") is not True:
+            raise _dry_run_refused(f"the token's {self.server.dry_run_claim} claim is not true")
         await self.host.authorize(ctx, principal)
         policy = await self.host.select_policy(ctx, principal)
         if policy is None:
@@ -200,6 +219,15 @@ class Pipeline:
             policy=policy.name,
             vendor_metadata=vendor_license.vendor_metadata,
         )
+
+    def _dry_run_needs_claim(self, request: LicenseRequest) -> bool:
+        """False when a trusted caller asks for a dry run; True when the token must carry
+        ``server.dry_run_claim``; refused at once when that is not configured."""
+        if not request.dry_run_gated:
+            return False
+        if self.server.dry_run_claim is None:
+            raise _dry_run_refused("only trusted callers may")
+        return True
 
     async def authenticate(self, ctx: RequestContext) -> Principal:
         """Step 2: the first authenticator that verifies the token; nothing passes without one."""
@@ -258,6 +286,14 @@ class Pipeline:
         if histogram is None:
             histogram = _LATENCY_HISTOGRAMS[transport] = metrics.REQUEST_SECONDS.labels(transport)
         histogram.observe(time.monotonic() - ctx.started)
+
+
+def _dry_run_refused(why: str) -> ProxyError:
+    return ProxyError(
+        Reason.REQUEST_INVALID,
+        f"dry_run is not allowed for this caller: {why} (server.dry_run_claim)",
+        field="dry_run",
+    )
 
 
 #: Every pipeline of the process (a reload briefly runs two): the in-flight gauge

@@ -11,6 +11,8 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
+from proxy.admin.actions import AdminActionSink, log_admin_action
+from proxy.admin.api import AdminApi
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_access import RedactingAccessLogger
@@ -41,7 +43,15 @@ def restart_only_changes(old: Pipeline, fresh: Pipeline) -> list[str]:
     ]
     if old.log.access != fresh.log.access:
         changed.append("log.access")
+    if _admin_listener(old) != _admin_listener(fresh):
+        changed.append("admin")
     return changed
+
+
+def _admin_listener(pipeline: Pipeline) -> tuple[object, ...] | None:
+    """What the admin listener is built with (its token may change on reload)."""
+    admin = pipeline.admin
+    return None if admin is None else (admin.host, admin.port, admin.metrics)
 
 
 class ProxyApp:
@@ -49,6 +59,8 @@ class ProxyApp:
 
     :param pipeline: the pipeline to serve.
     :param rebuild: builds a fresh pipeline from the config on SIGHUP; None disables reload.
+    :param on_admin_action: receives every admin API action (default: one log line); the
+        decision log plugs in here.
     """
 
     def __init__(
@@ -57,8 +69,10 @@ class ProxyApp:
         *,
         rebuild: Callable[[], Pipeline] | None = None,
         access_log: bool = True,
+        on_admin_action: AdminActionSink = log_admin_action,
     ) -> None:
         self.pipeline = pipeline
+        self.on_admin_action = on_admin_action
         self.access_log = access_log
         self.rebuild = rebuild
         self.ready = False
@@ -70,6 +84,8 @@ class ProxyApp:
         self.runner: web.AppRunner | None = None
         self.grpc_port = 0
         self.http_port = 0
+        self.admin_runner: web.AppRunner | None = None
+        self.admin_port = 0
 
     def current(self) -> Pipeline:
         """The pipeline new requests go to."""
@@ -112,6 +128,7 @@ class ProxyApp:
             site = web.TCPSite(self.runner, server.http.host, server.http.port, reuse_port=False)
             await site.start()
             self.http_port = self.runner.addresses[0][1]
+            await self._start_admin()
         except BaseException:
             await self.stop()
             raise
@@ -123,6 +140,35 @@ class ProxyApp:
             server.http.host,
             self.http_port,
         )
+
+    async def _start_admin(self) -> None:
+        """The admin API and /metrics on their own listener, when ``[admin]`` is configured."""
+        admin = self.pipeline.admin
+        if admin is None:
+            return
+        api = AdminApi(
+            self.current,
+            admin,
+            lambda action: self.on_admin_action(action),
+            self.reload if self.rebuild is not None else None,
+        )
+        self.admin_runner = web.AppRunner(
+            api.app,
+            handle_signals=False,
+            access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
+            access_log_class=RedactingAccessLogger,
+            shutdown_timeout=self.pipeline.server.shutdown_grace,
+        )
+        await self.admin_runner.setup()
+        site = web.TCPSite(self.admin_runner, admin.host, admin.port, reuse_port=False)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                f"the admin listener (admin.host, admin.port) can't start: {exc}"
+            ) from exc
+        self.admin_port = self.admin_runner.addresses[0][1]
+        log.info("serving the admin API on %s:%d", admin.host, self.admin_port)
 
     async def stop(self) -> None:
         """Readiness off, then both listeners drain within the grace period, then resources close."""
@@ -138,9 +184,12 @@ class ProxyApp:
             stops.append(self.grpc.stop(grace))
         if self.runner is not None:
             stops.append(self.runner.cleanup())
+        if self.admin_runner is not None:
+            stops.append(self.admin_runner.cleanup())
         await asyncio.gather(*stops, return_exceptions=True)
         self.grpc = None
         self.runner = None
+        self.admin_runner = None
         for key in list(self._pipeline_stacks):
             await self._pipeline_stacks.pop(key).aclose()
         self._stopped.set()

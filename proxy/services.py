@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from proxy.clock import Clock
 from proxy.state import MemoryStore, StateStore
+from proxy.statusboard import StatusBoard
 from proxy.upstream import UpstreamClient
 
 
@@ -24,11 +25,14 @@ class Services:
         (adapters never call it: they translate, the core sends).
     :ivar state: the shared state store of the state rules, as ``[access.state]``
         configures it (this process's memory unless a Redis URL is given).
+    :ivar status: what plugins expose to the admin API (key-source states, a subject's
+        sessions), registered in ``proxy_configure``.
     """
 
     clock: Clock = field(default_factory=Clock)
     upstream: UpstreamClient = field(default_factory=UpstreamClient)
     state: StateStore = field(default_factory=MemoryStore)
+    status: StatusBoard = field(default_factory=StatusBoard)
 
 
 __all__ = ["Clock", "Services"]

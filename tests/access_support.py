@@ -36,9 +36,10 @@ async def grpc_call(
     *,
     challenge: bytes | None = None,
     metadata: tuple[tuple[str, str], ...] = (),
+    deadline: float | None = None,
     **fields: Any,
 ) -> Answer:
-    """``AcquireLicense`` over gRPC."""
+    """``AcquireLicense`` over gRPC (``deadline``: the client's, in seconds from now)."""
     request = pb.AcquireLicenseRequest(
         drm_system=fields.pop("drm_system", pb.DRM_SYSTEM_CLEARKEY),
         challenge=challenge if challenge is not None else clearkey_request(KID),
@@ -46,9 +47,11 @@ async def grpc_call(
         **fields,
     )
     try:
-        await proxy.stub().AcquireLicense(request, metadata=metadata)
+        await proxy.stub().AcquireLicense(request, metadata=metadata, timeout=deadline)
     except grpc.aio.AioRpcError as exc:
         trailers = dict(exc.trailing_metadata() or ())
+        if "grpc-status-details-bin" not in trailers:  # the client's own deadline, say
+            return Answer(False, None, exc.code(), detail=exc.details() or "")
         status = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
         info = error_details_pb2.ErrorInfo()
         assert status.details[0].Unpack(info)

@@ -23,18 +23,26 @@ from proxy.state import (
     open_store,
     redacted_url,
 )
+from proxy.testing.fleet import TARGETS
 
 NOW = 1_800_000_000.0
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
+#: Every store, on every server the tests can start (``proxy.testing.fleet.TARGETS``).
+STORES = ["memory", *TARGETS]
+
+
+@pytest_asyncio.fixture(params=STORES)
 async def store(request) -> AsyncIterator[StateStore]:
-    """Each test runs against both stores."""
+    """Each test runs against every store: memory, and Redis and Valkey in each mode.
+
+    The keys of one batch mostly fall in different hash slots, so on a cluster these
+    tests also run the pipelined path across slots."""
     if request.param == "memory":
         instance: StateStore = MemoryStore("test:")
     else:
-        server = request.getfixturevalue("redis_server")
-        instance = RedisStore(server.url, prefix="test:")
+        target = request.getfixturevalue("store_target")(request.param)
+        instance = open_store(target.url, prefix="test:", timeout=2)
     await instance.start()
     try:
         yield instance
@@ -226,11 +234,22 @@ _examples = itertools.count()
 )
 @given(steps=st.lists(_step, min_size=1, max_size=25))
 def test_both_stores_answer_every_sequence_alike(redis_server, steps):
-    prefix = f"eq{next(_examples)}:"
+    _answer_alike(redis_server.url, f"eq{next(_examples)}:", steps)
 
+
+@settings(
+    deadline=None, max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(_step, min_size=1, max_size=25))
+def test_a_cluster_answers_like_memory_when_the_keys_share_a_tag(redis_cluster, steps):
+    """Keys tagged alike (as one subject's are) settle in one script on one master."""
+    _answer_alike(redis_cluster.url, f"eq{next(_examples)}:{{subject}}", steps)
+
+
+def _answer_alike(url: str, prefix: str, steps: list) -> None:
     async def run() -> None:
         memory = MemoryStore(prefix)
-        redis = RedisStore(redis_server.url, prefix=prefix, timeout=2)
+        redis = open_store(url, prefix=prefix, timeout=2)
         await redis.start()
         try:
             now = NOW
@@ -248,3 +267,43 @@ def test_both_stores_answer_every_sequence_alike(redis_server, steps):
             await redis.close()
 
     asyncio.run(run())
+
+
+# -- operator actions (the admin API) ------------------------------------------------------
+
+
+async def test_a_mark_holds_until_its_time_and_can_be_cleared(store):
+    await store.put_mark("revoked:a", until=NOW + 60, now=NOW)
+    assert await store.marks(["revoked:a", "revoked:b"], now=NOW) == [NOW + 60, None]
+    assert await store.marks(["revoked:a"], now=NOW + 59.9) == [NOW + 60]
+    assert await store.marks(["revoked:a"], now=NOW + 60) == [None]
+    await store.put_mark("revoked:a", until=NOW + 10, now=NOW)  # replaced, not extended
+    assert await store.marks(["revoked:a"], now=NOW + 20) == [None]
+    await store.put_mark("revoked:b", until=NOW + 60, now=NOW)
+    assert await store.clear_mark("revoked:b") is True
+    assert await store.clear_mark("revoked:b") is False
+    assert await store.marks(["revoked:b"], now=NOW) == [None]
+    assert await store.marks([], now=NOW) == []
+
+
+async def test_sessions_are_listed_and_ended_one_or_all(store):
+    for session, at in (("s1", NOW), ("s2", NOW + 1), ("s3", NOW + 2)):
+        op = SessionOp("sessions:alice", session, limit=3, ttl=100)
+        assert (await store.apply([op], now=at)).denied is None
+    live = await store.sessions("sessions:alice", now=NOW + 50)
+    assert live == {"s1": NOW + 100, "s2": NOW + 101, "s3": NOW + 102}
+    assert await store.sessions("sessions:alice", now=NOW + 100.5) == {
+        "s2": NOW + 101,
+        "s3": NOW + 102,
+    }
+    assert await store.end_sessions("sessions:alice", ["s2", "nope"], now=NOW + 50) == 1
+    # the slot is free at once: a new session fits beside the two left
+    fourth = SessionOp("sessions:alice", "s4", limit=3, ttl=100)
+    assert (await store.apply([fourth], now=NOW + 51)).denied is None
+    assert (
+        await store.apply([SessionOp("sessions:alice", "s5", limit=3, ttl=100)], now=NOW + 51)
+    ).denied == 0
+    assert await store.end_sessions("sessions:alice", now=NOW + 52) == 3
+    assert await store.sessions("sessions:alice", now=NOW + 52) == {}
+    assert await store.end_sessions("sessions:nobody", now=NOW) == 0
+    assert await store.end_sessions("sessions:alice", [], now=NOW) == 0

@@ -26,13 +26,13 @@ from tests.access_support import (
 _prefixes = itertools.count()
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-cluster", "redis-sentinel"])
 def access(request):
     """Builds a config with ``[access]`` rules on the store this test runs with."""
     if request.param == "memory":
         state = {"store": "memory", "key_prefix": f"t{next(_prefixes)}:"}
     else:
-        state = {"store": request.getfixturevalue("redis_server").url}
+        state = {"store": request.getfixturevalue("store_target")(request.param).url}
 
     def make(rules: dict, **extra) -> dict:
         return proxy_config({"access": {"state": state, **rules}, **extra})
@@ -114,14 +114,16 @@ async def test_only_new_license_requests_spend_a_use(access, proxy_factory, dev_
 
 
 async def test_a_dry_run_spends_nothing(access, proxy_factory, dev_token):
-    proxy = await proxy_factory(access({"replay": {}, "concurrency": {"limit": 1}}))
-    token = dev_token()
+    config = access({"replay": {}, "concurrency": {"limit": 1}})
+    config["server"]["dry_run_claim"] = "may_dry_run"
+    proxy = await proxy_factory(config)
+    token = dev_token({"may_dry_run": True})
     for _ in range(3):
         assert (await grpc_call(proxy, token, dry_run=True, content_id="a")).ok
     assert (await grpc_call(proxy, token, content_id="a")).ok
     # a dry run tells what the real request would meet
     assert (await grpc_call(proxy, token, dry_run=True)).reason == "TOKEN_REPLAYED"
-    other = await grpc_call(proxy, dev_token(), dry_run=True, content_id="b")
+    other = await grpc_call(proxy, dev_token({"may_dry_run": True}), dry_run=True, content_id="b")
     assert other.reason == "CONCURRENCY_LIMIT_EXCEEDED"
 
 
@@ -298,7 +300,7 @@ async def test_an_unreachable_store_fails_closed(proxy_factory, http, dev_token)
         "STATE_UNAVAILABLE",
         grpc.StatusCode.UNAVAILABLE,
     )
-    async with http.get(f"{proxy.http_url}/metrics") as response:
+    async with http.get(f"{proxy.admin_url}/metrics") as response:
         text = await response.text()
     assert 'license_proxy_state_unavailable_total{decision="deny"}' in text
     assert 'license_proxy_state_calls_total{outcome="error",store="redis"}' in text

@@ -48,6 +48,7 @@ async def test_sigterm_drains_in_flight_requests_then_exits(tmp_path, dev_token)
         .read_text()
         .replace("port = 50051", "port = 0")
         .replace("port = 8080", "port = 0")
+        .replace("port = 8081", "port = 0")
         + '\n[plugins]\nmodules = ["tests.plugins.slow:Hold"]\n'
     )
     command = Path(sys.executable).with_name("license-proxy")

@@ -317,7 +317,13 @@ async def test_untraced_requests_put_nothing_into_words(dev_token):
 async def test_dry_run_over_grpc_and_http_returns_the_policy_and_the_trace(
     proxy_factory, http, dev_token
 ):
-    config = proxy_config({"policies": [dict(p, backends=["clearkey"]) for p in MKIO_POLICIES]})
+    # Dry runs answer the whole decision trace: only trusted callers may ask for one.
+    config = proxy_config(
+        {
+            "policies": [dict(p, backends=["clearkey"]) for p in MKIO_POLICIES],
+            "server": {"trusted_proxies": ["127.0.0.0/8"]},
+        }
+    )
     proxy = await proxy_factory(config)
     token = dev_token({"persistency": "permanent"})
     response = await proxy.stub().AcquireLicense(

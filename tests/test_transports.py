@@ -328,7 +328,7 @@ async def test_health_readiness_and_metrics(proxy_factory, http, dev_token):
     async with http.get(f"{proxy.http_url}/readyz") as response:
         assert response.status == 200
     await via_http(proxy, http, clearkey_request(KID), dev_token())
-    async with http.get(f"{proxy.http_url}/metrics") as response:
+    async with http.get(f"{proxy.admin_url}/metrics") as response:
         text = await response.text()
     assert (
         'license_proxy_requests_total{drm="clearkey",outcome="issued",reason="",transport="http"}'

@@ -279,7 +279,7 @@ async def test_azure_passthrough_forwards_the_customer_token(
 async def test_upstream_counters_are_exported(sandbox_proxy, dev_token, http):
     token = dev_token({"sub": "alice", "vendor": "axinom"})
     await grpc_license(sandbox_proxy, token, "widevine", widevine_challenge())
-    async with http.get(f"{sandbox_proxy.http_url}/metrics") as response:
+    async with http.get(f"{sandbox_proxy.admin_url}/metrics") as response:
         text = await response.text()
     assert 'license_proxy_upstream_calls_total{backend="axinom",outcome="ok"}' in text
     assert 'license_proxy_circuit_state{backend="axinom"} 0.0' in text

@@ -28,6 +28,7 @@ def config_file(tmp_path: Path) -> Path:
     """The embedded default on ephemeral loopback ports."""
     text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
     text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
+    text = text.replace("port = 8081", "port = 0")
     path = tmp_path / "sandbox.toml"
     path.write_text(text, encoding="utf-8")
     return path

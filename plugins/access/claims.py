@@ -50,10 +50,20 @@ def identity(principal: Principal, claim: str | None, rule: str) -> str:
     return value
 
 
-def state_key(kind: str, *parts: str) -> str:
-    """A fixed-size store key for ``parts``: no user data in key names, no unbounded keys."""
+def state_key(kind: str, *parts: str, tag: str = "") -> str:
+    """A fixed-size store key for ``parts``: no user data in key names, no unbounded keys.
+
+    ``tag`` (from :func:`slot_tag`) goes first, so that on Redis Cluster every key with
+    the same tag lands in the same hash slot and one script settles them together.
+    """
     digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
-    return f"{kind}:{digest}"
+    return f"{tag}{kind}:{digest}"
+
+
+def slot_tag(subject: str) -> str:
+    """The hash tag of a subject's keys (``{16 hex digits}``): its token uses, sessions and
+    rate bucket share one cluster slot. A digest, so no user data shows in key names."""
+    return "{" + hashlib.blake2b(subject.encode(), digest_size=8).hexdigest() + "}"
 
 
 def as_list(value: Any) -> list[Any]:

@@ -12,17 +12,28 @@ requests don't count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import Field, field_validator
 
-from plugins.access.claims import MAX_ID_LENGTH, claim_text, identity, request_type, state_key
+from plugins.access.claims import (
+    MAX_ID_LENGTH,
+    claim_text,
+    identity,
+    request_type,
+    slot_tag,
+    state_key,
+)
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import (
     ConfigContext,
     Duration,
     ProxyError,
     Reason,
+    SessionInfo,
     SessionMode,
     SessionOp,
+    StateStore,
     StrictModel,
     hookimpl,
 )
@@ -61,6 +72,30 @@ class ConcurrencySettings(StrictModel):
         return value
 
 
+def sessions_key(subject: str) -> str:
+    """The key of ``subject``'s session set (in the subject's cluster slot)."""
+    return state_key("sessions", subject, tag=slot_tag(subject))
+
+
+class SubjectSessions:
+    """The admin API's view of the sessions this rule counts (a :class:`proxy.SessionDirectory`):
+    a subject is the value the rule counts by (``sub``, or ``subject_claim``)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    async def list_sessions(self, subject: str, *, now: float) -> list[SessionInfo]:
+        """The live sessions of ``subject``, soonest to lapse first."""
+        found = await self.store.sessions(sessions_key(subject), now=now)
+        return [SessionInfo(s, e) for s, e in sorted(found.items(), key=lambda item: item[1])]
+
+    async def end_sessions(
+        self, subject: str, sessions: Sequence[str] | None = None, *, now: float
+    ) -> int:
+        """End some or all of ``subject``'s sessions; their slots are free at once."""
+        return await self.store.end_sessions(sessions_key(subject), sessions, now=now)
+
+
 class ConcurrencyRule:
     """Limits the live license sessions of each subject."""
 
@@ -80,6 +115,7 @@ class ConcurrencyRule:
         settings = config.section("access.concurrency", ConcurrencySettings)
         if settings is not None and require_store(config, "access.concurrency"):
             self.settings = settings
+            config.services.status.set_sessions(SubjectSessions(config.services.state))
 
     @staticmethod
     def session_id(ctx: RequestContext, principal: Principal, claim: str | None) -> str:
@@ -99,6 +135,7 @@ class ConcurrencyRule:
         raise ProxyError(
             Reason.REQUEST_INVALID,
             "the request names no session, content id or key id, so its session can't be counted",
+            field="content_id",
         )
 
     @hookimpl(trylast=True)
@@ -114,7 +151,7 @@ class ConcurrencyRule:
         subject = identity(principal, settings.subject_claim, "concurrency")
         session = self.session_id(ctx, principal, settings.session_claim)
         op = SessionOp(
-            key=state_key("sessions", subject),
+            key=sessions_key(subject),
             session=state_key("session", session),
             limit=settings.limit,
             ttl=settings.interval + settings.grace,

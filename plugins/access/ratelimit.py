@@ -16,7 +16,7 @@ import socket
 
 from pydantic import Field, model_validator
 
-from plugins.access.claims import identity, state_key
+from plugins.access.claims import identity, slot_tag, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import ConfigContext, Duration, RateOp, Reason, StrictModel, address_key, hookimpl
 from proxy.model import Principal, RequestContext
@@ -113,7 +113,7 @@ class RateLimitRule:
             return
         if settings.subject is not None:
             subject = identity(principal, settings.subject_claim, "rate limit")
-            key = state_key("rate:subject", subject)
+            key = state_key("rate:subject", subject, tag=slot_tag(subject))
             queue_check(
                 ctx, self._check(key, settings.subject, "for this subject", settings.fail_open)
             )
@@ -122,6 +122,7 @@ class RateLimitRule:
             if bucket is None:
                 ctx.note("client address unknown: no per-address limit")
             else:
+                # the address's own slot (a second script on a cluster, in the same round trip)
                 key = state_key("rate:ip", bucket)
                 check = self._check(
                     key, settings.client_ip, "from this address", settings.fail_open

@@ -9,6 +9,10 @@ is refused anyway.
 
 Only requests for a new license spend a use: service-certificate requests,
 renewals and releases are verified like any other but never spend one.
+
+The use counter carries the hash tag of the token's subject (``subject_claim``,
+default ``sub``), so on Redis Cluster it shares a slot with that subject's
+sessions and rate bucket and one script settles them all.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import hashlib
 
 from pydantic import Field
 
-from plugins.access.claims import MAX_ID_LENGTH, request_type, state_key
+from plugins.access.claims import MAX_ID_LENGTH, claim_text, request_type, slot_tag, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import ConfigContext, Duration, ProxyError, Reason, StrictModel, UseOp, hookimpl
 from proxy.model import Principal, RequestContext, RequestType
@@ -41,6 +45,9 @@ class ReplaySettings(StrictModel):
     """How long uses are remembered for a token without ``exp``."""
     default_leeway: Duration = 30.0
     """Added to the remembered lifetime when the issuer states no leeway of its own."""
+    subject_claim: str | None = None
+    """The claim whose keys the token's use counter sits beside (one cluster slot): set it to
+    ``access.concurrency.subject_claim`` when that is set. Default ``sub``."""
     fail_open: bool = False
     """Admit requests when the state store is unreachable (default: STATE_UNAVAILABLE)."""
 
@@ -65,21 +72,34 @@ class ReplayRule:
         if settings is not None and require_store(config, "access.replay"):
             self.settings = settings
 
+    @staticmethod
+    def _tag(principal: Principal, settings: ReplaySettings) -> str:
+        """The slot tag of the token's subject; none (a slot of its own) without one. A
+        token's claims never change, so its counter always lands in the same slot."""
+        if settings.subject_claim is None:
+            subject = principal.subject.strip() if principal.subject else None
+        else:
+            subject = claim_text(principal, settings.subject_claim)
+        if not subject or len(subject) > MAX_ID_LENGTH:
+            return ""
+        return slot_tag(subject)
+
     def _token_id(self, principal: Principal, settings: ReplaySettings) -> str:
+        tag = self._tag(principal, settings)
         value = principal.claims.get(settings.id_claim)
         if isinstance(value, str) and value:
             if len(value) > MAX_ID_LENGTH:
                 raise ProxyError(
                     Reason.TOKEN_MALFORMED, f"the token's {settings.id_claim} claim is too long"
                 )
-            return state_key("replay", "id", principal.issuer or "", value)
+            return state_key("replay", "id", principal.issuer or "", value, tag=tag)
         if settings.require_id_claim or not principal.token:
             raise ProxyError(
                 Reason.TOKEN_CLAIM_MISSING,
                 f"replay prevention needs the token's {settings.id_claim} claim",
             )
         signed_part = principal.token.rpartition(".")[0].encode()
-        return state_key("replay", "signed", hashlib.sha256(signed_part).hexdigest())
+        return state_key("replay", "signed", hashlib.sha256(signed_part).hexdigest(), tag=tag)
 
     def _max_uses(self, principal: Principal, settings: ReplaySettings) -> int:
         if settings.max_uses_claim is None:

@@ -40,6 +40,7 @@ import aiohttp
 from plugins.token import metrics
 from plugins.token.config import IssuerConfig, check_key_url
 from plugins.token.keys import UnusableKey, VerificationKey, jwks_entries, key_from_jwk
+from proxy import KeySourceStatus
 
 log = logging.getLogger("plugins.token.jwks")
 
@@ -159,6 +160,8 @@ class RemoteKeys:
         self.fetches = 0
         #: Successful fetches.
         self.successes = 0
+        #: Seconds since the epoch of the last good fetch.
+        self.last_success: float | None = None
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._inflight: asyncio.Task[bool] | None = None
@@ -221,6 +224,19 @@ class RemoteKeys:
     def next_refresh_in(self) -> float:
         """Seconds (on the injected clock) until the next scheduled fetch; 0 when due."""
         return max(0.0, self._next_due - self.clock.monotonic())
+
+    def status(self, keys: int) -> KeySourceStatus:
+        """What the admin API shows of this source, with ``keys`` usable keys installed."""
+        return KeySourceStatus(
+            issuer=self.issuer,
+            url=self.url,
+            keys=keys,
+            fetches=self.fetches,
+            successes=self.successes,
+            last_success=self.last_success,
+            next_refresh_in=self.next_refresh_in(),
+            failing=self._failures > 0,
+        )
 
     def wake(self) -> None:
         """Make the schedule look at the clock now (after a fake clock moved)."""
@@ -289,6 +305,7 @@ class RemoteKeys:
             return False
         self._failures = 0
         self.successes += 1
+        self.last_success = self.clock.time()
         self._next_due = self.clock.monotonic() + lifetime
         self.install(keys)
         LastGoodKeys.put(

@@ -13,7 +13,7 @@ from plugins.token.jwks import RemoteKeys
 from plugins.token.keys import VerificationKey, load_configured_key
 from plugins.token.sources import find_token
 from plugins.token.verify import TokenVerifier
-from proxy import ConfigContext, ProxyError, Reason, hookimpl
+from proxy import ConfigContext, KeySourceStatus, ProxyError, Reason, hookimpl
 from proxy.model import Principal, RequestContext
 
 
@@ -24,6 +24,7 @@ class TokenPlugin:
         self.settings = AuthConfig()
         self.verifier: TokenVerifier | None = None
         self.remote: list[RemoteKeys] = []
+        self._remote_issuers: list[Issuer] = []
 
     @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
@@ -63,6 +64,14 @@ class TokenPlugin:
         )
         if self.remote:
             config.add_cleanup_ctx(self._keep_keys_fresh)
+            config.services.status.add_key_sources(self.key_source_status)
+
+    def key_source_status(self) -> list[KeySourceStatus]:
+        """The state of every remote key set (the admin API's ``key-sources``)."""
+        return [
+            source.status(len(issuer.keys))
+            for source, issuer in zip(self.remote, self._remote_issuers, strict=True)
+        ]
 
     @staticmethod
     def _configured_keys(
@@ -105,6 +114,7 @@ class TokenPlugin:
         source.seed_from_last_good()
         issuer.refresher = source
         self.remote.append(source)
+        self._remote_issuers.append(issuer)
 
     async def _keep_keys_fresh(self) -> AsyncIterator[None]:
         """Cleanup context: one HTTP session for every issuer's key fetches, and their schedules.

@@ -130,6 +130,8 @@ def adopt_request_content_id(ctx: RequestContext, info: ChallengeInfo) -> Challe
             info.content_id = requested
         elif info.content_id != requested:
             raise ProxyError(
-                Reason.REQUEST_INVALID, "the request's content_id contradicts the challenge's"
+                Reason.REQUEST_INVALID,
+                "the request's content_id contradicts the challenge's",
+                field="content_id",
             )
     return info

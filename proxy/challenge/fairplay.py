@@ -221,7 +221,9 @@ def parse_fairplay(
         try:
             found = read_content_id(content_id, convention)
         except ValueError as exc:
-            raise ProxyError(Reason.REQUEST_INVALID, f"content_id: {exc}") from None
+            raise ProxyError(
+                Reason.REQUEST_INVALID, f"content_id: {exc}", field="content_id"
+            ) from None
     elif asset_id:
         try:
             found = read_content_id(asset_id, convention)

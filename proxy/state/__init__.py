@@ -12,33 +12,45 @@ store evaluates the batch atomically, in three steps:
    go up, sessions are added, refreshed or released.
 
 So a refused request spends no use and takes no slot, and two replicas racing
-for the last slot can't both get it. Two stores share this meaning:
-:class:`MemoryStore` (one process) and :class:`RedisStore` (every replica; one
-Lua script, so one round trip per request whatever the number of rules).
+for the last slot can't both get it. Every store shares this meaning:
+:class:`MemoryStore` (one process), and for every replica :class:`RedisStore`
+(one Redis), :class:`SentinelStore` (the master a Sentinel group names) and
+:class:`ClusterStore` (Redis Cluster): one Lua script per request (per hash
+slot touched, in one pipeline, on a cluster), so one round trip whatever the
+number of rules.
 
 Times are seconds since the epoch from the caller's clock (``services.clock``),
 so replicas need synchronized clocks, and tests drive time with a fake clock.
 """
 
+from proxy.state.address import ConnectOptions, StoreMode, parse_store_url, redacted_url
+from proxy.state.cluster_store import ClusterStore
 from proxy.state.memory import MemoryStore
 from proxy.state.ops import Op, Outcome, RateOp, SessionMode, SessionOp, StateUnavailable, UseOp
-from proxy.state.redis_store import RedisStore, redacted_url
+from proxy.state.redis_store import RedisStore, ScriptStore
+from proxy.state.sentinel_store import SentinelStore
 from proxy.state.settings import StateSettings, open_store, store_from_settings, store_lifetime
 from proxy.state.store import StateStore
 
 __all__ = [
+    "ClusterStore",
+    "ConnectOptions",
     "MemoryStore",
     "Op",
     "Outcome",
     "RateOp",
     "RedisStore",
+    "ScriptStore",
+    "SentinelStore",
     "SessionMode",
     "SessionOp",
     "StateSettings",
     "StateStore",
     "StateUnavailable",
+    "StoreMode",
     "UseOp",
     "open_store",
+    "parse_store_url",
     "redacted_url",
     "store_from_settings",
     "store_lifetime",

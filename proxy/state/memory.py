@@ -131,6 +131,35 @@ class MemoryStore(StateStore):
                     taken.append(op)
         return Outcome(taken=tuple(taken))
 
+    async def put_mark(self, key: str, *, until: float, now: float) -> None:
+        """Mark ``key`` until ``until``."""
+        self._sweep(now)
+        self._set(self.prefix + key, until, until)
+
+    async def marks(self, keys: Sequence[str], *, now: float) -> list[float | None]:
+        """When each key's mark lapses, or None."""
+        return [self._get(self.prefix + key, now, None) for key in keys]
+
+    async def clear_mark(self, key: str) -> bool:
+        """Remove a mark (its heap entry is dropped when it comes up)."""
+        return self._values.pop(self.prefix + key, None) is not None
+
+    async def sessions(self, key: str, *, now: float) -> dict[str, float]:
+        """The live sessions of a set."""
+        return self._sessions(self.prefix + key, now)
+
+    async def end_sessions(
+        self, key: str, sessions: Sequence[str] | None = None, *, now: float
+    ) -> int:
+        """End some or all sessions of a set."""
+        key = self.prefix + key
+        live = self._sessions(key, now)
+        ended = set(live) if sessions is None else set(sessions) & set(live)
+        remaining = {s: e for s, e in live.items() if s not in ended}
+        if key in self._values:
+            self._values[key] = (remaining, max(remaining.values(), default=now))
+        return len(ended)
+
     async def _undo(self, ops: Sequence[Op]) -> None:
         for op in ops:
             key = self.prefix + op.key

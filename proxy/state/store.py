@@ -67,6 +67,34 @@ class StateStore(ABC):
         if ops:
             await self._undo(ops)
 
+    # -- operator actions (the admin API): marks and session sets, one key at a time ----------
+
+    @abstractmethod
+    async def put_mark(self, key: str, *, until: float, now: float) -> None:
+        """Mark ``key`` until ``until`` (seconds since the epoch), e.g. a revocation; a mark
+        already there is replaced. Raises :class:`StateUnavailable`."""
+
+    @abstractmethod
+    async def marks(self, keys: Sequence[str], *, now: float) -> list[float | None]:
+        """For each of ``keys``, when its mark lapses, or None when it has none (or it lapsed
+        by ``now``). One round trip. Raises :class:`StateUnavailable`."""
+
+    @abstractmethod
+    async def clear_mark(self, key: str) -> bool:
+        """Remove the mark on ``key``; True when there was one. Raises :class:`StateUnavailable`."""
+
+    @abstractmethod
+    async def sessions(self, key: str, *, now: float) -> dict[str, float]:
+        """The live sessions of the set ``key`` (as :class:`SessionOp` keeps them), each with
+        the time it lapses. Raises :class:`StateUnavailable`."""
+
+    @abstractmethod
+    async def end_sessions(
+        self, key: str, sessions: Sequence[str] | None = None, *, now: float
+    ) -> int:
+        """End ``sessions`` of the set ``key`` (every one when None): their slots are free at
+        once. The number of live sessions ended. Raises :class:`StateUnavailable`."""
+
     @abstractmethod
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome: ...
 
@@ -75,4 +103,9 @@ class StateStore(ABC):
 
     def describe(self) -> str:
         """A short description for logs (never a password)."""
+        return self.kind
+
+    @property
+    def mode(self) -> str:
+        """How the store is reached (``memory``, ``single``, ``cluster``, ``sentinel``)."""
         return self.kind

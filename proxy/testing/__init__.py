@@ -13,6 +13,11 @@ Fixtures:
 - ``redis_server``: a real ``redis-server`` on a free loopback port for the
   whole session (:class:`proxy.testing.redis.RedisServer`), emptied before each
   test that asks for it; skipped when the binary is not installed.
+- ``redis_cluster`` / ``redis_sentinel``: a real Redis Cluster (3 masters, a
+  replica each) and a real Sentinel group (master, replica, 3 sentinels) from
+  :mod:`proxy.testing.fleet`, started once per session, healthy again and
+  emptied before each test; ``store_target("valkey-cluster")`` gets any target
+  of :data:`proxy.testing.fleet.TARGETS` the same way.
 
 Adapter authors: :func:`vendor_call` builds the ``VendorCall`` an adapter's
 ``build_request``/``parse_response`` take, for unit tests with no network.
@@ -93,25 +98,54 @@ if pytest_asyncio is not None:
 
 
 @pytest.fixture(scope="session")
-def _redis_session() -> Iterator[Any]:
-    from proxy.testing.redis import RedisServer, redis_binary
+def _redis_fleet() -> Iterator[Any]:
+    from proxy.testing.fleet import Fleet
 
-    if redis_binary() is None:
-        pytest.skip("redis-server is not installed (make redis-server installs it)")
-    server = RedisServer()
-    server.start()
+    fleet = Fleet()
     try:
-        yield server
+        yield fleet
     finally:
-        server.stop()
+        fleet.stop()
+
+
+@pytest.fixture(scope="session")
+def _redis_session(_redis_fleet: Any) -> Any:
+    if not _redis_fleet.installed("redis"):
+        pytest.skip("redis-server is not installed (make redis-server installs it)")
+    return _redis_fleet.get("redis")
 
 
 @pytest.fixture
 def redis_server(_redis_session: Any) -> Any:
     """A running :class:`proxy.testing.redis.RedisServer` shared by the session, emptied for this test."""
-    _redis_session.start()  # a test may have stopped it
+    _redis_session.restore()  # a test may have stopped or paused it
     _redis_session.flush()
     return _redis_session
+
+
+@pytest.fixture
+def store_target(_redis_fleet: Any) -> Callable[[str], Any]:
+    """``store_target("redis-cluster")``: that target of :data:`proxy.testing.fleet.TARGETS`,
+    started once per session, healthy and empty for this test; skips when not installed."""
+
+    def get(target: str) -> Any:
+        if not _redis_fleet.installed(target):
+            pytest.skip(f"{target.partition('-')[0]}-server is not installed (make redis-server)")
+        return _redis_fleet.get(target)
+
+    return get
+
+
+@pytest.fixture
+def redis_cluster(store_target: Callable[[str], Any]) -> Any:
+    """The session's :class:`proxy.testing.fleet.LocalCluster`, healthy and empty for this test."""
+    return store_target("redis-cluster")
+
+
+@pytest.fixture
+def redis_sentinel(store_target: Callable[[str], Any]) -> Any:
+    """The session's :class:`proxy.testing.fleet.SentinelGroup`, healthy and empty for this test."""
+    return store_target("redis-sentinel")
 
 
 __all__ = [

@@ -30,6 +30,8 @@ def proxy_config(
     """
     config = copy.deepcopy(base if base is not None else embedded_default())
     config = _merge(config, {"server": {"grpc": {"port": 0}, "http": {"port": 0}}})
+    if "admin" in config:
+        config = _merge(config, {"admin": {"port": 0}})
     return _merge(config, overrides or {})
 
 
@@ -39,4 +41,6 @@ def toml_config(text: str) -> dict[str, Any]:
     server = raw.setdefault("server", {})
     for listener in ("grpc", "http"):
         server.setdefault(listener, {}).setdefault("port", 0)
+    if isinstance(raw.get("admin"), dict):
+        raw["admin"].setdefault("port", 0)
     return raw

@@ -38,6 +38,11 @@ class RunningProxy:
         """``http://host:port`` of the HTTP bridge."""
         return f"http://127.0.0.1:{self.app.http_port}"
 
+    @property
+    def admin_url(self) -> str:
+        """``http://host:port`` of the admin listener (``[admin]`` configured)."""
+        return f"http://127.0.0.1:{self.app.admin_port}"
+
     def channel(self) -> grpc.aio.Channel:
         """A gRPC channel to the proxy, closed when the proxy stops."""
         channel = grpc.aio.insecure_channel(self.grpc_target)

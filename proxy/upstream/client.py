@@ -134,6 +134,10 @@ class UpstreamClient:
             self._breakers[backend.name] = breaker
         return breaker
 
+    def existing_breaker(self, name: str) -> CircuitBreaker | None:
+        """The circuit breaker of backend ``name`` if a call made one (the admin API's view)."""
+        return self._breakers.get(name)
+
     def backend_stats(self, name: str) -> BackendStats:
         """The in-memory counters of backend ``name``."""
         return self.stats.setdefault(name, BackendStats())
