@@ -21,8 +21,8 @@ from plugins.vendors.drmtoday.crt import iso_duration
 from plugins.vendors.drmtoday.errors import RESP_CODES
 from plugins.vendors.drmtoday.fairplay import read_key_uri
 from proxy.builder import build_pipeline
-from proxy.clock import Clock
 from proxy.challenge import samples
+from proxy.clock import Clock
 from proxy.config import ConfigContext, CoreConfig
 from proxy.errors import ConfigError, ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestType
