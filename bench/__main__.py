@@ -13,7 +13,7 @@ import inspect
 import sys
 
 #: In the order of a request's way: the whole pipeline first, then its parts.
-SUITES = ("pipeline", "challenge", "token", "access", "policy", "vendors", "admin")
+SUITES = ("pipeline", "challenge", "token", "access", "policy", "vendors", "adapters", "admin")
 
 
 def main(argv: list[str]) -> None:
