@@ -753,3 +753,12 @@ def test_the_emulator_checks_the_policy_schema(policy, why):
 
     with pytest.raises(Refused, match=why):
         check_policy(policy)
+
+
+def test_every_setting_is_in_the_docs_section():
+    from proxy import UpstreamSettings
+
+    doc = (Path(__file__).parent.parent / "docs" / "vendors.md").read_text(encoding="utf-8")
+    section = doc.split("\n## doverunner\n", 1)[1].split("\n## ", 1)[0]
+    for name in set(DoveRunnerSettings.model_fields) - set(UpstreamSettings.model_fields):
+        assert f"| `{name}` |" in section, name

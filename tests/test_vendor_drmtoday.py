@@ -818,3 +818,12 @@ async def test_the_emulator_refuses_a_replayed_token(http):
         assert running.state.violations == [
             "POST /license-proxy-widevine/cenc/: the token was used before (jti)"
         ]
+
+
+def test_every_setting_is_in_the_docs_section():
+    from proxy import UpstreamSettings
+
+    doc = (Path(__file__).parent.parent / "docs" / "vendors.md").read_text(encoding="utf-8")
+    section = doc.split("\n## drmtoday\n", 1)[1].split("\n## ", 1)[0]
+    for name in set(DrmTodaySettings.model_fields) - set(UpstreamSettings.model_fields):
+        assert f"| `{name}` |" in section, name
