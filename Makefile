@@ -23,7 +23,7 @@ NODE_CLIENT := .tools/node-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FUZZ_SECONDS ?= 60
 
-.PHONY: run test lint breaking clients googleapis format bench fuzz protos install clean
+.PHONY: run test lint breaking clients googleapis format bench fuzz protos install clean dashboard
 
 run: $(STAMP)
 	$(VENV)/bin/license-proxy serve
@@ -121,6 +121,13 @@ bench: $(STAMP) redis-server
 fuzz: $(STAMP)
 	$(PY) -m pip install -q atheris || echo "atheris unavailable: random-mutation fuzzing instead"
 	$(PY) -m bench.fuzz --seconds $(FUZZ_SECONDS)
+
+# docs/img/dashboard.png: the Grafana dashboard's panels drawn from a real sandbox run,
+# answered by Debian's Prometheus (no Grafana is packaged; deploy/grafana/render.py).
+dashboard: $(STAMP)
+	command -v prometheus >/dev/null || $(SUDO) apt-get install -y -q prometheus
+	$(PY) -m pip install -q matplotlib
+	$(PY) deploy/grafana/render.py
 
 clean:
 	rm -rf $(VENV) licenseproxy .tools build *.egg-info

@@ -13,7 +13,17 @@ import inspect
 import sys
 
 #: In the order of a request's way: the whole pipeline first, then its parts.
-SUITES = ("pipeline", "challenge", "token", "access", "policy", "vendors", "adapters", "admin")
+SUITES = (
+    "pipeline",
+    "challenge",
+    "token",
+    "access",
+    "policy",
+    "vendors",
+    "adapters",
+    "admin",
+    "observability",
+)
 
 
 def main(argv: list[str]) -> None:

@@ -21,6 +21,9 @@ outside team's plugin may use (a test holds them to it). Everything else under
   :func:`b64url_encode`, :func:`parse_key_id`...;
 - vendor adapters: :class:`VendorSpec`, :class:`VendorCall`,
   :class:`UpstreamRequest`, :class:`VendorLicense`, :class:`UpstreamSettings`...
+- the decision log: :class:`AuditLog` (``services.audit``), its
+  :class:`Decision` records, :data:`VENDOR_CORRELATION_KEY`;
+  the request's stage times (:class:`StageClock`).
 """
 
 import pluggy
@@ -30,6 +33,11 @@ from proxy.hookspecs import PROJECT_NAME
 #: Marks a hook implementation: ``@hookimpl def proxy_authorize(ctx, principal): ...``
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
+from proxy.audit import (  # noqa: E402
+    AuditLog,
+    Decision,
+    DecisionOutcome,
+)
 from proxy.cidr import (  # noqa: E402
     AddressKey,
     CidrSet,
@@ -58,6 +66,7 @@ from proxy.model import (  # noqa: E402
 from proxy.policy import EffectivePolicy, Policy, TrackRules, TrackType  # noqa: E402
 from proxy.secrets import Secret, resolve_secret  # noqa: E402
 from proxy.services import Services  # noqa: E402
+from proxy.stages import StageClock  # noqa: E402
 from proxy.state import (  # noqa: E402
     Op,
     Outcome,
@@ -75,6 +84,7 @@ from proxy.statusboard import (  # noqa: E402
     StatusBoard,
 )
 from proxy.upstream import UpstreamSettings  # noqa: E402
+from proxy.upstream.correlation import VENDOR_CORRELATION_KEY  # noqa: E402
 from proxy.vendors import (  # noqa: E402
     BackendSettings,
     PolicyGap,
@@ -87,7 +97,9 @@ from proxy.vendors import (  # noqa: E402
 )
 
 __all__ = [
+    "VENDOR_CORRELATION_KEY",
     "AddressKey",
+    "AuditLog",
     "BackendSettings",
     "ChallengeInfo",
     "CidrSet",
@@ -97,6 +109,8 @@ __all__ = [
     "ConfigContext",
     "ConfigError",
     "ConfigPath",
+    "Decision",
+    "DecisionOutcome",
     "DecisionStep",
     "DrmSystem",
     "Duration",
@@ -122,6 +136,7 @@ __all__ = [
     "SessionInfo",
     "SessionMode",
     "SessionOp",
+    "StageClock",
     "StateStore",
     "StateUnavailable",
     "StatusBoard",

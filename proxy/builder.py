@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable
 from importlib import resources
@@ -9,12 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from proxy.admin.settings import AdminConfig
+from proxy.audit import AuditLog, AuditSettings
 from proxy.config import ConfigContext, load_toml, validate_core
 from proxy.errors import ConfigError
 from proxy.pipeline import Pipeline
 from proxy.pluginhost import PluginHost
 from proxy.services import Services
 from proxy.state import StateSettings, store_from_settings, store_lifetime
+from proxy.telemetry import Telemetry, TelemetrySettings, start_telemetry
 from proxy.vendors import VendorRegistry
 
 DEFAULT_CONFIG_NAME = "embedded default"
@@ -64,6 +67,12 @@ def build_pipeline(
     config.errors.extend(errors)
     config.plugin_names = frozenset(host.plugin_names())
     config.fairplay_conventions = registry.fairplay_conventions
+    # First in, so it stops last: every decision of the pipeline's life is written.
+    audit = config.section("audit", AuditSettings)
+    if audit is not None and _audit_file_ok(config, audit):
+        services.audit = AuditLog(audit)
+        config.add_cleanup_ctx(services.audit.lifetime)
+    telemetry = _telemetry(config)
     state = config.section("access.state", StateSettings)
     if state is not None:
         services.state = store_from_settings(state)
@@ -88,8 +97,34 @@ def build_pipeline(
         cleanup_contexts=config.cleanup_contexts,
         warnings=config.warnings,
         request_headers=tuple(config.request_headers),
+        telemetry=telemetry,
         admin=admin,
     )
+
+
+def _audit_file_ok(config: ConfigContext, audit: AuditSettings) -> bool:
+    path = audit.file_path
+    if not audit.enabled or path is None:
+        return True
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        config.error("audit.file", f"the folder {folder} does not exist")
+        return False
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        config.error("audit.file", f"{path} is not writable by this process")
+        return False
+    return True
+
+
+def _telemetry(config: ConfigContext) -> Telemetry | None:
+    settings = config.section("telemetry", TelemetrySettings)
+    if settings is None or not settings.enabled:
+        return None
+    try:
+        return start_telemetry(settings)
+    except ImportError as exc:
+        config.error("telemetry.enabled", str(exc))
+        return None
 
 
 def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -27,11 +27,14 @@ from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, Principal, RequestContext, RequestType
 from proxy.policy import EffectivePolicy
 from proxy.services import Clock, Services
+from proxy.telemetry import Telemetry
+from proxy.upstream.correlation import keep_correlation_id
 from proxy.vendors import (
     Backend,
     LocalAdapter,
     PolicyNotRenderable,
     TranslatingAdapter,
+    UpstreamResponse,
     VendorCall,
     VendorLicense,
 )
@@ -140,9 +143,12 @@ def _copy(answer: VendorLicense, how: str) -> VendorLicense:
 class Dispatcher:
     """Issues a license from the first backend that can, in the given order."""
 
-    def __init__(self, backends: dict[str, Backend], services: Services) -> None:
+    def __init__(
+        self, backends: dict[str, Backend], services: Services, telemetry: Telemetry | None = None
+    ) -> None:
         self.backends = backends
         self.services = services
+        self.telemetry = telemetry
         self.certificates = ServiceCertificateCache(services.clock)
         self._ok_counters = {name: metrics.BACKEND_CALLS.labels(name, "ok") for name in backends}
 
@@ -242,11 +248,24 @@ class Dispatcher:
         except Exception:
             log.exception("backend %s failed to build its request", backend.name)
             raise ProxyError(Reason.INTERNAL, "the backend request could not be built") from None
+        declared = backend.spec.correlation_headers
+
+        def parse(response: UpstreamResponse) -> VendorLicense:
+            # The vendor's own id for the exchange goes with the license or the refusal.
+            try:
+                answer = adapter.parse_response(call, response)
+            except ProxyError as error:
+                keep_correlation_id(error.metadata, response.headers, declared, call.request_id)
+                raise
+            keep_correlation_id(answer.vendor_metadata, response.headers, declared, call.request_id)
+            return answer
+
         return await self.services.upstream.exchange(
             backend,
             request,
-            lambda response: adapter.parse_response(call, response),
+            parse,
             request_id=call.request_id,
             deadline=deadline,
             clock=self.services.clock,
+            telemetry=self.telemetry,
         )

@@ -10,6 +10,7 @@ anything else into INTERNAL. No handler aborts by itself.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
-from proxy import convert
+from proxy import convert, grpc_access
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
@@ -184,20 +185,27 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             )
             caller = _caller.set(Caller(pipeline, headers, peer, client_ip, trusted, request_id))
             token = request_id_var.set(request_id)
+            started = time.perf_counter()
+            status, reason = "CANCELLED", None  # unless the call ends otherwise
             try:
                 response = await behavior(request, context)
                 # A success carries the request id in its initial metadata. An error carries
                 # it in the trailers only (with ErrorInfo): headers sent before an error
                 # would commit the call, and gRPC's retry policy could no longer retry it.
                 await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+                status = "OK"
                 return response
             except ProxyError as error:
+                status, reason = error.grpc_code.name, error.reason.value
                 await context.abort_with_status(error_status(error, request_id))
                 raise  # abort_with_status raises; this line is never reached
             except Exception:
+                status, reason = "INTERNAL", Reason.INTERNAL.value
                 await context.abort_with_status(_internal_status(name, request_id))
                 raise
             finally:
+                if pipeline.log.access:
+                    grpc_access.log_call(name, peer, status, reason, started)
                 request_id_var.reset(token)
                 _caller.reset(caller)
 

@@ -12,6 +12,8 @@ from aiohttp import web
 from proxy.errors import ProxyError, Reason
 
 PROBLEM_TYPE = "application/problem+json"
+#: The reason code of a problem answer, kept on the response for the access log line.
+REASON = web.ResponseKey("reason", str)
 
 
 def problem(error: ProxyError, request_id: str, *, status: int | None = None) -> web.Response:
@@ -37,6 +39,7 @@ def problem(error: ProxyError, request_id: str, *, status: int | None = None) ->
     delay = error.retry_delay if error.retry_delay is not None else error.retry_after
     if delay is not None:
         response.headers["Retry-After"] = retry_after_seconds(delay)
+    response[REASON] = error.reason.value
     return response
 
 
@@ -67,4 +70,11 @@ def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
     return ProxyError(Reason.REQUEST_INVALID, exc.reason or "bad request"), exc.status
 
 
-__all__ = ["PROBLEM_TYPE", "RequestTimeout", "problem", "retry_after_seconds", "transport_error"]
+__all__ = [
+    "PROBLEM_TYPE",
+    "REASON",
+    "RequestTimeout",
+    "problem",
+    "retry_after_seconds",
+    "transport_error",
+]

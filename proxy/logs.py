@@ -6,7 +6,10 @@ import json
 import logging
 import re
 import secrets
+import time
 from contextvars import ContextVar
+
+import orjson
 
 #: The id of the request being served on this task; "-" outside requests.
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -27,17 +30,39 @@ def accept_request_id(candidate: str | None, trusted: bool) -> str:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds ``record.request_id`` from the context of the task that logs."""
+    """Adds ``record.request_id`` from the context of the task that logs (unless the record
+    names its request already, as the decision log's records do from their writer thread)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if "request_id" not in record.__dict__:
+            record.request_id = request_id_var.get()
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, request id, message."""
+    """One JSON object per line: time, level, logger, request id, message.
+
+    A decision-log record (``proxy.audit``) keeps its JSON object as the line's
+    ``audit`` member, and its kind (``license_decision``, ``admin_action``) as the message.
+    """
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        """The default time format, with the text of the whole second kept between lines."""
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        whole = int(record.created)
+        cached = self._second
+        if cached[0] != whole:
+            cached = (whole, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(whole)))
+            self._second = cached
+        return f"{cached[1]},{int(record.msecs):03d}"
 
     def format(self, record: logging.LogRecord) -> str:
+        audit = getattr(record, "audit_json", None)
+        if audit is not None:
+            return self._audit_line(record, audit)
         entry = {
             "time": self.formatTime(record),
             "level": record.levelname,
@@ -48,6 +73,20 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+    def _audit_line(self, record: logging.LogRecord, audit: str) -> str:
+        # One per license decision: encoded by orjson (a tenth of json's cost), and the
+        # record's own JSON, made once on the writer thread, spliced in rather than re-encoded.
+        head = orjson.dumps(
+            {
+                "time": self.formatTime(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "request_id": getattr(record, "request_id", "-"),
+                "message": getattr(record, "audit_kind", "audit"),
+            }
+        )
+        return f'{head[:-1].decode()},"audit":{audit}}}'
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

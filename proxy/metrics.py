@@ -30,3 +30,9 @@ BACKEND_CALLS = Counter(
     "Calls to vendor backends, by backend and outcome (ok or a reason code).",
     ["backend", "outcome"],
 )
+LICENSES_ISSUED = Counter(
+    "license_proxy_licenses_issued",
+    "Licenses issued (dry runs excluded), by backend, vendor, DRM, policy and request type "
+    "(new, renewal, release, service_certificate): what a vendor's bill is reconciled with.",
+    ["backend", "vendor", "drm", "policy", "request_type"],
+)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from proxy.drm import LICENSE_CONTENT_TYPES, DrmSystem, RequestType, key_id_uuid  # noqa: F401
+from proxy.stages import StageClock
 
 if TYPE_CHECKING:
     from proxy.policy import EffectivePolicy
@@ -133,6 +134,10 @@ class RequestContext:
     cooperate across hooks; keys should be prefixed with the plugin's name.
     Call :meth:`note` to say why a decision was taken: the notes appear in the
     decision trace of dry runs and ``license-proxy explain``.
+
+    ``stages`` holds when each pipeline stage began (:class:`proxy.stages.StageClock`);
+    ``cancelled`` is True when the caller went away before the answer (observers
+    then see a ``proxy_license_denied`` whose error says so).
     """
 
     request: LicenseRequest
@@ -145,6 +150,8 @@ class RequestContext:
     trace: list[DecisionStep] | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    stages: StageClock = field(default_factory=StageClock)
+    cancelled: bool = False
 
     @property
     def drm_system(self) -> DrmSystem | None:

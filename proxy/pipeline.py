@@ -36,6 +36,8 @@ from proxy.pluginhost import PluginHost
 from proxy.policy import EffectivePolicy
 from proxy.revocation import Revocations
 from proxy.services import Services
+from proxy.stages import StageClock
+from proxy.telemetry import Telemetry
 from proxy.vendors import Backend
 
 log = logging.getLogger("proxy.pipeline")
@@ -58,12 +60,14 @@ class Pipeline:
     log: LogConfig = field(default_factory=LogConfig)
     request_headers: tuple[str, ...] = ()
     """Request headers plugins read (CORS preflights allow them)."""
+    telemetry: Telemetry | None = None
+    """OpenTelemetry tracing (``[telemetry]``); None when off, and then nothing is traced."""
     admin: AdminConfig | None = None
     """``[admin]``, when the admin API is on (it also turns the revocation check on)."""
     in_flight: int = 0
 
     def __post_init__(self) -> None:
-        self.dispatcher = Dispatcher(self.backends, self.services)
+        self.dispatcher = Dispatcher(self.backends, self.services, self.telemetry)
         self.revocations: Revocations | None = None
         if self.admin is not None and self.admin.checks_revocations:
             self.revocations = Revocations(
@@ -98,17 +102,25 @@ class Pipeline:
                 stack.push_async_callback(upstream.close)
             for make in self.cleanup_contexts:
                 await stack.enter_async_context(asynccontextmanager(make)())
+            if self.telemetry is not None:
+                # Last in, first out: spans of requests that finish while stopping still export.
+                stack.push_async_callback(self.telemetry.shutdown)
             yield self
 
     # -- requests ------------------------------------------------------------------
 
-    def new_context(self, request: LicenseRequest) -> RequestContext:
-        """A fresh context for ``request`` (traced when it is a dry run)."""
+    def new_context(
+        self, request: LicenseRequest, operation: str = "AcquireLicense"
+    ) -> RequestContext:
+        """A fresh context for ``request`` (traced when it is a dry run); ``operation``
+        names the request's span when telemetry is on."""
+        telemetry = self.telemetry
         return RequestContext(
             request=request,
             services=self.services,
             request_id=request.request_id,
             trace=[] if request.dry_run else None,
+            stages=StageClock() if telemetry is None else telemetry.stage_clock(request, operation),
         )
 
     async def inspect(self, ctx: RequestContext) -> ChallengeInfo:
@@ -152,17 +164,20 @@ class Pipeline:
     async def acquire(self, request: LicenseRequest) -> LicenseResult:
         """Run the whole pipeline for one license request."""
         ctx = self.new_context(request)
+        stages = ctx.stages
         token = request_id_var.set(ctx.request_id)
         self.in_flight += 1
         try:
             result = await self._acquire(ctx)
         except ProxyError as error:
+            stages.stop(error)
             await self.host.license_denied(ctx, error)
             self._count(ctx, "denied", error.reason.value)
             raise
         except Exception:
             log.exception("unexpected failure")
             internal = ProxyError(Reason.INTERNAL)
+            stages.stop(internal)
             await self.host.license_denied(ctx, internal)
             self._count(ctx, "denied", internal.reason.value)
             raise internal from None
@@ -171,33 +186,48 @@ class Pipeline:
             # still hear of it: the state rules give back a token use or a session slot
             # they already took, audit logs stay complete.
             cancelled = ProxyError(Reason.UPSTREAM_TIMEOUT, "the request was cancelled")
+            ctx.cancelled = True
+            stages.stop(cancelled)
             await asyncio.shield(self.host.license_denied(ctx, cancelled))
             self._count(ctx, "cancelled", cancelled.reason.value)
             raise
         else:
+            stages.stop()
             await self.host.license_issued(ctx, result)
-            self._count(ctx, "dry_run" if result.dry_run else "issued", "")
+            if result.dry_run:
+                self._count(ctx, "dry_run", "")
+            else:
+                self._count(ctx, "issued", "")
+                self._count_license(result)
             return result
         finally:
+            stages.close(ctx)
             self.in_flight -= 1
             request_id_var.reset(token)
             if self._idle is not None and self.in_flight == 0:
                 self._idle.set()
 
     async def _acquire(self, ctx: RequestContext) -> LicenseResult:
+        stages = ctx.stages  # one mark per stage: the decision log's latencies, the spans
         dry_run_by_claim = ctx.request.dry_run and self._dry_run_needs_claim(ctx.request)
+        stages.enter("inspect")
         info = await self.inspect(ctx)
+        stages.enter("authenticate")
         principal = await self.authenticate(ctx)
         if self.revocations is not None:
             await self.revocations.check(principal)
         if dry_run_by_claim and principal.claims.get(self.server.dry_run_claim or "") is not True:
             raise _dry_run_refused(f"the token's {self.server.dry_run_claim} claim is not true")
+        stages.enter("authorize")
         await self.host.authorize(ctx, principal)
+        stages.enter("select_policy")
         policy = await self.host.select_policy(ctx, principal)
         if policy is None:
             raise ProxyError(Reason.NO_MATCHING_POLICY, "no policy matches this request")
         ctx.policy = policy
+        stages.enter("authorize_policy")
         await self.host.authorize_policy(ctx, principal, policy)
+        stages.enter("select_backends")
         names = await self.host.select_backends(ctx, principal, policy)
         if not names:
             raise ProxyError(
@@ -205,6 +235,7 @@ class Pipeline:
             )
         if ctx.request.dry_run:
             return self._dry_run_result(ctx, info, policy, names)
+        stages.enter("issue")
         backend, vendor_license = await self.dispatcher.issue(ctx, principal, policy, names)
         ctx.backend = backend.name
         return LicenseResult(
@@ -259,16 +290,22 @@ class Pipeline:
     async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo:
         """``InspectChallenge``: parse and report, issue nothing (a token is checked first
         when ``server.inspect_requires_token`` says so)."""
-        ctx = self.new_context(request)
+        ctx = self.new_context(request, "InspectChallenge")
+        stages = ctx.stages
         token = request_id_var.set(ctx.request_id)
         try:
             if self.server.inspect_requires_token:
+                stages.enter("authenticate")
                 await self.authenticate(ctx)
+            stages.enter("inspect")
             info = await self.inspect(ctx)
         except ProxyError as error:
+            stages.stop(error)
             self._count(ctx, "denied", error.reason.value)
             raise
         finally:
+            stages.stop()
+            stages.close(ctx)
             request_id_var.reset(token)
         self._count(ctx, "inspected", "")
         return info
@@ -287,6 +324,21 @@ class Pipeline:
             histogram = _LATENCY_HISTOGRAMS[transport] = metrics.REQUEST_SECONDS.labels(transport)
         histogram.observe(time.monotonic() - ctx.started)
 
+    @staticmethod
+    def _count_license(result: LicenseResult) -> None:
+        """One more license issued, by the labels a vendor's bill is reconciled with."""
+        key = (
+            result.backend,
+            result.vendor,
+            result.drm_system.value,
+            result.policy,
+            result.request_type.value,
+        )
+        counter = _LICENSE_COUNTERS.get(key)
+        if counter is None:
+            counter = _LICENSE_COUNTERS[key] = metrics.LICENSES_ISSUED.labels(*key)
+        counter.inc()
+
 
 def _dry_run_refused(why: str) -> ProxyError:
     return ProxyError(
@@ -303,3 +355,4 @@ metrics.IN_FLIGHT.set_function(lambda: sum(p.in_flight for p in list(_LIVE_PIPEL
 
 _REQUEST_COUNTERS: dict[tuple[str, str, str, str], Any] = {}
 _LATENCY_HISTOGRAMS: dict[str, Any] = {}
+_LICENSE_COUNTERS: dict[tuple[str, str, str, str, str], Any] = {}

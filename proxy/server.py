@@ -11,7 +11,7 @@ from contextlib import AsyncExitStack
 
 from aiohttp import web
 
-from proxy.admin.actions import AdminActionSink, log_admin_action
+from proxy.admin.actions import AdminAction, AdminActionSink
 from proxy.admin.api import AdminApi
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
@@ -59,8 +59,8 @@ class ProxyApp:
 
     :param pipeline: the pipeline to serve.
     :param rebuild: builds a fresh pipeline from the config on SIGHUP; None disables reload.
-    :param on_admin_action: receives every admin API action (default: one log line); the
-        decision log plugs in here.
+    :param on_admin_action: receives every admin API action; by default the current
+        pipeline's decision log (one ``proxy.admin`` log line when ``[audit]`` is off).
     """
 
     def __init__(
@@ -69,10 +69,10 @@ class ProxyApp:
         *,
         rebuild: Callable[[], Pipeline] | None = None,
         access_log: bool = True,
-        on_admin_action: AdminActionSink = log_admin_action,
+        on_admin_action: AdminActionSink | None = None,
     ) -> None:
         self.pipeline = pipeline
-        self.on_admin_action = on_admin_action
+        self.on_admin_action: AdminActionSink = on_admin_action or self._audit_admin_action
         self.access_log = access_log
         self.rebuild = rebuild
         self.ready = False
@@ -86,6 +86,9 @@ class ProxyApp:
         self.http_port = 0
         self.admin_runner: web.AppRunner | None = None
         self.admin_port = 0
+
+    def _audit_admin_action(self, action: AdminAction) -> None:
+        self.pipeline.services.audit.admin(action)
 
     def current(self) -> Pipeline:
         """The pipeline new requests go to."""

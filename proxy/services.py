@@ -1,4 +1,5 @@
-"""Shared services of one pipeline: the clock, the upstream HTTP client, the state store.
+"""Shared services of one pipeline: the clock, the upstream HTTP client, the state store,
+the decision log.
 
 The core owns all three: it builds them from the config before any plugin
 configures, starts them with the pipeline and closes them after it. Plugins
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from proxy.audit import AuditLog
 from proxy.clock import Clock
 from proxy.state import MemoryStore, StateStore
 from proxy.statusboard import StatusBoard
@@ -25,6 +27,8 @@ class Services:
         (adapters never call it: they translate, the core sends).
     :ivar state: the shared state store of the state rules, as ``[access.state]``
         configures it (this process's memory unless a Redis URL is given).
+    :ivar audit: the decision log, as ``[audit]`` configures it (one that writes
+        nothing until the builder replaces it).
     :ivar status: what plugins expose to the admin API (key-source states, a subject's
         sessions), registered in ``proxy_configure``.
     """
@@ -32,6 +36,7 @@ class Services:
     clock: Clock = field(default_factory=Clock)
     upstream: UpstreamClient = field(default_factory=UpstreamClient)
     state: StateStore = field(default_factory=MemoryStore)
+    audit: AuditLog = field(default_factory=AuditLog)
     status: StatusBoard = field(default_factory=StatusBoard)
 
 

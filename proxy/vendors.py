@@ -93,6 +93,9 @@ class VendorSpec:
     :param fairplay_conventions: how the vendor's FairPlay key URIs name the
         content, selectable by name in ``[challenge.fairplay]``.
     :param description: one line for ``license-proxy plugins`` and the docs.
+    :param correlation_headers: response headers in which the vendor names the exchange
+        (its own request id), tried before the common ones; the core keeps the first
+        found as ``vendor_correlation_id`` (:mod:`proxy.upstream.correlation`).
     """
 
     name: str
@@ -103,6 +106,7 @@ class VendorSpec:
     renderings: Renderings = field(default_factory=dict)
     sandbox: Callable[[], VendorSandbox] | None = None
     fairplay_conventions: tuple[ContentIdConvention, ...] = ()
+    correlation_headers: tuple[str, ...] = ()
 
     def declared_renderings(self, settings: BackendSettings) -> Mapping[DrmSystem, Rendering]:
         """What the adapter renders for a backend with ``settings``, as declared."""

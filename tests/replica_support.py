@@ -68,7 +68,8 @@ key_seed = "{seed}"
 [access.state]
 store = "{redis_url}"
 key_prefix = "replicas:"
-timeout = "250ms"
+# Generous: a loaded 2-core CI machine must not turn a slow answer into STATE_UNAVAILABLE.
+timeout = "1s"
 
 {rules if rules is not None else DEFAULT_RULES.format(flag=flag)}
 """

@@ -314,6 +314,8 @@ class RemoteKeys:
         )
         metrics.KEY_FETCHES.labels(self.issuer, trigger, "ok").inc()
         metrics.KEYS_LAST_SUCCESS.labels(self.issuer).set(self.clock.time())
+        metrics.KEY_FETCH_FAILURES.labels(self.issuer).set(0)
+        metrics.KEYS_NEXT_REFRESH.labels(self.issuer).set(self.clock.time() + lifetime)
         log.info(
             "issuer %s: %d signing keys loaded; next refresh in %.0f s",
             self.issuer,
@@ -329,6 +331,8 @@ class RemoteKeys:
         self._failures += 1
         self._next_due = self.clock.monotonic() + delay
         metrics.KEY_FETCHES.labels(self.issuer, trigger, outcome).inc()
+        metrics.KEY_FETCH_FAILURES.labels(self.issuer).set(self._failures)
+        metrics.KEYS_NEXT_REFRESH.labels(self.issuer).set(self.clock.time() + delay)
         log.warning(
             "issuer %s: key fetch failed (%s: %s); the last good keys stay in use, "
             "next try in %.0f s",

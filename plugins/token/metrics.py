@@ -20,6 +20,20 @@ KEYS_LAST_SUCCESS = Gauge(
     "When an issuer's remote key set was last fetched successfully (alert when it grows old).",
     ["issuer"],
 )
+KEY_FETCH_FAILURES = Gauge(
+    "license_proxy_token_key_fetch_failures",
+    "Fetches of an issuer's remote key set that failed in a row (0 after a success): "
+    "above 0, the last good keys are in use and new signing keys can't be learned.",
+    ["issuer"],
+    multiprocess_mode="livemax",  # with worker processes: the worst worker
+)
+KEYS_NEXT_REFRESH = Gauge(
+    "license_proxy_token_key_next_refresh_timestamp_seconds",
+    "When an issuer's remote key set is fetched next on schedule (an unknown kid may "
+    "fetch sooner).",
+    ["issuer"],
+    multiprocess_mode="livemax",
+)
 KEYS_SKIPPED = Counter(
     "license_proxy_token_keys_skipped",
     "Keys of a fetched key set that could not be used (broken, or of an unsupported type).",

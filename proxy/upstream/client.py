@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -37,6 +37,7 @@ from proxy.upstream.circuit import CircuitBreaker
 from proxy.upstream.messages import UpstreamRequest, UpstreamResponse
 from proxy.upstream.retry_after import retry_after_seconds
 from proxy.upstream.settings import setting
+from proxy.upstream.tracing import UpstreamTracer
 
 log = logging.getLogger("proxy.upstream")
 
@@ -151,12 +152,14 @@ class UpstreamClient:
         request_id: str,
         deadline: float | None = None,
         clock: Clock | None = None,
+        telemetry: UpstreamTracer | None = None,
     ) -> T:
         """Send ``request`` through ``backend``'s circuit breaker and ``parse`` the answer.
 
         ``parse`` is the adapter's response parser: a ``ProxyError`` it raises
         keeps its reason; any other exception is ``UPSTREAM_BAD_RESPONSE``.
         Outages count against the circuit; a license or a refusal closes it.
+        With ``telemetry`` the exchange is a span, and the vendor gets its ``traceparent``.
         """
         clock = clock or Clock()
         stats = self.backend_stats(backend.name)
@@ -170,11 +173,26 @@ class UpstreamClient:
                 metadata={"backend": backend.name, "circuit": "open"},
             )
         stats.exchanges += 1
+        span = (
+            None
+            if telemetry is None
+            else telemetry.upstream(backend.name, request.method, request.url)
+        )
+        outcome = "cancelled"
         started = time.monotonic()
         try:
-            response = await self.send(backend, request, request_id=request_id, deadline=deadline)
+            response = await self.send(
+                backend,
+                request,
+                request_id=request_id,
+                deadline=deadline,
+                trace_headers=None if span is None else span.headers,
+            )
+            if span is not None:
+                span.response(response.status)
             try:
                 result = parse(response)
+                outcome = "ok"
             except ProxyError:
                 raise
             except Exception:
@@ -193,7 +211,8 @@ class UpstreamClient:
             else:
                 stats.rejected += 1
                 breaker.success()
-            UPSTREAM_CALLS.labels(backend.name, error.reason.value).inc()
+            outcome = error.reason.value
+            UPSTREAM_CALLS.labels(backend.name, outcome).inc()
             raise
         except BaseException:
             # Cancelled (the caller went away): no verdict on the backend's health.
@@ -201,6 +220,8 @@ class UpstreamClient:
             raise
         finally:
             UPSTREAM_SECONDS.labels(backend.name).observe(time.monotonic() - started)
+            if span is not None:
+                span.finish(outcome)
         stats.ok += 1
         breaker.success()
         UPSTREAM_CALLS.labels(backend.name, "ok").inc()
@@ -213,11 +234,13 @@ class UpstreamClient:
         *,
         request_id: str,
         deadline: float | None = None,
+        trace_headers: Mapping[str, str] | None = None,
     ) -> UpstreamResponse:
         """Send ``request`` to ``backend``'s vendor and read the whole answer.
 
         The backend's ``timeout`` bounds the whole call, retries included, and
         the caller's ``deadline`` (a ``time.monotonic()`` instant) bounds that.
+        ``trace_headers`` (``traceparent``) go with every attempt.
         """
         if self._session is None:
             await self.start()
@@ -233,6 +256,8 @@ class UpstreamClient:
         stats = self.backend_stats(backend.name)
         headers = dict(request.headers)
         headers.setdefault(setting(settings, "correlation_header"), request_id)
+        if trace_headers:
+            headers.update(trace_headers)
         attempt = 0
         while True:
             attempt += 1
