@@ -4,6 +4,7 @@ proxy to its emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -412,7 +413,10 @@ def test_json_answers_give_the_cdm_its_bytes_and_keep_the_device_id(drm, license
     call = make_call(RENTAL, challenge=challenge(drm, payload=b"<x/>"), content_id="m")
     result = adapter().parse_response(call, response(200, body))
     assert result.license == expected
-    assert result.vendor_metadata == {"doverunner.device_id": "a1b2c3d4e5f6a7b8c9d0"}
+    assert result.vendor_metadata == {
+        "doverunner.device_id": "a1b2c3d4e5f6a7b8c9d0",
+        "device.id": "a1b2c3d4e5f6a7b8c9d0",
+    }
 
 
 @pytest.mark.parametrize(
@@ -762,3 +766,22 @@ def test_every_setting_is_in_the_docs_section():
     section = doc.split("\n## doverunner\n", 1)[1].split("\n## ", 1)[0]
     for name in set(DoveRunnerSettings.model_fields) - set(UpstreamSettings.model_fields):
         assert f"| `{name}` |" in section, name
+
+
+async def test_the_device_id_reaches_the_decision_log(
+    vendor_sandbox, proxy_factory, dev_token, tmp_path
+):
+    config = vendor_sandbox.config(proxy_config())
+    config["audit"] = {"file": str(tmp_path / "decisions.jsonl")}
+    proxy = await proxy_factory(config)
+    reply, info, _ = await grpc_license(
+        proxy, dr_token(dev_token), "widevine", widevine_challenge()
+    )
+    assert info is None
+    assert reply.vendor_metadata["device.id"] == "emulated-device-7f3a"
+    assert await asyncio.to_thread(proxy.pipeline.services.audit.flush, 30)
+    [record] = [
+        json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()
+    ]
+    assert record["vendor"] == "doverunner"
+    assert record["vendor_device"] == {"id": "emulated-device-7f3a"}

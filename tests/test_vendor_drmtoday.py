@@ -3,6 +3,7 @@ answers and errors it reads (no network); then through the proxy to its emulator
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -827,3 +828,25 @@ def test_every_setting_is_in_the_docs_section():
     section = doc.split("\n## drmtoday\n", 1)[1].split("\n## ", 1)[0]
     for name in set(DrmTodaySettings.model_fields) - set(UpstreamSettings.model_fields):
         assert f"| `{name}` |" in section, name
+
+
+async def test_the_device_facts_reach_the_decision_log(
+    vendor_sandbox, proxy_factory, dev_token, tmp_path
+):
+    config = vendor_sandbox.config(proxy_config())
+    config["audit"] = {"file": str(tmp_path / "decisions.jsonl")}
+    proxy = await proxy_factory(config)
+    reply, info, _ = await grpc_license(
+        proxy, dt_token(dev_token), "widevine", widevine_challenge()
+    )
+    assert info is None
+    assert await asyncio.to_thread(proxy.pipeline.services.audit.flush, 30)
+    [record] = [
+        json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()
+    ]
+    assert record["vendor_device"] == {
+        "make": "Emulated",
+        "model": "emulated-cdm",
+        "security_level": "3",
+    }
+    assert reply.vendor_metadata["device.make"] == "Emulated"

@@ -35,6 +35,7 @@ from plugins.vendors.doverunner.token import (
 )
 from proxy import (
     OCTET_STREAM,
+    VENDOR_DEVICE_PREFIX,
     DrmSystem,
     ProxyError,
     Reason,
@@ -176,6 +177,7 @@ class DoveRunnerAdapter:
             shown = text if _FACT.match(text) else scrub(text, 128)
             if shown:
                 metadata["doverunner.device_id"] = shown
+                metadata[VENDOR_DEVICE_PREFIX + "id"] = shown
         raw = value.encode("utf-8")
         if drm is DrmSystem.WIDEVINE:
             if not _HEX.match(raw):

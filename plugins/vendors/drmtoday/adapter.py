@@ -33,6 +33,7 @@ from proxy import (
     OCTET_STREAM,
     PLAYREADY_CONTENT_TYPE,
     PLAYREADY_SOAP_ACTION,
+    VENDOR_DEVICE_PREFIX,
     DrmSystem,
     ProxyError,
     Reason,
@@ -208,6 +209,7 @@ class DrmTodayAdapter:
             body = check_playready_answer(VENDOR, response.body, response.status)
         else:
             body = _ckc(response)
+        _device_facts(metadata)
         return VendorLicense(body, None, call.key_ids, metadata)
 
     def _widevine(self, response: UpstreamResponse, metadata: dict[str, str]) -> bytes:
@@ -249,6 +251,23 @@ class DrmTodayAdapter:
         if isinstance(renewal, int) and not isinstance(renewal, bool):
             metadata["drmtoday.csl_renewal_period"] = str(renewal)
         return metadata
+
+
+#: The vendor-neutral device facts (``device.*``, kept in the decision log) and where DRMtoday
+#: gives each: ``x-dt-client-info`` first, the Widevine JSON answer's fields otherwise.
+DEVICE_FACTS = {
+    "make": ("drmtoday.client_info.manufacturer", "drmtoday.widevine.make"),
+    "model": ("drmtoday.client_info.model", "drmtoday.widevine.model"),
+    "security_level": ("drmtoday.client_info.secLevel", "drmtoday.widevine.security_level"),
+}
+
+
+def _device_facts(metadata: dict[str, str]) -> None:
+    for name, sources in DEVICE_FACTS.items():
+        for source in sources:
+            if source in metadata:
+                metadata[VENDOR_DEVICE_PREFIX + name] = metadata[source]
+                break
 
 
 def _b64_json(value: str | None) -> dict[str, Any]:
