@@ -99,6 +99,7 @@ def build_pipeline(
         request_headers=tuple(config.request_headers),
         telemetry=telemetry,
         admin=admin,
+        certificates=dict(config.certificates),
     )
 
 

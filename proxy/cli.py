@@ -1,4 +1,5 @@
-"""The ``license-proxy`` command: serve, check-config, plugins, token, inspect, explain."""
+"""The ``license-proxy`` command: serve, check-config, plugins, token, inspect, explain,
+challenge."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy.builder import build_pipeline, load_config
+from proxy.cli_challenge import add_challenge_parser
 from proxy.errors import ConfigError
 from proxy.hookspecs import HOOKS
 from proxy.logs import setup_logging
@@ -328,6 +330,8 @@ def make_parser() -> argparse.ArgumentParser:
     explain.add_argument("--device-id", help="the end user's device id, as a trusted caller says")
     explain.add_argument("--json", action="store_true", help="print JSON instead of text")
     explain.set_defaults(run=cmd_explain)
+
+    add_challenge_parser(sub)
 
     return parser
 

@@ -22,12 +22,14 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from proxy.certificate_routes import CertificateRoutes
 from proxy.challenge.fairplay import ContentIdConvention
 from proxy.cidr import CidrSet
 from proxy.drm import DrmSystem
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, Reason
 
 # The field types are re-exported: settings models of plugins built before they moved import them here.
 from proxy.fields import (  # noqa: F401
@@ -37,6 +39,7 @@ from proxy.fields import (  # noqa: F401
     StrictModel,
     parse_duration,
 )
+from proxy.problem_types import ProblemText
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
 
 if TYPE_CHECKING:
@@ -79,6 +82,19 @@ class CorsConfig(StrictModel):
     """Request headers allowed beyond the built-in list (Authorization, Content-Type...)."""
     expose_headers: list[str] = Field(default_factory=list)
     max_age: Seconds = 600
+    allow_credentials: bool = False
+    """Answer ``Access-Control-Allow-Credentials: true``, so that players in credentials
+    mode (cookies, or dash.js with an ``Authorization`` header) may read the answer; the
+    allowed origin is then echoed, never ``*`` (a ``*`` in ``allow_origins`` is refused)."""
+
+    @model_validator(mode="after")
+    def _credentials_need_named_origins(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                'allow_credentials needs the origins named: with "*" in allow_origins any web '
+                "page could read answers made with the user's cookies"
+            )
+        return self
 
 
 def _default_challenge_limits() -> dict[DrmSystem, int]:
@@ -131,6 +147,12 @@ class ServerConfig(StrictModel):
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""
+    problems: dict[Reason, ProblemText] = Field(default_factory=dict)
+    """``[server.problems.REASON]``: the problem type, user-facing title and detail, and a
+    link, that HTTP answers carry for a reason (docs/errors.md, "Problem types")."""
+    certificates: CertificateRoutes = CertificateRoutes()
+    """``[server.certificates]``: the ``GET /v1/certificates/{drm}`` routes and
+    ``GetCertificate`` (docs/challenges.md, "Certificates")."""
 
     @field_validator("request_read_timeout", "http_idle_timeout")
     @classmethod
@@ -272,6 +294,7 @@ class ConfigContext:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)
     request_headers: list[str] = field(default_factory=list)
+    certificates: dict[DrmSystem, bytes] = field(default_factory=dict)
     _claimed: set[str] = field(default_factory=set)
 
     @property
@@ -341,6 +364,15 @@ class ConfigContext:
         so that CORS preflights allow browsers to send it."""
         if name not in self.request_headers:
             self.request_headers.append(name)
+
+    def serve_certificate(self, drm: DrmSystem, certificate: bytes, path: str) -> None:
+        """Serve ``certificate`` (read at ``path`` of the config) on ``GET /v1/certificates/{drm}``
+        and ``GetCertificate`` instead of asking a backend: a FairPlay application certificate,
+        or a Widevine service certificate kept in config."""
+        if drm in self.certificates:
+            self.error(path, f"a {drm.value} certificate is already given elsewhere in the config")
+            return
+        self.certificates[drm] = certificate
 
     def unclaimed(self) -> Iterator[str]:
         """Key paths present in the file that neither the core nor any plugin read."""

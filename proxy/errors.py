@@ -22,6 +22,7 @@ class Reason(StrEnum):
     TOKEN_CLAIM_MISSING = "TOKEN_CLAIM_MISSING"
     IP_NOT_ALLOWED = "IP_NOT_ALLOWED"
     DEVICE_NOT_ALLOWED = "DEVICE_NOT_ALLOWED"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
     NOT_ENTITLED = "NOT_ENTITLED"
     NO_MATCHING_POLICY = "NO_MATCHING_POLICY"
     TOKEN_REPLAYED = "TOKEN_REPLAYED"
@@ -93,6 +94,7 @@ _STATUS: dict[Reason, tuple[grpc.StatusCode, int]] = {
     Reason.TOKEN_CLAIM_MISSING: _UNAUTH,
     Reason.IP_NOT_ALLOWED: _DENIED,
     Reason.DEVICE_NOT_ALLOWED: _DENIED,
+    Reason.ORIGIN_NOT_ALLOWED: _DENIED,
     Reason.NOT_ENTITLED: _DENIED,
     Reason.NO_MATCHING_POLICY: _DENIED,
     Reason.TOKEN_REPLAYED: _DENIED,
@@ -126,6 +128,7 @@ _TITLES = {
     Reason.TOKEN_CLAIM_MISSING: "Required token claim missing",
     Reason.IP_NOT_ALLOWED: "Client address not allowed",
     Reason.DEVICE_NOT_ALLOWED: "Device not allowed",
+    Reason.ORIGIN_NOT_ALLOWED: "Web page origin not allowed",
     Reason.NOT_ENTITLED: "Not entitled to this content",
     Reason.NO_MATCHING_POLICY: "No policy matches this request",
     Reason.TOKEN_REPLAYED: "Token already used",

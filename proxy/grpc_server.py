@@ -24,12 +24,13 @@ from grpc_reflection.v1alpha import reflection
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
-from proxy import convert, grpc_access
+from proxy import certificates, convert, grpc_access
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
 from proxy.http_problems import retry_after_seconds
 from proxy.logs import accept_request_id, request_id_var
+from proxy.model import ClientInfo, LicenseRequest
 from proxy.pipeline import Pipeline
 
 log = logging.getLogger("proxy.grpc")
@@ -252,6 +253,26 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
         )
         info = await caller.pipeline.inspect_only(model)
         return convert.inspect_response(info, caller.request_id)
+
+    async def GetCertificate(
+        self, request: pb.GetCertificateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCertificateResponse:
+        """The Widevine service certificate or the FairPlay application certificate."""
+        caller = _caller.get()
+        remaining = context.time_remaining()
+        model = LicenseRequest(
+            challenge=b"",
+            client=ClientInfo(
+                ip_address=caller.client_ip, peer=caller.peer, trusted=caller.trusted
+            ),
+            transport="grpc",
+            headers=caller.headers,
+            request_id=caller.request_id,
+            deadline=time.monotonic() + remaining if remaining is not None else None,
+        )
+        model = certificates.request_from_proto(request, model)
+        certificate = await certificates.fetch_certificate(caller.pipeline, model)
+        return certificates.response_to_proto(certificate, caller.request_id)
 
 
 def server_options(server: ServerConfig) -> list[tuple[str, int]]:

@@ -1,8 +1,9 @@
 """The HTTP bridge: the same pipeline for players and services that can't speak gRPC.
 
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
-- ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
-  methods in the canonical proto3 JSON mapping;
+- ``POST /v1/license:acquire``, ``POST /v1/challenge:inspect`` and
+  ``POST /v1/certificate:get``: the gRPC methods in the canonical proto3 JSON mapping;
+- ``GET /v1/certificates/{widevine|fairplay}``: the certificate players fetch first;
 - ``GET /healthz``, ``/readyz``, and ``/metrics`` only when ``server.http.metrics`` says so
   (it is served on the admin listener, :mod:`proxy.admin.api`).
 
@@ -25,12 +26,13 @@ from google.protobuf.descriptor import Descriptor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
-from proxy import convert
+from proxy import certificates, convert
 from proxy.clientaddr import normalize_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.encoding import parse_key_id
 from proxy.errors import ProxyError, Reason
 from proxy.http_access import loggable_path
+from proxy.http_certificates import certificate_response
 from proxy.http_cors import Cors
 from proxy.http_problems import (
     RequestTimeout,
@@ -76,6 +78,8 @@ class HttpBridge:
         self.app.router.add_post("/v1/licenses/{drm}", self.license_raw)
         self.app.router.add_post("/v1/license:acquire", self.license_json)
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
+        self.app.router.add_get("/v1/certificates/{drm}", self.certificate)
+        self.app.router.add_post("/v1/certificate:get", self.certificate_json)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
         if server.http.metrics:
@@ -102,13 +106,13 @@ class HttpBridge:
                 try:
                     response = await handler(request)
                 except ProxyError as error:
-                    response = problem(error, request_id)
+                    response = problem(error, request_id, texts=server.problems)
                     close_now = isinstance(error, RequestTimeout)
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
                     refused, status = transport_error(exc)
-                    response = problem(refused, request_id, status=status)
+                    response = problem(refused, request_id, status=status, texts=server.problems)
                 except Exception:
                     # A bug, not the caller's fault: logged once here, never echoed.
                     log.exception(
@@ -270,6 +274,36 @@ class HttpBridge:
         )
         info = await pipeline.inspect_only(model)
         return _json_response(convert.inspect_response(info, request[REQUEST_ID]))
+
+    async def certificate(self, request: web.Request) -> web.Response:
+        """``GET /v1/certificates/{drm}``: the Widevine service certificate or the FairPlay
+        application certificate (:mod:`proxy.certificates`)."""
+        pipeline = self._pipeline()
+        model = LicenseRequest(
+            challenge=b"",
+            content_id=request.query.get("content_id") or None,
+            client=self._client(request, pipeline.server),
+            transport="http",
+            headers=request.headers,
+            query=request.query,
+            request_id=request[REQUEST_ID],
+        )
+        return await certificate_response(pipeline, request, model)
+
+    async def certificate_json(self, request: web.Request) -> web.Response:
+        """``POST /v1/certificate:get``: ``GetCertificate`` in the proto3 JSON mapping."""
+        message = await self._json_message(request, pb.GetCertificateRequest())
+        pipeline = self._pipeline()
+        model = LicenseRequest(
+            challenge=b"",
+            client=self._client(request, pipeline.server),
+            transport="http",
+            headers=request.headers,
+            request_id=request[REQUEST_ID],
+        )
+        model = certificates.request_from_proto(message, model)
+        certificate = await certificates.fetch_certificate(pipeline, model)
+        return _json_response(certificates.response_to_proto(certificate, request[REQUEST_ID]))
 
     async def healthz(self, request: web.Request) -> web.Response:
         """Alive."""
