@@ -23,6 +23,7 @@ SUITES = (
     "adapters",
     "admin",
     "observability",
+    "guards",
 )
 
 

@@ -140,7 +140,12 @@ def add_challenge_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser
     parser = sub.add_parser(
         "challenge", help="write a synthetic challenge for trying a backend (e.g. the sandbox)"
     )
-    parser.add_argument("--drm", required=True, choices=[d.value for d in DrmSystem])
+    parser.add_argument(
+        "--drm",
+        required=True,
+        choices=[d.value for d in DrmSystem],
+        help="the DRM system whose challenge to write",
+    )
     parser.add_argument(
         "--kid",
         action="append",

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from proxy import config_messages
 from proxy.certificate_routes import CertificateRoutes
 from proxy.challenge.fairplay import ContentIdConvention
 from proxy.cidr import CidrSet
@@ -139,6 +140,13 @@ class ServerConfig(StrictModel):
     """How long an HTTP connection may stay open with no request under way. It also
     bounds how long a request's headers may take to arrive (aiohttp's keepalive
     timeout, counted from the connection's opening or the previous answer)."""
+    header_timeout: Duration = 5.0
+    """How long a request's headers may take to arrive, from its first byte; a request
+    still in its headers then is answered 408 and the connection closed (slow-header
+    attacks). The wait for a next request on an idle connection is ``http_idle_timeout``."""
+    max_connections_per_client: int = Field(default=128, ge=0)
+    """Open HTTP connections one client address may hold (0: no cap); one more is answered
+    429 and closed. Addresses in ``trusted_proxies`` are exempt (they carry many clients)."""
     request_id_header: str = "x-request-id"
     dry_run_claim: str | None = Field(default=None, min_length=1)
     """A token claim that lets a caller ask for dry runs (``dry_run = true``) when it is
@@ -154,7 +162,7 @@ class ServerConfig(StrictModel):
     """``[server.certificates]``: the ``GET /v1/certificates/{drm}`` routes and
     ``GetCertificate`` (docs/challenges.md, "Certificates")."""
 
-    @field_validator("request_read_timeout", "http_idle_timeout")
+    @field_validator("request_read_timeout", "http_idle_timeout", "header_timeout")
     @classmethod
     def _positive_timeout(cls, value: float) -> float:
         if value <= 0:
@@ -234,22 +242,15 @@ def format_loc(loc: tuple[Any, ...], prefix: str = "") -> str:
     return path or "(top level)"
 
 
-def _message(error: dict[str, Any]) -> str:
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "missing required key"
-    message = str(error.get("msg", "invalid value"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    return message
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``."""
-    return [(format_loc(tuple(e["loc"]), prefix), _message(dict(e))) for e in exc.errors()]
+def validation_errors(
+    exc: ValidationError, prefix: str, model: Any = None
+) -> list[tuple[str, str]]:
+    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``; ``model``
+    (what was validated) lets an unknown key's message suggest the key it resembles."""
+    return [
+        (format_loc(tuple(e["loc"]), prefix), config_messages.message(dict(e), model))
+        for e in exc.errors()
+    ]
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -327,7 +328,7 @@ class ConfigContext:
         try:
             return model.model_validate(value, context={BASE_DIR_CONTEXT_KEY: self.base_dir})
         except ValidationError as exc:
-            self.errors.extend(validation_errors(exc, path))
+            self.errors.extend(validation_errors(exc, path, model))
             return None
 
     def validate(self, path: str, model: type[M] | TypeAdapter[Any], value: Any) -> Any:
@@ -339,7 +340,8 @@ class ConfigContext:
                 return model.validate_python(value, context=context)
             return model.model_validate(value, context=context)
         except ValidationError as exc:
-            self.errors.extend(validation_errors(exc, path))
+            validated = getattr(model, "_type", None) if isinstance(model, TypeAdapter) else model
+            self.errors.extend(validation_errors(exc, path, validated))
             return None
 
     def error(self, path: str, message: str) -> None:
@@ -374,6 +376,11 @@ class ConfigContext:
             return
         self.certificates[drm] = certificate
 
+    @property
+    def claimed(self) -> frozenset[str]:
+        """Every key path some plugin (or the core) reads."""
+        return frozenset(self._claimed | set(CORE_SECTIONS))
+
     def unclaimed(self) -> Iterator[str]:
         """Key paths present in the file that neither the core nor any plugin read."""
         claimed = self._claimed | set(CORE_SECTIONS)
@@ -393,8 +400,20 @@ class ConfigContext:
 
 def validate_core(raw: dict[str, Any], base_dir: Path) -> tuple[CoreConfig, list[tuple[str, str]]]:
     """Validate the core sections; on errors return the defaults beside the errors."""
-    core_raw = {k: raw[k] for k in CORE_SECTIONS if k in raw}
-    try:
-        return CoreConfig.model_validate(core_raw, context={BASE_DIR_CONTEXT_KEY: base_dir}), []
-    except ValidationError as exc:
-        return CoreConfig(), validation_errors(exc, "")
+    # Section by section: a mistake in [server] must not hide [plugins] (whose modules
+    # decide which other sections are known) nor [log].
+    errors: list[tuple[str, str]] = []
+    valid: dict[str, Any] = {}
+    models: dict[str, type[StrictModel]] = {
+        "server": ServerConfig,
+        "plugins": PluginsConfig,
+        "log": LogConfig,
+    }
+    for name, model in models.items():
+        if name not in raw:
+            continue
+        try:
+            valid[name] = model.model_validate(raw[name], context={BASE_DIR_CONTEXT_KEY: base_dir})
+        except ValidationError as exc:
+            errors += validation_errors(exc, name, model)
+    return CoreConfig(**valid), errors

@@ -75,6 +75,16 @@ class RequestTimeout(ProxyError):
         )
 
 
+class ClientGone(ProxyError):
+    """The client closed the connection before its request body arrived: REQUEST_INVALID
+    (never INTERNAL: it is the client's doing), though nobody is left to read the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            Reason.REQUEST_INVALID, "the connection closed before the request body arrived"
+        )
+
+
 def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
     if exc.status == 413:
         return ProxyError(Reason.CHALLENGE_TOO_LARGE, "the request body is too large"), 413
@@ -88,6 +98,7 @@ def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
 __all__ = [
     "PROBLEM_TYPE",
     "REASON",
+    "ClientGone",
     "RequestTimeout",
     "problem",
     "retry_after_seconds",

@@ -118,7 +118,13 @@ class ClearKeyAdapter:
         session_type = challenge.details.get("session_type", "temporary")
         license_settings = call.policy.license
         if license_settings.can_play is False:
-            raise _rejected("POLICY_FORBIDS_PLAY", "the policy does not allow playback")
+            # No vendor is involved: the operator's own policy says no (not UPSTREAM_REJECTED).
+            policy = call.policy.name
+            raise ProxyError(
+                Reason.NOT_ENTITLED,
+                f"the operator's policy {policy!r} does not allow playback (can_play = false)",
+                metadata={"policy": policy, "cause": "can_play"},
+            )
         if session_type != "temporary" and license_settings.persistent is not True:
             raise _rejected(
                 "PERSISTENCE_NOT_ALLOWED", "the policy does not allow persistent licenses"
