@@ -20,7 +20,7 @@ from proxy.cli_challenge import add_challenge_parser
 from proxy.errors import ConfigError
 from proxy.hookspecs import HOOKS
 from proxy.logs import setup_logging
-from proxy.overrides import listener_overrides, port, with_server_overrides
+from proxy.overrides import listener_overrides, port, with_overrides
 from proxy.pipeline import Pipeline
 
 
@@ -32,7 +32,7 @@ def _print_errors(exc: ConfigError, source: str) -> None:
 
 def _build(config: str | None, overrides: dict[str, Any] | None = None) -> Pipeline:
     raw, base_dir = load_config(config)
-    return build_pipeline(with_server_overrides(raw, overrides or {}), base_dir=base_dir)
+    return build_pipeline(with_overrides(raw, overrides or {}), base_dir=base_dir)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -40,7 +40,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from proxy.server import ProxyApp
 
     overrides = listener_overrides(
-        host=args.host, grpc_port=args.grpc_port, http_port=args.http_port
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        admin_port=args.admin_port,
     )
     if args.sandbox:
         from proxy.testing.sandbox import serve_sandbox
@@ -309,6 +312,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--http-port", type=port, help="the HTTP listener's port (overrides server.http.port)"
+    )
+    serve.add_argument(
+        "--admin-port",
+        type=port,
+        help="the admin listener's port, when [admin] configures one (overrides admin.port)",
     )
     serve.add_argument(
         "--sandbox",

@@ -8,9 +8,10 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from proxy.testing import embedded_default_text
 
 ROOT = Path(__file__).resolve().parent.parent
 LICENSE_PROXY = Path(sys.executable).with_name("license-proxy")
@@ -19,10 +20,7 @@ SERVING = re.compile(rb"serving gRPC on [\d.:\[\]a-f]+:(\d+) and HTTP on [\d.:\[
 
 def default_toml(*, ports: bool = True) -> str:
     """The embedded default's text, on ephemeral ports unless ``ports`` is False."""
-    text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
-    if ports:
-        text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
-    return text
+    return embedded_default_text(ephemeral_ports=ports)
 
 
 def toml_value(value: Any) -> str:

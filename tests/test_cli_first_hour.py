@@ -77,6 +77,8 @@ async def test_listener_flags_override_the_config_file(tmp_path, taken_port):
             "0",
             "--http-port",
             "0",
+            "--admin-port",
+            "0",
         ]
     )
     try:
@@ -103,7 +105,9 @@ async def test_a_port_in_use_names_the_listener_and_what_moves_it(
     taken_port, taken, listener, key, flag
 ):
     other = "grpc" if taken == "http" else "http"
-    process = await start(["serve", f"--{taken}-port", str(taken_port), f"--{other}-port", "0"])
+    process = await start(
+        ["serve", f"--{taken}-port", str(taken_port), f"--{other}-port", "0", "--admin-port", "0"]
+    )
     try:
         code = await asyncio.wait_for(process.wait(), 30)
         err = (await process.stderr.read()).decode()

@@ -141,7 +141,7 @@ async def _serve(
 ) -> int:
     from proxy.builder import build_pipeline, installed_vendors, load_config
     from proxy.errors import ConfigError
-    from proxy.overrides import with_server_overrides
+    from proxy.overrides import with_overrides
     from proxy.pipeline import Pipeline
     from proxy.server import ProxyApp
 
@@ -169,7 +169,7 @@ async def _serve(
         def rebuild() -> Pipeline:
             # SIGHUP: the file read again, routed to the same running emulators.
             fresh, fresh_base = load_config(config) if config is not None else (raw, base_dir)
-            fresh = with_server_overrides(fresh, overrides or {})
+            fresh = with_overrides(fresh, overrides or {})
             return build_pipeline(sandbox.config(fresh), base_dir=fresh_base)
 
         await ProxyApp(pipeline, rebuild=rebuild).serve_forever()
@@ -184,11 +184,11 @@ def serve_sandbox(config: str | None, overrides: dict[str, Any] | None = None) -
     from proxy.builder import load_config
     from proxy.errors import ConfigError
     from proxy.logs import setup_logging
-    from proxy.overrides import with_server_overrides
+    from proxy.overrides import with_overrides
 
     try:
         raw, base_dir = load_config(config)
-        raw = with_server_overrides(raw, overrides or {})
+        raw = with_overrides(raw, overrides or {})
     except ConfigError as exc:
         for path, message in exc.errors:
             print(f"{path}: {message}", file=sys.stderr)
