@@ -21,6 +21,7 @@ SUITES = (
     "access",
     "policy",
     "vendors",
+    "adapters",
     "admin",
     "observability",
     "guards",

@@ -21,6 +21,7 @@ from proxy import (
     ProxyError,
     RequestContext,
     hookimpl,
+    vendor_device,
 )
 
 
@@ -52,6 +53,7 @@ class AuditPlugin:
         decision.vendor = result.vendor or None
         decision.key_ids = result.key_ids or decision.key_ids
         decision.vendor_correlation_id = result.vendor_metadata.get(VENDOR_CORRELATION_KEY)
+        decision.vendor_device = vendor_device(result.vendor_metadata)
         ctx.services.audit.decision(decision)
 
     @hookimpl

@@ -22,7 +22,8 @@ outside team's plugin may use (a test holds them to it). Everything else under
 - vendor adapters: :class:`VendorSpec`, :class:`VendorCall`,
   :class:`UpstreamRequest`, :class:`VendorLicense`, :class:`UpstreamSettings`...
 - the decision log: :class:`AuditLog` (``services.audit``), its
-  :class:`Decision` records, :data:`VENDOR_CORRELATION_KEY`;
+  :class:`Decision` records, :data:`VENDOR_CORRELATION_KEY`, the vendor-neutral device
+  facts (:data:`VENDOR_DEVICE_PREFIX`, :func:`vendor_device`);
   the request's stage times (:class:`StageClock`).
 """
 
@@ -34,9 +35,11 @@ from proxy.hookspecs import PROJECT_NAME
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 from proxy.audit import (  # noqa: E402
+    VENDOR_DEVICE_PREFIX,
     AuditLog,
     Decision,
     DecisionOutcome,
+    vendor_device,
 )
 from proxy.cidr import (  # noqa: E402
     AddressKey,
@@ -98,6 +101,7 @@ from proxy.vendors import (  # noqa: E402
 
 __all__ = [
     "VENDOR_CORRELATION_KEY",
+    "VENDOR_DEVICE_PREFIX",
     "AddressKey",
     "AuditLog",
     "BackendSettings",
@@ -161,6 +165,7 @@ __all__ = [
     "read_network_file",
     "resolve_secret",
     "validation_errors",
+    "vendor_device",
 ]
 
 # The adapter kit (proxy.adapters) and what adapters need besides it.

@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from plugins.policy.settings import CatalogSettings, ElectionSettings
+from plugins.vendors.doverunner.token import decrypt_policy
 from plugins.vendors.keyos.authcheck import check_data, read_authentication_xml
 from proxy import hookimpl
 from proxy.builder import build_pipeline
@@ -106,18 +107,20 @@ async def rendered(
     dev_token,
     *,
     widevine: bool = True,
+    only: list[str] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
     """What the adapter of ``vendor`` puts in its request for the example's elected policy
-    (``widevine=False``: with the policies limited to PlayReady and FairPlay)."""
+    (``widevine=False``: with the policies limited to PlayReady and FairPlay; ``only``: to
+    these DRMs)."""
     doc = examples()[example]
     claims, content_id = CASES[example]
     config = proxy_config()
     extra = {**DOC_SETTINGS.get(vendor, {}), **settings}
     config["backends"] = {"primary": sandbox.backend(vendor, **extra)}
     config["policies"] = doc["policies"]
-    if not widevine:
-        limit = {"drm_systems": ["playready", "fairplay"]}
+    if not widevine or only:
+        limit = {"drm_systems": only or ["playready", "fairplay"]}
         config["policies"] = [
             {**p, "match": {**p.get("match", {}), **limit}} for p in doc["policies"]
         ]
@@ -149,6 +152,12 @@ async def rendered(
         facts, problems = check_data(data, time.time())
         assert problems == []
         return facts
+    if vendor == "drmtoday":
+        return json.loads(jwt.decode(request.headers["x-dt-auth-token"], options=unverified)["crt"])
+    if vendor == "doverunner":
+        token = json.loads(base64.b64decode(request.headers["pallycon-customdata-v2"]))
+        site_key = sandbox.vendors["doverunner"].site_key.encode()
+        return json.loads(decrypt_policy(token["policy"], site_key))
     if request.headers.get("Content-Type") == "application/json":
         return json.loads(request.body)
     return {}
@@ -321,6 +330,117 @@ async def test_the_split_as_each_vendor_gets_it(vendor_sandbox, dev_token, drm):
             "can_persist": False,
             "license_duration_seconds": 43200,
         }
+
+
+@pytest.mark.parametrize("drm", [DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY])
+async def test_the_rental_as_drmtoday_and_doverunner_get_it(vendor_sandbox, dev_token, drm):
+    crt = await rendered(vendor_sandbox, "movie-rental", "drmtoday", drm, dev_token, widevine=False)
+    assert crt == {
+        "assetId": "movies/night-train",
+        "profile": {"type": "rental", "relativeExpiration": "P30D", "playDuration": "P2D"},
+        "storeLicense": True,
+    }
+    policy = await rendered(vendor_sandbox, "movie-rental", "doverunner", drm, dev_token)
+    assert policy == {
+        "policy_version": 2,
+        "playback_policy": {
+            "persistent": True,
+            "license_duration": 2592000,
+            "rental_duration": 2592000,
+            "playback_duration": 172800,
+        },
+    }
+
+
+async def test_the_rental_for_widevine_at_drmtoday_and_doverunner(vendor_sandbox, dev_token):
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(doc_config(vendor_sandbox, "movie-rental", "drmtoday"))
+    errors = dict(raised.value.errors)
+    assert set(errors) == {
+        "policies[0].tracks.DEFAULT.widevine_security_level",
+        "policies[0].tracks.DEFAULT.hdcp",
+    }
+    assert "quality_classes" in errors["policies[0].tracks.DEFAULT.hdcp"]
+    policy = await rendered(
+        vendor_sandbox, "movie-rental", "doverunner", DrmSystem.WIDEVINE, dev_token
+    )
+    assert [e["track_type"] for e in policy["security_policy"]] == [
+        "AUDIO",
+        "SD",
+        "HD",
+        "UHD1",
+        "UHD2",
+    ]
+    for entry in policy["security_policy"]:
+        assert entry["widevine"] == {"security_level": 1, "required_hdcp_version": "HDCP_NONE"}
+
+
+@pytest.mark.parametrize(("drm", "days"), [(DrmSystem.PLAYREADY, 3), (DrmSystem.FAIRPLAY, 7)])
+async def test_the_download_as_drmtoday_and_doverunner_get_it(vendor_sandbox, dev_token, drm, days):
+    crt = await rendered(
+        vendor_sandbox, "offline-download", "drmtoday", drm, dev_token, widevine=False
+    )
+    assert crt == {
+        "assetId": "series/s01e01",
+        "profile": {"type": "rental", "relativeExpiration": f"P{days}D"},
+        "storeLicense": True,
+    }
+    policy = await rendered(
+        vendor_sandbox, "offline-download", "doverunner", drm, dev_token, widevine=False
+    )
+    assert policy == {
+        "policy_version": 2,
+        "playback_policy": {"persistent": True, "license_duration": days * 86400},
+    }
+    for vendor in ("drmtoday", "doverunner"):
+        with pytest.raises(ConfigError) as raised:
+            build_pipeline(doc_config(vendor_sandbox, "offline-download", vendor))
+        assert set(dict(raised.value.errors)) == {"policies[0].license.renewal.recovery_window"}
+
+
+async def test_the_split_as_drmtoday_and_doverunner_get_it(vendor_sandbox, dev_token):
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(doc_config(vendor_sandbox, "studio-split", "drmtoday"))
+    errors = dict(raised.value.errors)
+    for rule in (
+        "allowed_track_types",
+        "tracks.DEFAULT.hdcp",
+        "tracks.UHD1.cgms_a",
+        "tracks.UHD1.disable_analog_output",
+        "tracks.HD.playready_min_security_level",
+        "tracks.UHD1.fairplay_allow_airplay",
+    ):
+        assert f"policies[0].{rule}" in errors
+    policy = await rendered(
+        vendor_sandbox,
+        "studio-split",
+        "doverunner",
+        DrmSystem.WIDEVINE,
+        dev_token,
+        only=["widevine"],
+    )
+    assert policy["playback_policy"] == {
+        "persistent": False,
+        "license_duration": 43200,
+        "allowed_track_types": "SD_UHD1",
+    }
+    assert {e["track_type"]: e["widevine"] for e in policy["security_policy"]} == {
+        "AUDIO": {"security_level": 1, "required_hdcp_version": "HDCP_NONE"},
+        "SD": {"security_level": 1, "required_hdcp_version": "HDCP_NONE"},
+        "HD": {"security_level": 3, "required_hdcp_version": "HDCP_V1"},
+        "UHD1": {
+            "security_level": 5,
+            "required_hdcp_version": "HDCP_V2_2",
+            "required_cgms_flags": "COPY_NEVER",
+            "disable_analog_output": True,
+        },
+    }
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(doc_config(vendor_sandbox, "studio-split", "doverunner"))
+    errors = dict(raised.value.errors)
+    opl = "policies[0].tracks.UHD1.playready_output_protection.compressed_digital_video"
+    assert "for playready can't render this" in errors[opl]
+    assert "allowed_track_types_drms" in errors["policies[0].allowed_track_types"]
 
 
 def test_verimatrix_refuses_the_split_at_start(vendor_sandbox):

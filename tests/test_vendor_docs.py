@@ -31,6 +31,9 @@ def test_every_toml_example_validates(monkeypatch):
             serialization.NoEncryption(),
         ).decode(),
     )
+    monkeypatch.setenv("DRMTODAY_AUTH_SECRET", os.urandom(32).hex())
+    monkeypatch.setenv("DOVERUNNER_SITE_KEY", os.urandom(16).hex())
+    monkeypatch.setenv("DOVERUNNER_ACCESS_KEY", os.urandom(16).hex())
     pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -47,4 +50,5 @@ def test_every_toml_example_validates(monkeypatch):
     pipeline = build_pipeline(config)
     assert {"axinom", "verimatrix", "ams", "widevine"} <= set(pipeline.backends)
     assert {"ezdrm", "keyos"} <= set(pipeline.backends)
+    assert {"drmtoday", "doverunner"} <= set(pipeline.backends)
     assert {p["name"] for p in examples["policies"]} == {"rental", "download", "sd-hd"}

@@ -24,7 +24,7 @@ not renewed is never looser.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,6 +40,7 @@ from proxy.policy import (
     Policy,
     RenewalSettings,
     TrackRules,
+    TrackType,
 )
 
 #: The track rules that speak to each DRM.
@@ -70,7 +71,13 @@ class Rendering:
 
     :ivar license: names from :data:`LICENSE_FIELDS`, :data:`RENEWAL_FIELDS` and
         ``can_play``, rendered in the vendor request.
-    :ivar tracks: names from :data:`TRACK_FIELDS` rendered per track type.
+    :ivar tracks: names from :data:`TRACK_FIELDS` rendered per track type; a vendor that
+        carries part of a composite rule names the parts
+        (``playready_output_protection.analog_video``), and the parts it leaves out are
+        judged one by one.
+    :ivar track_types: the track types whose rules reach the vendor (None: every type).
+        Rules of another type, and ``DEFAULT`` rules that would apply to one, are not
+        rendered (a vendor that labels its keys by a few quality classes).
     :ivar allowed_track_types: keys of track types the policy does not allow are
         left out of the license.
     :ivar per_key: a key's own rules reach the vendor (natively, or folded into
@@ -86,6 +93,7 @@ class Rendering:
 
     license: frozenset[str] = frozenset()
     tracks: frozenset[str] = frozenset()
+    track_types: frozenset[str] | None = None
     allowed_track_types: bool = False
     per_key: bool = False
     enforced_by: Literal["nobody", "vendor", "nothing_can"] = "nobody"
@@ -185,6 +193,67 @@ def _kind(name: str) -> Kind:
     return "renewal" if name.startswith("renewal.") else "license"
 
 
+# -- track rules, atom by atom -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Atom:
+    """One rule as the rendering judges it: a whole track rule, or one part of a
+    composite rule the rendering carries in part."""
+
+    path: str
+    value: Any
+    restricts: bool
+    rendered: bool
+
+
+def _atoms(name: str, value: Any, rendering: Rendering) -> list[_Atom]:
+    """The atoms of track rule ``name`` set to ``value`` (none when it is unset)."""
+    if value is None:
+        return []
+    prefix = name + "."
+    in_part = any(t.startswith(prefix) for t in rendering.tracks)
+    if isinstance(value, BaseModel) and name not in rendering.tracks and in_part:
+        model = type(value)
+        return [
+            _Atom(
+                prefix + part,
+                getattr(value, part),
+                restricts(model, part, getattr(value, part)),
+                prefix + part in rendering.tracks,
+            )
+            for part in model.model_fields
+            if getattr(value, part) is not None
+        ]
+    return [_Atom(name, value, restricts(TrackRules, name, value), name in rendering.tracks)]
+
+
+def _part(rules: TrackRules, path: str) -> Any:
+    """The value at ``path`` (``hdcp``, ``playready_output_protection.analog_video``)."""
+    value: Any = rules
+    for name in path.split("."):
+        value = getattr(value, name, None) if value is not None else None
+    return value
+
+
+def _uncovered_types(rendering: Rendering, allowed: Iterable[TrackType] | None) -> set[str]:
+    """Track types whose rules can't reach the vendor and whose keys it licenses."""
+    if rendering.track_types is None:
+        return set()
+    types = {t.value for t in TrackType} - set(rendering.track_types)
+    if allowed is not None and rendering.allowed_track_types:
+        types &= {t.value for t in allowed}  # keys of the others are left out anyway
+    return types
+
+
+def _covers(track: str, uncovered: set[str], tracks: Mapping[str, Any]) -> bool:
+    """True when the rules under ``tracks.<track>`` reach the vendor for every key they
+    apply to (``DEFAULT`` applies to each type with no rules of its own)."""
+    if track == DEFAULT_TRACK:
+        return not any(t not in tracks for t in uncovered)
+    return track not in uncovered
+
+
 # -- at start --------------------------------------------------------------------------
 
 
@@ -210,11 +279,13 @@ def config_gaps(policy: Policy, drm: DrmSystem, rendering: Rendering) -> list[Po
         overridden = override is not None and _license_value(override, name) is not None
         prefix = f"license_overrides.{drm.value}" if overridden else "license"
         add(f"{prefix}.{name}", _license_restricts(name, value), _kind(name))
+    uncovered = _uncovered_types(rendering, policy.allowed_track_types)
     for track, rules in policy.tracks.items():
+        covered = _covers(track, uncovered, policy.tracks)
         for name in TRACK_FIELDS[drm]:
-            value = getattr(rules, name)
-            if value is not None and name not in rendering.tracks:
-                add(f"tracks.{track}.{name}", restricts(TrackRules, name, value), "tracks")
+            for atom in _atoms(name, getattr(rules, name), rendering):
+                if not (atom.rendered and covered):
+                    add(f"tracks.{track}.{atom.path}", atom.restricts, "tracks")
     if policy.allowed_track_types is not None and not rendering.allowed_track_types:
         add("allowed_track_types", True, "allowed_track_types")
     return gaps
@@ -247,26 +318,39 @@ def request_gaps(effective: EffectivePolicy, drm: DrmSystem, rendering: Renderin
             continue
         found.append(f"license.{name}")
     fields = TRACK_FIELDS[drm]
+    uncovered = _uncovered_types(rendering, effective.allowed_track_types)
     for track, rules in effective.tracks.items():
+        covered = _covers(track, uncovered, effective.tracks)
         for name in fields:
-            value = getattr(rules, name)
-            if name in rendering.tracks or not restricts(TrackRules, name, value):
-                continue
-            if accepted and getattr(_configured_track(configured, track), name) == value:
-                continue
-            found.append(f"tracks.{track}.{name}")
+            for atom in _atoms(name, getattr(rules, name), rendering):
+                if (atom.rendered and covered) or not atom.restricts:
+                    continue
+                if (
+                    accepted
+                    and _part(_configured_track(configured, track), atom.path) == atom.value
+                ):
+                    continue
+                found.append(f"tracks.{track}.{atom.path}")
     for key_id, rules in effective.key_rules.items():
         key_track = effective.key_track_types.get(key_id)
         shared = effective.rules_for_track(key_track)
+        covered = rendering.track_types is None or (
+            key_track is not None and key_track in rendering.track_types
+        )
         for name in fields:
-            value = getattr(rules, name)
-            if not restricts(TrackRules, name, value):
-                continue
-            if name in rendering.tracks and (rendering.per_key or getattr(shared, name) == value):
-                continue
-            if accepted and getattr(_configured_track(configured, key_track), name) == value:
-                continue
-            found.append(f"key_rules.{key_id_uuid(key_id)}.{name}")
+            for atom in _atoms(name, getattr(rules, name), rendering):
+                if not atom.restricts:
+                    continue
+                if (
+                    atom.rendered
+                    and covered
+                    and (rendering.per_key or _part(shared, atom.path) == atom.value)
+                ):
+                    continue
+                configured_rules = _configured_track(configured, key_track)
+                if accepted and _part(configured_rules, atom.path) == atom.value:
+                    continue
+                found.append(f"key_rules.{key_id_uuid(key_id)}.{atom.path}")
     allowed = effective.allowed_track_types
     if allowed is not None and not rendering.allowed_track_types:
         configured_allowed = configured.allowed_track_types

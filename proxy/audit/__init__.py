@@ -15,14 +15,23 @@ thread so that the event loop never waits for a disk (``docs/operations.md``,
 "Decision log").
 """
 
-from proxy.audit.records import Decision, DecisionOutcome
+from proxy.audit.records import (
+    VENDOR_DEVICE_FIELDS,
+    VENDOR_DEVICE_PREFIX,
+    Decision,
+    DecisionOutcome,
+    vendor_device,
+)
 from proxy.audit.settings import AuditSettings
 from proxy.audit.sink import STREAM_LOGGER, AuditLog
 
 __all__ = [
     "STREAM_LOGGER",
+    "VENDOR_DEVICE_FIELDS",
+    "VENDOR_DEVICE_PREFIX",
     "AuditLog",
     "AuditSettings",
     "Decision",
     "DecisionOutcome",
+    "vendor_device",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +23,20 @@ DecisionOutcome = Literal["issued", "denied", "dry_run", "cancelled"]
 
 #: Longest caller-chosen string kept in a record (content ids, subjects); longer ones are cut.
 MAX_TEXT = 256
+#: Device facts a vendor reports, kept in ``vendor_metadata`` under ``device.<name>`` by its
+#: adapter whatever the vendor calls them, and in the decision record as ``vendor_device``.
+VENDOR_DEVICE_PREFIX = "device."
+VENDOR_DEVICE_FIELDS = ("id", "make", "model", "security_level")
+
+
+def vendor_device(metadata: Mapping[str, str]) -> dict[str, str] | None:
+    """The vendor-neutral device facts of a license's ``vendor_metadata``, or None."""
+    found = {}
+    for name in VENDOR_DEVICE_FIELDS:
+        value = metadata.get(VENDOR_DEVICE_PREFIX + name)
+        if value:
+            found[name] = value[:MAX_TEXT]
+    return found or None
 
 
 @dataclass(slots=True)
@@ -32,6 +47,7 @@ class Decision:
     :ivar stages: the request's stage clock; the record's ``latency_us`` comes from it.
     :ivar stage: where a refused request stopped.
     :ivar vendor_code: the vendor's own error code, when it refused.
+    :ivar vendor_device: the device facts the vendor reported (:func:`vendor_device`).
     """
 
     time: float
@@ -51,6 +67,7 @@ class Decision:
     vendor_correlation_id: str | None = None
     reason: str | None = None
     vendor_code: str | None = None
+    vendor_device: dict[str, str] | None = None
     stage: str | None = None
     stages: StageClock | None = None
 
@@ -135,6 +152,8 @@ def decision_dict(decision: Decision, subjects: SubjectWriter) -> dict[str, Any]
     for name, value in later:
         if value is not None:
             record[name] = value
+    if decision.vendor_device:
+        record["vendor_device"] = dict(decision.vendor_device)
     if decision.stages is not None:
         record["latency_us"] = decision.stages.microseconds()
     return record

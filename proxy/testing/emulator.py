@@ -90,10 +90,15 @@ class Received:
 
 @dataclass
 class EmulatorState:
-    """An emulator's switch and log."""
+    """An emulator's switch and logs.
+
+    :ivar violations: each request that broke the vendor's documented format, in
+        words (:func:`violation`); a test of an adapter asserts it stays empty.
+    """
 
     fault: FaultSwitch = field(default_factory=FaultSwitch)
     received: list[Received] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
 
     @property
     def last(self) -> Received:
@@ -195,6 +200,13 @@ async def record(request: web.Request, **decoded: Any) -> Received:
     )
     request.app[STATE].received.append(entry)
     return entry
+
+
+def violation(request: web.Request, message: str) -> str:
+    """Record that ``request`` broke the vendor's documented format (the emulator then
+    answers with the vendor's error form); returns ``message`` for that answer."""
+    request.app[STATE].violations.append(f"{request.method} {request.path}: {message}")
+    return message
 
 
 # -- fake licenses ---------------------------------------------------------------------
