@@ -7,6 +7,7 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,3 +86,15 @@ def test_any_answer_is_a_license_or_a_typed_upstream_error(
         return
     assert status == 200
     assert result.license
+
+
+@pytest.mark.parametrize("vendor", sorted(ADAPTERS))
+@pytest.mark.parametrize("status", [201, 204, 206])
+def test_a_success_status_other_than_200_is_never_a_license(vendor, status):
+    # Found by the property above: DoveRunner and DRMtoday took any 2xx with a license
+    # member for a license, although no vendor documents one.
+    call = make_call(RENTAL, challenge=challenge(DrmSystem.FAIRPLAY), content_id="m")
+    body = b'{"license":"AA","ckc":"AA"}'
+    with pytest.raises(ProxyError) as raised:
+        ADAPTERS[vendor].parse_response(call, UpstreamResponse(status, {}, body))
+    assert raised.value.reason.value in UPSTREAM

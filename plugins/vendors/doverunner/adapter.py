@@ -154,7 +154,7 @@ class DoveRunnerAdapter:
         """The raw license for the CDM, or the error its ``errorCode`` names."""
         drm = call.challenge.drm_system
         error = error_document(response.body)
-        if error is not None or not 200 <= response.status < 300:
+        if error is not None or response.status != 200:
             raise failure(response, error)
         metadata: dict[str, str] = {}
         if self.settings.response_format == "json":

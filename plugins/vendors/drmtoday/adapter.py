@@ -200,7 +200,7 @@ class DrmTodayAdapter:
     def parse_response(self, call: VendorCall, response: UpstreamResponse) -> VendorLicense:
         """The raw license for the CDM, or the error ``x-dt-resp-code`` names."""
         drm = call.challenge.drm_system
-        if not 200 <= response.status < 300:
+        if response.status != 200:
             raise failure(drm, response)
         metadata = self._metadata(call, response)
         if drm is DrmSystem.WIDEVINE:
