@@ -30,6 +30,7 @@ so replicas need synchronized clocks, and tests drive time with a fake clock.
 
 from proxy.state.address import ConnectOptions, StoreMode, parse_store_url, redacted_url
 from proxy.state.cluster_store import ClusterStore
+from proxy.state.keys import slot_tag, state_key
 from proxy.state.memory import MemoryStore
 from proxy.state.ops import (
     Op,
@@ -73,6 +74,8 @@ __all__ = [
     "open_store",
     "parse_store_url",
     "redacted_url",
+    "slot_tag",
+    "state_key",
     "store_from_settings",
     "store_lifetime",
 ]
