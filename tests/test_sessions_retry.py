@@ -122,10 +122,12 @@ async def test_a_retry_after_a_dropped_answer_succeeds_with_one_use(
         task.cancel()  # the player gives up: the connection closes, the answer is lost
         with pytest.raises(asyncio.CancelledError):
             await task
-    async with aiohttp.ClientSession() as player:
-        async with player.post(url, data=challenge, headers=headers) as response:
-            assert response.status == 200, await response.text()
-            assert await response.read()
+    async with (
+        aiohttp.ClientSession() as player,
+        player.post(url, data=challenge, headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+        assert await response.read()
     pipeline = proxy.app.pipeline
     for _ in range(500):  # the dropped request finishes on the proxy's side too
         if pipeline.in_flight == 0:
