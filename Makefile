@@ -1,6 +1,6 @@
 # Every target sets up what it needs on a fresh machine: a .venv with the
 # project and its test extra, the generated protobuf/gRPC code, and (for the
-# tests) the buf CLI and Debian's redis-server.
+# tests) the buf CLI, Debian's redis-server and chromium, and the pinned players.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto')
 GENERATED := licenseproxy/.generated
 BUF := .tools/node_modules/.bin/buf
+PLAYERS := tests/players/node_modules/.package-lock.json
 # The google/api protos ours import (annotations, http, field_behavior), linked
 # from the googleapis-common-protos wheel installed in the venv: protoc and buf
 # read them from here, and no googleapis file is kept in the repository. A build
@@ -28,7 +29,7 @@ FUZZ_SECONDS ?= 60
 run: $(STAMP)
 	$(VENV)/bin/license-proxy serve
 
-test: $(STAMP) lint breaking redis-server clients
+test: $(STAMP) lint breaking redis-server clients chromium $(PLAYERS)
 	$(PY) -m pytest -q
 
 install: $(STAMP)
@@ -113,6 +114,19 @@ redis-server:
 	[ -z "$$missing" ] || $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing)
 
+# The real-player tests drive Debian's chromium headless (tests/players/).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || [ -x /usr/bin/chromium ] || \
+	  $(SUDO) apt-get install -y -q chromium >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium >/dev/null)
+
+# shaka-player and dash.js as tests/players/package-lock.json pins them; npm ci again
+# only when the pins change.
+$(PLAYERS): tests/players/package.json tests/players/package-lock.json
+	npm ci --silent --no-audit --no-fund --ignore-scripts --prefix tests/players
+	touch $@
+
 bench: $(STAMP) redis-server
 	$(PY) -m bench
 
@@ -130,4 +144,4 @@ dashboard: $(STAMP)
 	$(PY) deploy/grafana/render.py
 
 clean:
-	rm -rf $(VENV) licenseproxy .tools build *.egg-info
+	rm -rf $(VENV) licenseproxy .tools build *.egg-info tests/players/node_modules

@@ -13,7 +13,17 @@ import inspect
 import sys
 
 #: In the order of a request's way: the whole pipeline first, then its parts.
-SUITES = ("pipeline", "challenge", "token", "access", "policy", "vendors", "admin", "observability")
+SUITES = (
+    "pipeline",
+    "challenge",
+    "token",
+    "access",
+    "policy",
+    "vendors",
+    "admin",
+    "observability",
+    "guards",
+)
 
 
 def main(argv: list[str]) -> None:

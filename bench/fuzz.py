@@ -43,11 +43,18 @@ LIMITS = {
     "clearkey": 16 * 1024,
     "pssh": 64 * 1024,
     "fairplay_content_id": 2 * 1024,
+    "initdata": 128 * 1024,
 }
 DATA_SEEDS = {
     "playready": ["tests/data/playready/ms_docs_license_server_AcquireLicense_request.xml"],
     "pssh": ["tests/data/pssh/*.bin", "tests/data/clearkey/*.bin"],
     "clearkey": ["tests/data/clearkey/w3c_eme_license_*.json"],
+    "initdata": [
+        "tests/data/pssh/*.bin",
+        "tests/data/playready/ms_docs_header_spec_PRO_*.bin",
+        "tests/data/playready/ms_docs_header_spec_0[3469]_*.xml",
+        "tests/data/clearkey/w3c_keyids_initdata_format_example.json",
+    ],
 }
 #: How many times a target's fuzzer is started again after it stopped on a crash.
 RESTARTS = 5

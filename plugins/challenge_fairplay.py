@@ -8,7 +8,10 @@ Config (optional)::
 
 from __future__ import annotations
 
-from proxy import ConfigContext, StrictModel, hookimpl
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from proxy import ConfigContext, Secret, StrictModel, hookimpl
 from proxy.challenge.common import guarded
 from proxy.challenge.fairplay import (
     DRM,
@@ -21,13 +24,17 @@ from proxy.model import ChallengeInfo, DrmSystem, RequestContext
 
 
 class FairPlaySettings(StrictModel):
-    """``[challenge.fairplay]``: how key URIs and asset ids name the content."""
+    """``[challenge.fairplay]``: how key URIs and asset ids name the content, and the
+    application certificate players fetch from ``GET /v1/certificates/fairplay``."""
 
     content_id_convention: str = GENERIC.name
     """The name of a registered convention: the core's ``generic`` (the part after
     ``?``, else the last path segment), or a vendor package's (``axinom``:
     ``[skd://]<key id GUID>[:<IV hex>]``; ``verimatrix``: strip ``skd://`` and
     ``?query``)."""
+    application_certificate: Secret | None = None
+    """The FairPlay application certificate (DER or PEM) by reference (``file:fps.cer``);
+    unset, the elected backend's ``fairplay_certificate_url`` serves it."""
 
 
 class FairPlayInspector:
@@ -56,6 +63,23 @@ class FairPlayInspector:
             )
         elif settings is not None:
             self.convention = convention
+        if settings is not None and settings.application_certificate is not None:
+            self._serve_certificate(config, settings.application_certificate)
+
+    @staticmethod
+    def _serve_certificate(config: ConfigContext, reference: Secret) -> None:
+        path = "challenge.fairplay.application_certificate"
+        try:
+            certificate = _load_certificate(reference.value)
+        except ValueError:
+            config.error(path, f"{reference.reference} is not an X.509 certificate (DER or PEM)")
+            return
+        if certificate.not_valid_after_utc.timestamp() < config.services.clock.time():
+            config.warn(
+                path, f"the certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}"
+            )
+        der = certificate.public_bytes(serialization.Encoding.DER)
+        config.serve_certificate(DrmSystem.FAIRPLAY, der, path)
 
     @hookimpl
     def proxy_inspect_challenge(self, ctx: RequestContext) -> ChallengeInfo | None:
@@ -70,3 +94,9 @@ class FairPlayInspector:
                 ),
             )
         return None
+
+
+def _load_certificate(data: bytes) -> x509.Certificate:
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)

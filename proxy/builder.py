@@ -9,10 +9,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from proxy import config_messages
 from proxy.admin.settings import AdminConfig
 from proxy.audit import AuditLog, AuditSettings
 from proxy.config import ConfigContext, load_toml, validate_core
 from proxy.errors import ConfigError
+from proxy.listeners import listener_conflicts
 from proxy.pipeline import Pipeline
 from proxy.pluginhost import PluginHost
 from proxy.services import Services
@@ -58,7 +60,10 @@ def build_pipeline(
         modules=core.plugins.modules,
         plugins=plugins,
         load_entrypoints=load_entrypoints,
+        keep_going=True,
     )
+    errors += host.load_errors
+    errors += listener_conflicts(raw)
     services = services or Services()
     registry = VendorRegistry()
     errors += host.register_vendors(registry.register)
@@ -84,8 +89,12 @@ def build_pipeline(
     config.backend_drm_systems = {name: b.spec.drm_systems for name, b in backends.items()}
     host.configure(config)
     host.drop_idle()
+    unread = "no loaded plugin reads it"
+    if host.load_errors:
+        unread += "; one that failed to load may"
     for path in config.unclaimed():
-        config.error(path, "unknown key (no loaded plugin reads it)")
+        hint = config_messages.unclaimed_hint(path, config.claimed).strip(" ()")
+        config.error(path, f"unknown key ({unread}{'; ' + hint if hint else ''})")
     if config.errors:
         raise ConfigError(_dedupe(config.errors))
     return Pipeline(
@@ -99,6 +108,7 @@ def build_pipeline(
         request_headers=tuple(config.request_headers),
         telemetry=telemetry,
         admin=admin,
+        certificates=dict(config.certificates),
     )
 
 

@@ -1,20 +1,26 @@
-"""The ``license-proxy`` command: serve, check-config, plugins, token, inspect, explain."""
+"""The ``license-proxy`` command: serve, check-config, init, plugins, token, inspect, explain,
+challenge."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from proxy import cli_init as init_command
 from proxy.builder import build_pipeline, load_config
+from proxy.cli_challenge import add_challenge_parser
 from proxy.errors import ConfigError
 from proxy.hookspecs import HOOKS
 from proxy.logs import setup_logging
+from proxy.overrides import listener_overrides, port, with_overrides
 from proxy.pipeline import Pipeline
 
 
@@ -24,22 +30,28 @@ def _print_errors(exc: ConfigError, source: str) -> None:
         print(f"  {path}: {message}", file=sys.stderr)
 
 
-def _build(config: str | None) -> Pipeline:
+def _build(config: str | None, overrides: dict[str, Any] | None = None) -> Pipeline:
     raw, base_dir = load_config(config)
-    return build_pipeline(raw, base_dir=base_dir)
+    return build_pipeline(with_overrides(raw, overrides or {}), base_dir=base_dir)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run both listeners until SIGTERM."""
     from proxy.server import ProxyApp
 
+    overrides = listener_overrides(
+        host=args.host,
+        grpc_port=args.grpc_port,
+        http_port=args.http_port,
+        admin_port=args.admin_port,
+    )
     if args.sandbox:
         from proxy.testing.sandbox import serve_sandbox
 
-        return serve_sandbox(args.config)
+        return serve_sandbox(args.config, overrides)
     source = args.config or "embedded default"
     try:
-        pipeline = _build(args.config)
+        pipeline = _build(args.config, overrides)
     except ConfigError as exc:
         _print_errors(exc, source)
         return 2
@@ -48,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"warning: {path}: {message}", file=sys.stderr)
 
     def rebuild() -> Pipeline:
-        fresh = _build(args.config)
+        fresh = _build(args.config, overrides)
         setup_logging(fresh.log.level, fresh.log.format)
         return fresh
 
@@ -122,8 +134,10 @@ def _claim_value(text: str) -> Any:
 
 def cmd_token(args: argparse.Namespace) -> int:
     """Print a signed test token (alone, on standard output)."""
+    import jwt
+
     from proxy.secrets import resolve_secret
-    from proxy.tokens import development_token, mint
+    from proxy.tokens import default_algorithm, development_token, mint
 
     claims: dict[str, Any] = {}
     for item in args.claims:
@@ -133,8 +147,19 @@ def cmd_token(args: argparse.Namespace) -> int:
             return 2
         claims[name] = _claim_value(value)
     now = int(time.time())
+    if args.alg is not None and args.alg.lower() == "none":
+        print("--alg none: unsigned tokens are refused by every issuer", file=sys.stderr)
+        return 2
     if args.key is None:
-        print(development_token(claims, ttl=args.ttl, now=now))
+        if args.alg not in (None, "HS256"):
+            print(
+                f"--alg {args.alg} needs --key: the development key signs HS256 only",
+                file=sys.stderr,
+            )
+            return 2
+        named = {"iss": args.iss, "aud": args.aud}
+        claims = {**{k: v for k, v in named.items() if v is not None}, **claims}
+        print(development_token(claims, ttl=args.ttl, now=now, kid=args.kid))
         return 0
     try:
         material = resolve_secret(args.key, Path.cwd()).value
@@ -152,7 +177,12 @@ def cmd_token(args: argparse.Namespace) -> int:
     if args.aud:
         body["aud"] = args.aud
     body.update(claims)
-    print(mint(body, key, algorithm=args.alg, kid=args.kid))
+    algorithm = args.alg or default_algorithm(key)
+    try:
+        print(mint(body, key, algorithm=algorithm, kid=args.kid))
+    except (jwt.exceptions.PyJWTError, NotImplementedError, TypeError, ValueError) as exc:
+        print(f"--alg {algorithm} can't sign with this --key: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -264,10 +294,30 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="license-proxy", description="A DRM license proxy over gRPC and HTTP."
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {_version()}",
+        help="print the version and exit",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the gRPC and HTTP listeners")
     serve.add_argument("--config", help="TOML config file (default: the embedded default)")
+    serve.add_argument(
+        "--host", help="listen on this address, both listeners (overrides server.*.host)"
+    )
+    serve.add_argument(
+        "--grpc-port", type=port, help="the gRPC listener's port (overrides server.grpc.port)"
+    )
+    serve.add_argument(
+        "--http-port", type=port, help="the HTTP listener's port (overrides server.http.port)"
+    )
+    serve.add_argument(
+        "--admin-port",
+        type=port,
+        help="the admin listener's port, when [admin] configures one (overrides admin.port)",
+    )
     serve.add_argument(
         "--sandbox",
         action="store_true",
@@ -276,21 +326,27 @@ def make_parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=cmd_serve)
 
     check = sub.add_parser("check-config", help="validate a config file")
-    check.add_argument("file")
+    check.add_argument("file", help="the TOML config file to check")
     check.set_defaults(run=cmd_check_config)
 
+    init_command.add_parser(sub)
+
     plugins = sub.add_parser("plugins", help="list loaded plugins and their hooks")
-    plugins.add_argument("--config")
+    plugins.add_argument("--config", help="TOML config file (default: the embedded default)")
     plugins.set_defaults(run=cmd_plugins)
 
     token = sub.add_parser("token", help="mint a test token (development key by default)")
     token.add_argument("claims", nargs="*", help="extra claims as name=value (JSON values allowed)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.add_argument("--key", help="signing key by reference (env:, file:, hex:) instead")
-    token.add_argument("--alg", default="HS256")
-    token.add_argument("--kid")
-    token.add_argument("--iss")
-    token.add_argument("--aud")
+    token.add_argument(
+        "--alg",
+        help="signing algorithm (default: HS256, or the --key's own: RS256, ES256, EdDSA); "
+        "the development key signs HS256 only, and none is refused",
+    )
+    token.add_argument("--kid", help="the key id (kid) in the token's header")
+    token.add_argument("--iss", help="the issuer claim (default: the development issuer)")
+    token.add_argument("--aud", help="the audience claim (default: the development audience)")
     token.set_defaults(run=cmd_token)
 
     inspect = sub.add_parser("inspect", help="print what a license challenge holds")
@@ -315,9 +371,12 @@ def make_parser() -> argparse.ArgumentParser:
     explain.add_argument("--config", help="TOML config file (default: the embedded default)")
     explain.add_argument("--token", required=True, help="the access token ('-' reads stdin)")
     explain.add_argument(
-        "--drm", required=True, choices=["widevine", "playready", "fairplay", "clearkey"]
+        "--drm",
+        required=True,
+        choices=["widevine", "playready", "fairplay", "clearkey"],
+        help="the DRM system of the request",
     )
-    explain.add_argument("--content-id")
+    explain.add_argument("--content-id", help="the request's content id")
     explain.add_argument(
         "--key-id", action="append", default=[], help="a requested key id (repeatable)"
     )
@@ -329,13 +388,30 @@ def make_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true", help="print JSON instead of text")
     explain.set_defaults(run=cmd_explain)
 
+    add_challenge_parser(sub)
+
     return parser
+
+
+def _version() -> str:
+    try:
+        return metadata.version("drm-license-proxy")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``license-proxy`` command."""
     args = make_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        code: int = args.run(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`license-proxy plugins | head -1`): nothing to report, and
+        # the interpreter's own flush at exit must not hit the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
 
 
 if __name__ == "__main__":

@@ -22,12 +22,15 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
+from proxy import config_messages
+from proxy.certificate_routes import CertificateRoutes
 from proxy.challenge.fairplay import ContentIdConvention
 from proxy.cidr import CidrSet
 from proxy.drm import DrmSystem
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, Reason
 
 # The field types are re-exported: settings models of plugins built before they moved import them here.
 from proxy.fields import (  # noqa: F401
@@ -37,6 +40,7 @@ from proxy.fields import (  # noqa: F401
     StrictModel,
     parse_duration,
 )
+from proxy.problem_types import ProblemText
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
 
 if TYPE_CHECKING:
@@ -79,6 +83,19 @@ class CorsConfig(StrictModel):
     """Request headers allowed beyond the built-in list (Authorization, Content-Type...)."""
     expose_headers: list[str] = Field(default_factory=list)
     max_age: Seconds = 600
+    allow_credentials: bool = False
+    """Answer ``Access-Control-Allow-Credentials: true``, so that players in credentials
+    mode (cookies, or dash.js with an ``Authorization`` header) may read the answer; the
+    allowed origin is then echoed, never ``*`` (a ``*`` in ``allow_origins`` is refused)."""
+
+    @model_validator(mode="after")
+    def _credentials_need_named_origins(self) -> CorsConfig:
+        if self.allow_credentials and "*" in self.allow_origins:
+            raise ValueError(
+                'allow_credentials needs the origins named: with "*" in allow_origins any web '
+                "page could read answers made with the user's cookies"
+            )
+        return self
 
 
 def _default_challenge_limits() -> dict[DrmSystem, int]:
@@ -123,6 +140,13 @@ class ServerConfig(StrictModel):
     """How long an HTTP connection may stay open with no request under way. It also
     bounds how long a request's headers may take to arrive (aiohttp's keepalive
     timeout, counted from the connection's opening or the previous answer)."""
+    header_timeout: Duration = 5.0
+    """How long a request's headers may take to arrive, from its first byte; a request
+    still in its headers then is answered 408 and the connection closed (slow-header
+    attacks). The wait for a next request on an idle connection is ``http_idle_timeout``."""
+    max_connections_per_client: int = Field(default=128, ge=0)
+    """Open HTTP connections one client address may hold (0: no cap); one more is answered
+    429 and closed. Addresses in ``trusted_proxies`` are exempt (they carry many clients)."""
     request_id_header: str = "x-request-id"
     dry_run_claim: str | None = Field(default=None, min_length=1)
     """A token claim that lets a caller ask for dry runs (``dry_run = true``) when it is
@@ -131,8 +155,14 @@ class ServerConfig(StrictModel):
     inspect_requires_token: bool = False
     """Whether ``InspectChallenge`` / ``POST /v1/challenge:inspect`` need a valid token
     (they parse only and issue nothing, so by default they don't)."""
+    problems: dict[Reason, ProblemText] = Field(default_factory=dict)
+    """``[server.problems.REASON]``: the problem type, user-facing title and detail, and a
+    link, that HTTP answers carry for a reason (docs/errors.md, "Problem types")."""
+    certificates: CertificateRoutes = CertificateRoutes()
+    """``[server.certificates]``: the ``GET /v1/certificates/{drm}`` routes and
+    ``GetCertificate`` (docs/challenges.md, "Certificates")."""
 
-    @field_validator("request_read_timeout", "http_idle_timeout")
+    @field_validator("request_read_timeout", "http_idle_timeout", "header_timeout")
     @classmethod
     def _positive_timeout(cls, value: float) -> float:
         if value <= 0:
@@ -212,22 +242,15 @@ def format_loc(loc: tuple[Any, ...], prefix: str = "") -> str:
     return path or "(top level)"
 
 
-def _message(error: dict[str, Any]) -> str:
-    kind = error.get("type", "")
-    if kind == "extra_forbidden":
-        return "unknown key"
-    if kind == "missing":
-        return "missing required key"
-    message = str(error.get("msg", "invalid value"))
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
-    return message
-
-
-def validation_errors(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``."""
-    return [(format_loc(tuple(e["loc"]), prefix), _message(dict(e))) for e in exc.errors()]
+def validation_errors(
+    exc: ValidationError, prefix: str, model: Any = None
+) -> list[tuple[str, str]]:
+    """Every error of a pydantic ``ValidationError`` as ``(key path, message)``; ``model``
+    (what was validated) lets an unknown key's message suggest the key it resembles."""
+    return [
+        (format_loc(tuple(e["loc"]), prefix), config_messages.message(dict(e), model))
+        for e in exc.errors()
+    ]
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -272,6 +295,7 @@ class ConfigContext:
     warnings: list[tuple[str, str]] = field(default_factory=list)
     cleanup_contexts: list[CleanupContext] = field(default_factory=list)
     request_headers: list[str] = field(default_factory=list)
+    certificates: dict[DrmSystem, bytes] = field(default_factory=dict)
     _claimed: set[str] = field(default_factory=set)
 
     @property
@@ -304,7 +328,7 @@ class ConfigContext:
         try:
             return model.model_validate(value, context={BASE_DIR_CONTEXT_KEY: self.base_dir})
         except ValidationError as exc:
-            self.errors.extend(validation_errors(exc, path))
+            self.errors.extend(validation_errors(exc, path, model))
             return None
 
     def validate(self, path: str, model: type[M] | TypeAdapter[Any], value: Any) -> Any:
@@ -316,7 +340,8 @@ class ConfigContext:
                 return model.validate_python(value, context=context)
             return model.model_validate(value, context=context)
         except ValidationError as exc:
-            self.errors.extend(validation_errors(exc, path))
+            validated = getattr(model, "_type", None) if isinstance(model, TypeAdapter) else model
+            self.errors.extend(validation_errors(exc, path, validated))
             return None
 
     def error(self, path: str, message: str) -> None:
@@ -342,6 +367,20 @@ class ConfigContext:
         if name not in self.request_headers:
             self.request_headers.append(name)
 
+    def serve_certificate(self, drm: DrmSystem, certificate: bytes, path: str) -> None:
+        """Serve ``certificate`` (read at ``path`` of the config) on ``GET /v1/certificates/{drm}``
+        and ``GetCertificate`` instead of asking a backend: a FairPlay application certificate,
+        or a Widevine service certificate kept in config."""
+        if drm in self.certificates:
+            self.error(path, f"a {drm.value} certificate is already given elsewhere in the config")
+            return
+        self.certificates[drm] = certificate
+
+    @property
+    def claimed(self) -> frozenset[str]:
+        """Every key path some plugin (or the core) reads."""
+        return frozenset(self._claimed | set(CORE_SECTIONS))
+
     def unclaimed(self) -> Iterator[str]:
         """Key paths present in the file that neither the core nor any plugin read."""
         claimed = self._claimed | set(CORE_SECTIONS)
@@ -361,8 +400,20 @@ class ConfigContext:
 
 def validate_core(raw: dict[str, Any], base_dir: Path) -> tuple[CoreConfig, list[tuple[str, str]]]:
     """Validate the core sections; on errors return the defaults beside the errors."""
-    core_raw = {k: raw[k] for k in CORE_SECTIONS if k in raw}
-    try:
-        return CoreConfig.model_validate(core_raw, context={BASE_DIR_CONTEXT_KEY: base_dir}), []
-    except ValidationError as exc:
-        return CoreConfig(), validation_errors(exc, "")
+    # Section by section: a mistake in [server] must not hide [plugins] (whose modules
+    # decide which other sections are known) nor [log].
+    errors: list[tuple[str, str]] = []
+    valid: dict[str, Any] = {}
+    models: dict[str, type[StrictModel]] = {
+        "server": ServerConfig,
+        "plugins": PluginsConfig,
+        "log": LogConfig,
+    }
+    for name, model in models.items():
+        if name not in raw:
+            continue
+        try:
+            valid[name] = model.model_validate(raw[name], context={BASE_DIR_CONTEXT_KEY: base_dir})
+        except ValidationError as exc:
+            errors += validation_errors(exc, name, model)
+    return CoreConfig(**valid), errors

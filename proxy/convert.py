@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from google.protobuf import struct_pb2
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
+from proxy.challenge.initdata import InitDataInfo
+from proxy.challenge.report import shown_details
 from proxy.clientaddr import normalize_ip
 from proxy.errors import ProxyError, Reason
 from proxy.model import (
@@ -18,6 +20,7 @@ from proxy.model import (
     LicenseRequest,
     LicenseResult,
     RequestType,
+    key_id_uuid,
 )
 
 DRM_FROM_PROTO: dict[pb.DrmSystem, DrmSystem | None] = {
@@ -173,8 +176,12 @@ def license_response(result: LicenseResult) -> pb.AcquireLicenseResponse:
     return response
 
 
-def inspect_response(info: ChallengeInfo, request_id: str) -> pb.InspectChallengeResponse:
-    """The ``InspectChallengeResponse`` for what an inspector found."""
+def inspect_response(
+    info: ChallengeInfo | InitDataInfo, request_id: str
+) -> pb.InspectChallengeResponse:
+    """The ``InspectChallengeResponse`` for what an inspector found, or for init data."""
+    if isinstance(info, InitDataInfo):
+        return _init_data_response(info, request_id)
     return pb.InspectChallengeResponse(
         drm_system=DRM_TO_PROTO[info.drm_system],
         request_type=REQUEST_TYPE_TO_PROTO[info.request_type],
@@ -184,4 +191,30 @@ def inspect_response(info: ChallengeInfo, request_id: str) -> pb.InspectChalleng
         client=info.client,
         warnings=info.warnings,
         request_id=request_id,
+        format="challenge",
+    )
+
+
+def _init_data_response(info: InitDataInfo, request_id: str) -> pb.InspectChallengeResponse:
+    drm = info.drm_system
+    return pb.InspectChallengeResponse(
+        drm_system=DRM_TO_PROTO[drm] if drm is not None else pb.DRM_SYSTEM_UNSPECIFIED,
+        request_type=pb.REQUEST_TYPE_UNSPECIFIED,
+        key_ids=list(info.key_ids),
+        key_id_uuids=info.key_id_uuids,
+        content_id=info.content_id or "",
+        warnings=info.warnings,
+        request_id=request_id,
+        format=info.format,
+        protection_systems=[
+            pb.ProtectionSystemData(
+                system_id=system.system_uuid,
+                system=system.system,
+                pssh_version=system.pssh_version,
+                key_id_uuids=[key_id_uuid(k) for k in system.key_ids],
+                content_id=system.content_id or "",
+                details={key: str(value) for key, value in shown_details(system.details).items()},
+            )
+            for system in info.systems
+        ],
     )

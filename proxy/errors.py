@@ -22,6 +22,7 @@ class Reason(StrEnum):
     TOKEN_CLAIM_MISSING = "TOKEN_CLAIM_MISSING"
     IP_NOT_ALLOWED = "IP_NOT_ALLOWED"
     DEVICE_NOT_ALLOWED = "DEVICE_NOT_ALLOWED"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
     NOT_ENTITLED = "NOT_ENTITLED"
     NO_MATCHING_POLICY = "NO_MATCHING_POLICY"
     TOKEN_REPLAYED = "TOKEN_REPLAYED"
@@ -37,6 +38,7 @@ class Reason(StrEnum):
     UPSTREAM_TIMEOUT = "UPSTREAM_TIMEOUT"
     STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
     DEPENDENCY_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+    KEY_SOURCE_UNAVAILABLE = "KEY_SOURCE_UNAVAILABLE"
     TOKEN_REVOKED = "TOKEN_REVOKED"
     BACKEND_NOT_CONFIGURED = "BACKEND_NOT_CONFIGURED"
     INTERNAL = "INTERNAL"
@@ -93,6 +95,7 @@ _STATUS: dict[Reason, tuple[grpc.StatusCode, int]] = {
     Reason.TOKEN_CLAIM_MISSING: _UNAUTH,
     Reason.IP_NOT_ALLOWED: _DENIED,
     Reason.DEVICE_NOT_ALLOWED: _DENIED,
+    Reason.ORIGIN_NOT_ALLOWED: _DENIED,
     Reason.NOT_ENTITLED: _DENIED,
     Reason.NO_MATCHING_POLICY: _DENIED,
     Reason.TOKEN_REPLAYED: _DENIED,
@@ -108,6 +111,7 @@ _STATUS: dict[Reason, tuple[grpc.StatusCode, int]] = {
     Reason.UPSTREAM_TIMEOUT: (grpc.StatusCode.DEADLINE_EXCEEDED, 504),
     Reason.STATE_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
     Reason.DEPENDENCY_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
+    Reason.KEY_SOURCE_UNAVAILABLE: (grpc.StatusCode.UNAVAILABLE, 503),
     Reason.TOKEN_REVOKED: _UNAUTH,
     Reason.BACKEND_NOT_CONFIGURED: _INTERNAL,
     Reason.INTERNAL: _INTERNAL,
@@ -126,6 +130,7 @@ _TITLES = {
     Reason.TOKEN_CLAIM_MISSING: "Required token claim missing",
     Reason.IP_NOT_ALLOWED: "Client address not allowed",
     Reason.DEVICE_NOT_ALLOWED: "Device not allowed",
+    Reason.ORIGIN_NOT_ALLOWED: "Web page origin not allowed",
     Reason.NOT_ENTITLED: "Not entitled to this content",
     Reason.NO_MATCHING_POLICY: "No policy matches this request",
     Reason.TOKEN_REPLAYED: "Token already used",
@@ -141,6 +146,7 @@ _TITLES = {
     Reason.UPSTREAM_TIMEOUT: "The DRM vendor did not answer in time",
     Reason.STATE_UNAVAILABLE: "Shared state unavailable",
     Reason.DEPENDENCY_UNAVAILABLE: "A service the proxy depends on is unavailable",
+    Reason.KEY_SOURCE_UNAVAILABLE: "The token issuer's keys can't be fetched yet",
     Reason.TOKEN_REVOKED: "Token revoked",
     Reason.BACKEND_NOT_CONFIGURED: "No backend configured",
     Reason.INTERNAL: "Internal error",
@@ -155,6 +161,7 @@ _RETRY_DELAYS: dict[Reason, float | None] = {
     Reason.UPSTREAM_TIMEOUT: 1.0,
     Reason.STATE_UNAVAILABLE: 1.0,
     Reason.DEPENDENCY_UNAVAILABLE: 1.0,
+    Reason.KEY_SOURCE_UNAVAILABLE: 1.0,
     Reason.RATE_LIMITED: 1.0,
     Reason.CONCURRENCY_LIMIT_EXCEEDED: None,
 }

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 import math
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationInfo
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Strict,
+    ValidationInfo,
+)
 
 from proxy.secrets import BASE_DIR_CONTEXT_KEY
 
@@ -67,10 +76,35 @@ def _whole_seconds(value: Any) -> int:
 Seconds = Annotated[int, BeforeValidator(_whole_seconds)]
 
 
+def _plain_bool(annotation: Any) -> bool:
+    """True for ``bool`` and ``bool | None``, the fields strict validation can take as they are."""
+    if annotation is bool:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or isinstance(annotation, types.UnionType):
+        return set(typing.get_args(annotation)) == {bool, type(None)}
+    return False
+
+
 class StrictModel(BaseModel):
-    """Base for config models: unknown keys are errors, values are immutable."""
+    """Base for config models: unknown keys are errors, values are immutable, and a boolean
+    is a TOML boolean (pydantic would read ``"yes"``, ``"off"`` or ``1`` as one)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Make every ``bool`` (and ``bool | None``) field strict, once, as the class is made."""
+        super().__pydantic_init_subclass__(**kwargs)
+        changed = False
+        for field in cls.model_fields.values():
+            if _plain_bool(field.annotation) and not any(
+                isinstance(item, Strict) for item in field.metadata
+            ):
+                field.metadata.append(Strict())
+                changed = True
+        if changed:
+            cls.model_rebuild(force=True, raise_errors=False)
 
 
 __all__ = ["ConfigPath", "Duration", "Seconds", "StrictModel", "parse_duration"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
@@ -24,13 +24,17 @@ from grpc_reflection.v1alpha import reflection
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
-from proxy import convert, grpc_access
+from proxy import certificates, convert, grpc_access
 from proxy.clientaddr import grpc_peer_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.errors import ProxyError, Reason
+from proxy.grpc_limits import check_metadata, message_ceiling, metadata_ceiling
 from proxy.http_problems import retry_after_seconds
+from proxy.listeners import listen_error
 from proxy.logs import accept_request_id, request_id_var
+from proxy.model import ClientInfo, LicenseRequest
 from proxy.pipeline import Pipeline
+from proxy.shutdown import Drain
 
 log = logging.getLogger("proxy.grpc")
 
@@ -112,12 +116,23 @@ def _internal_status(method: str, request_id: str) -> grpc.Status:
     return error_status(error, request_id)
 
 
-def _metadata(context: grpc.aio.ServicerContext) -> dict[str, str]:
-    return {
-        key.lower(): value
-        for key, value in (context.invocation_metadata() or ())
-        if isinstance(value, str)
-    }
+def _metadata(pairs: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
+    return {key.lower(): value for key, value in pairs if isinstance(value, str)}
+
+
+def parse_request(deserialize: Callable[[bytes], Any], raw: bytes, method: str) -> Any:
+    """The request message from its wire bytes; bytes that are no such message (random
+    bytes, a truncated varint, invalid UTF-8 in a string field) are REQUEST_INVALID,
+    logged as one warning without the input."""
+    try:
+        return deserialize(raw)
+    except Exception as exc:
+        log.warning(
+            "%s: the request is not a valid protobuf message (%s)", method, type(exc).__name__
+        )
+        raise ProxyError(
+            Reason.REQUEST_INVALID, f"the request is not a valid {method} request message"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,8 +155,9 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every unary call of the proxy's service: caller facts in, statuses out."""
 
-    def __init__(self, pipeline: Callable[[], Pipeline]) -> None:
+    def __init__(self, pipeline: Callable[[], Pipeline], drain: Drain | None = None) -> None:
         self._pipeline = pipeline
+        self._drain = drain or Drain()
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
@@ -163,19 +179,28 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             or not method.startswith(f"/{SERVICE_NAME}/")
         ):
             return handler
+        # The request is parsed in the wrapper, not by grpc: a message that does not
+        # parse is then REQUEST_INVALID with ErrorInfo, not UNKNOWN with a traceback.
         wrapped = grpc.unary_unary_rpc_method_handler(
-            self._wrap(method.rsplit("/", 1)[-1], cast(Behavior, handler.unary_unary)),
-            request_deserializer=handler.request_deserializer,
+            self._wrap(
+                method.rsplit("/", 1)[-1],
+                cast(Behavior, handler.unary_unary),
+                handler.request_deserializer,
+            ),
+            request_deserializer=None,
             response_serializer=handler.response_serializer,
         )
         self._wrapped[method] = wrapped
         return wrapped
 
-    def _wrap(self, name: str, behavior: Behavior) -> Behavior:
+    def _wrap(
+        self, name: str, behavior: Behavior, deserialize: Callable[[bytes], Any] | None
+    ) -> Behavior:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             pipeline = self._pipeline()
             server = pipeline.server
-            headers = _metadata(context)
+            pairs = context.invocation_metadata() or ()
+            headers = _metadata(pairs)
             peer = grpc_peer_ip(context.peer())
             client_ip, trusted = resolve_client_ip(peer, headers, server)
             # A trusted proxy's request id is believed even when it forwards an outside
@@ -188,7 +213,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             started = time.perf_counter()
             status, reason = "CANCELLED", None  # unless the call ends otherwise
             try:
-                response = await behavior(request, context)
+                async with self._drain.request():
+                    check_metadata(pairs)
+                    if deserialize is not None:
+                        request = parse_request(deserialize, request, name)
+                    response = await behavior(request, context)
                 # A success carries the request id in its initial metadata. An error carries
                 # it in the trailers only (with ErrorInfo): headers sent before an error
                 # would commit the call, and gRPC's retry policy could no longer retry it.
@@ -253,16 +282,35 @@ class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
         info = await caller.pipeline.inspect_only(model)
         return convert.inspect_response(info, caller.request_id)
 
+    async def GetCertificate(
+        self, request: pb.GetCertificateRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCertificateResponse:
+        """The Widevine service certificate or the FairPlay application certificate."""
+        caller = _caller.get()
+        remaining = context.time_remaining()
+        model = LicenseRequest(
+            challenge=b"",
+            client=ClientInfo(
+                ip_address=caller.client_ip, peer=caller.peer, trusted=caller.trusted
+            ),
+            transport="grpc",
+            headers=caller.headers,
+            request_id=caller.request_id,
+            deadline=time.monotonic() + remaining if remaining is not None else None,
+        )
+        model = certificates.request_from_proto(request, model)
+        certificate = await certificates.fetch_certificate(caller.pipeline, model)
+        return certificates.response_to_proto(certificate, caller.request_id)
+
 
 def server_options(server: ServerConfig) -> list[tuple[str, int]]:
     """Transport limits raised above ours, so oversize inputs meet our reason codes."""
-    largest_message = server.challenge_limit(None) + server.max_token_bytes + 64 * 1024
-    metadata = max(64 * 1024, 2 * server.max_token_bytes + 16 * 1024)
+    metadata = metadata_ceiling(server)
     return [
-        ("grpc.max_receive_message_length", largest_message * 2),
+        ("grpc.max_receive_message_length", message_ceiling(server)),
         ("grpc.max_send_message_length", 16 * 1024 * 1024),
         ("grpc.max_metadata_size", metadata),
-        ("grpc.absolute_max_metadata_size", metadata * 2),
+        ("grpc.absolute_max_metadata_size", metadata),
         ("grpc.so_reuseport", 0),
     ]
 
@@ -270,10 +318,12 @@ def server_options(server: ServerConfig) -> list[tuple[str, int]]:
 class GrpcServer:
     """The grpc.aio server with the proxy, health and reflection services."""
 
-    def __init__(self, pipeline: Callable[[], Pipeline], server: ServerConfig) -> None:
+    def __init__(
+        self, pipeline: Callable[[], Pipeline], server: ServerConfig, drain: Drain | None = None
+    ) -> None:
         self._config = server
         self.server = grpc.aio.server(
-            interceptors=[CallInterceptor(pipeline)], options=server_options(server)
+            interceptors=[CallInterceptor(pipeline, drain)], options=server_options(server)
         )
         pb_grpc.add_LicenseProxyServiceServicer_to_server(LicenseProxyServicer(), self.server)
         self.health = health.aio.HealthServicer()
@@ -287,9 +337,11 @@ class GrpcServer:
         try:
             self.port = self.server.add_insecure_port(address)
         except RuntimeError as exc:
-            raise OSError(f"gRPC cannot listen on {address}: {exc}") from None
+            raise listen_error("gRPC", server.grpc.host, server.grpc.port, exc) from None
         if self.port == 0:
-            raise OSError(f"gRPC cannot listen on {address}")
+            raise listen_error(
+                "gRPC", server.grpc.host, server.grpc.port, OSError("grpc could not bind")
+            )
 
     async def start(self) -> None:
         """Start serving and report SERVING on the health service."""

@@ -1,8 +1,9 @@
 """The HTTP bridge: the same pipeline for players and services that can't speak gRPC.
 
 - ``POST /v1/licenses/{drm}``: the raw challenge in, the raw license out;
-- ``POST /v1/license:acquire`` and ``POST /v1/challenge:inspect``: the gRPC
-  methods in the canonical proto3 JSON mapping;
+- ``POST /v1/license:acquire``, ``POST /v1/challenge:inspect`` and
+  ``POST /v1/certificate:get``: the gRPC methods in the canonical proto3 JSON mapping;
+- ``GET /v1/certificates/{widevine|fairplay}``: the certificate players fetch first;
 - ``GET /healthz``, ``/readyz``, and ``/metrics`` only when ``server.http.metrics`` says so
   (it is served on the admin listener, :mod:`proxy.admin.api`).
 
@@ -13,6 +14,7 @@ every error, aiohttp's own 404/405/413 included, into problem+json (RFC 9457).
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -25,14 +27,16 @@ from google.protobuf.descriptor import Descriptor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from licenseproxy.v1 import license_proxy_pb2 as pb
-from proxy import convert
+from proxy import certificates, convert
 from proxy.clientaddr import normalize_ip, resolve_client_ip
 from proxy.config import ServerConfig
 from proxy.encoding import parse_key_id
 from proxy.errors import ProxyError, Reason
 from proxy.http_access import loggable_path
+from proxy.http_certificates import certificate_response
 from proxy.http_cors import Cors
 from proxy.http_problems import (
+    ClientGone,
     RequestTimeout,
     problem,
     transport_error,
@@ -40,6 +44,7 @@ from proxy.http_problems import (
 from proxy.logs import accept_request_id, request_id_var
 from proxy.model import ClientInfo, DrmSystem, LicenseRequest
 from proxy.pipeline import Pipeline
+from proxy.shutdown import Drain
 
 log = logging.getLogger("proxy.http")
 
@@ -61,9 +66,11 @@ class HttpBridge:
         server: ServerConfig,
         *,
         extra_headers: tuple[str, ...] = (),
+        drain: Drain | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._server = server
+        self._drain = drain or Drain()
         # CORS follows the pipeline serving now, so a reload can change it.
         self._cors_for: tuple[Pipeline | None, Cors] = (None, Cors(server, extra_headers))
         self.raw_limit = server.challenge_limit(None)
@@ -76,6 +83,8 @@ class HttpBridge:
         self.app.router.add_post("/v1/licenses/{drm}", self.license_raw)
         self.app.router.add_post("/v1/license:acquire", self.license_json)
         self.app.router.add_post("/v1/challenge:inspect", self.inspect_json)
+        self.app.router.add_get("/v1/certificates/{drm}", self.certificate)
+        self.app.router.add_post("/v1/certificate:get", self.certificate_json)
         self.app.router.add_get("/healthz", self.healthz)
         self.app.router.add_get("/readyz", self.readyz)
         if server.http.metrics:
@@ -100,15 +109,16 @@ class HttpBridge:
                 response: web.StreamResponse = cors.preflight(request)
             else:
                 try:
-                    response = await handler(request)
+                    async with self._drain.request():
+                        response = await handler(request)
                 except ProxyError as error:
-                    response = problem(error, request_id)
+                    response = problem(error, request_id, texts=server.problems)
                     close_now = isinstance(error, RequestTimeout)
                 except web.HTTPException as exc:
                     if exc.status < 400:
                         raise
                     refused, status = transport_error(exc)
-                    response = problem(refused, request_id, status=status)
+                    response = problem(refused, request_id, status=status, texts=server.problems)
                 except Exception:
                     # A bug, not the caller's fault: logged once here, never echoed.
                     log.exception(
@@ -177,6 +187,10 @@ class HttpBridge:
                     chunks.append(chunk)
         except TimeoutError:
             raise RequestTimeout(seconds) from None
+        except ConnectionError:
+            # The client went away mid-body: its doing, and nobody is left to answer.
+            log.debug("the client closed the connection before its request body arrived")
+            raise ClientGone() from None
         except (web.RequestPayloadError, HttpProcessingError):
             # A Content-Encoding that does not decode, broken chunked framing, a body cut
             # short: aiohttp's message quotes the input, so it is not passed on.
@@ -271,6 +285,36 @@ class HttpBridge:
         info = await pipeline.inspect_only(model)
         return _json_response(convert.inspect_response(info, request[REQUEST_ID]))
 
+    async def certificate(self, request: web.Request) -> web.Response:
+        """``GET /v1/certificates/{drm}``: the Widevine service certificate or the FairPlay
+        application certificate (:mod:`proxy.certificates`)."""
+        pipeline = self._pipeline()
+        model = LicenseRequest(
+            challenge=b"",
+            content_id=request.query.get("content_id") or None,
+            client=self._client(request, pipeline.server),
+            transport="http",
+            headers=request.headers,
+            query=request.query,
+            request_id=request[REQUEST_ID],
+        )
+        return await certificate_response(pipeline, request, model)
+
+    async def certificate_json(self, request: web.Request) -> web.Response:
+        """``POST /v1/certificate:get``: ``GetCertificate`` in the proto3 JSON mapping."""
+        message = await self._json_message(request, pb.GetCertificateRequest())
+        pipeline = self._pipeline()
+        model = LicenseRequest(
+            challenge=b"",
+            client=self._client(request, pipeline.server),
+            transport="http",
+            headers=request.headers,
+            request_id=request[REQUEST_ID],
+        )
+        model = certificates.request_from_proto(message, model)
+        certificate = await certificates.fetch_certificate(pipeline, model)
+        return _json_response(certificates.response_to_proto(certificate, request[REQUEST_ID]))
+
     async def healthz(self, request: web.Request) -> web.Response:
         """Alive."""
         return web.json_response({"status": "ok"})
@@ -320,6 +364,61 @@ def _field_path(descriptor: Descriptor, names: list[str]) -> tuple[str, str] | N
     return ".".join(json_path), ".".join(proto_path)
 
 
+_UNKNOWN_FIELD = re.compile(r'has no field named "(.*?)" at "([\w.]*)"')
+
+
+def _unknown_field_text(
+    descriptor: Descriptor, name: str, parents: list[str]
+) -> tuple[str, str | None]:
+    """Where the unknown field sits, and the defined field it resembles, naming the client's
+    field only then: protobuf takes an array's items for keys, so the "name" may be a value
+    (a token), and only a near-miss of a defined name is safe to write back. The second
+    item is the proto path to blame (BadRequest), if any."""
+    paths = _field_path(descriptor, parents) if parents else None
+    holder: Descriptor | None = descriptor
+    for parent in parents:
+        field = holder.fields_by_name.get(parent) if holder is not None else None
+        if field is None and holder is not None:
+            field = holder.fields_by_camelcase_name.get(parent)
+        holder = field.message_type if field is not None else None
+    inside = f" in {paths[0]}" if paths else ""
+    parent_path = paths[1] if paths else None
+    if holder is None:
+        return (
+            f"the body is not a valid message: it has a field the message does not define{inside}",
+            parent_path,
+        )
+    close = _resembling(name, holder)
+    if close is not None:
+        blamed = f"{parent_path}.{name}" if parent_path else name
+        return (
+            f"the body is not a valid message: unknown field {name!r}{inside} "
+            f"(did you mean {close!r}?)",
+            blamed,
+        )
+    defined = ", ".join(f.json_name for f in holder.fields)
+    return (
+        f"the body is not a valid message: it has a field the message does not define{inside} "
+        f"(its fields: {defined})",
+        parent_path,
+    )
+
+
+def _resembling(name: str, holder: Descriptor) -> str | None:
+    """The JSON name of the defined field ``name`` is a near-miss of, if any."""
+    lowered = name.lower()
+    for field in holder.fields:
+        for spelling in (field.json_name, field.name):
+            if len(lowered) >= 2 and (
+                spelling.lower().startswith(lowered) or lowered.startswith(spelling.lower())
+            ):
+                return field.json_name
+    spellings = {f.name: f.json_name for f in holder.fields}
+    spellings.update({f.json_name: f.json_name for f in holder.fields})
+    close = difflib.get_close_matches(name, list(spellings), n=1, cutoff=0.75)
+    return spellings[close[0]] if close else None
+
+
 def _parse_error_text(exc: Exception, descriptor: Descriptor) -> tuple[str, str | None]:
     """A fixed sentence naming at most the schema field at fault, and that field's proto path:
     protobuf's messages quote the values and keys the client sent, which may be a token."""
@@ -330,6 +429,9 @@ def _parse_error_text(exc: Exception, descriptor: Descriptor) -> tuple[str, str 
     text = str(exc)
     if text.startswith("Failed to load JSON"):
         return "the body is not valid JSON", None
+    unknown = _UNKNOWN_FIELD.search(text)
+    if unknown is not None:
+        return _unknown_field_text(descriptor, unknown[1], unknown[2].split(".")[1:])
     if "has no field named" in text:
         return "the body is not a valid message: it has a field the message does not define", None
     path = _field_path(descriptor, _FAILED_FIELD.findall(text))

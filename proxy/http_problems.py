@@ -4,29 +4,44 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
 from aiohttp import web
 
 from proxy.errors import ProxyError, Reason
+from proxy.problem_types import ProblemText, problem_fields
 
 PROBLEM_TYPE = "application/problem+json"
 #: The reason code of a problem answer, kept on the response for the access log line.
 REASON = web.ResponseKey("reason", str)
 
 
-def problem(error: ProxyError, request_id: str, *, status: int | None = None) -> web.Response:
-    """An RFC 9457 problem+json answer for ``error``."""
+def problem(
+    error: ProxyError,
+    request_id: str,
+    *,
+    status: int | None = None,
+    texts: Mapping[Reason, ProblemText] | None = None,
+) -> web.Response:
+    """An RFC 9457 problem+json answer for ``error``, with the DASH-IF problem type of its
+    reason and the user-facing text ``texts`` (``server.problems``) configures for it."""
     status = status or error.http_status
+    fields = problem_fields(error.reason, error.detail, texts)
     body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": error.reason.title,
+        "type": fields.type,
+        "title": fields.title,
         "status": status,
-        "detail": error.detail,
+        "detail": fields.detail,
         "reason": error.reason.value,
         "request_id": request_id,
     }
+    if fields.proxy_detail is not None:
+        body["proxy_detail"] = fields.proxy_detail
+    if fields.href is not None:
+        body["href"] = fields.href
+        body["hrefTitle"] = fields.href_title
     if error.metadata:
         body["metadata"] = error.metadata
     field = error.blamed_field
@@ -60,6 +75,16 @@ class RequestTimeout(ProxyError):
         )
 
 
+class ClientGone(ProxyError):
+    """The client closed the connection before its request body arrived: REQUEST_INVALID
+    (never INTERNAL: it is the client's doing), though nobody is left to read the answer."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            Reason.REQUEST_INVALID, "the connection closed before the request body arrived"
+        )
+
+
 def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
     if exc.status == 413:
         return ProxyError(Reason.CHALLENGE_TOO_LARGE, "the request body is too large"), 413
@@ -73,6 +98,7 @@ def transport_error(exc: web.HTTPException) -> tuple[ProxyError, int]:
 __all__ = [
     "PROBLEM_TYPE",
     "REASON",
+    "ClientGone",
     "RequestTimeout",
     "problem",
     "retry_after_seconds",

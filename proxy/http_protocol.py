@@ -19,13 +19,15 @@ travel in exactly those headers and query strings, so here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import http_exceptions, web
 from aiohttp.web_protocol import RequestHandler
 
 from proxy.config import ServerConfig
+from proxy.connlimits import ConnectionLimits
 from proxy.errors import ProxyError, Reason
 from proxy.http_problems import problem
 from proxy.logs import new_request_id, request_id_var
@@ -58,7 +60,70 @@ def _parse_error_detail(exc: BaseException | None, limit: int) -> str:
 
 
 class ProblemRequestHandler(RequestHandler):
-    """aiohttp's per-connection protocol, answering its own errors with problem+json."""
+    """aiohttp's per-connection protocol, answering its own errors with problem+json, and
+    holding each connection to the listener's :class:`~proxy.connlimits.ConnectionLimits`."""
+
+    limits: ConnectionLimits | None = None
+    _counted_as: str | None = None
+    _header_timer: asyncio.TimerHandle | None = None
+    _last_payload: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Count the connection against its client address's cap; refuse it when over."""
+        super().connection_made(transport)
+        if self.limits is None:
+            return
+        peer = transport.get_extra_info("peername")
+        self._counted_as = self.limits.admit(peer[0] if peer else None)
+        if self._counted_as is None:
+            log.info(
+                "HTTP connection from %s refused: over server.max_connections_per_client (%d)",
+                peer[0] if peer else "-",
+                self.limits.max_per_client,
+            )
+            cast(asyncio.Transport, transport).write(self.limits.over_cap())
+            self.force_close()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Give the connection's place back."""
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        if self._counted_as is not None and self.limits is not None:
+            self.limits.release(self._counted_as)
+            self._counted_as = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Parse as aiohttp does; start the header deadline at a request's first byte and
+        stop it when its headers are complete."""
+        previous_done = self._last_payload is None or self._last_payload.is_eof()
+        count = self._request_count
+        super().data_received(data)
+        if self.limits is None:
+            return
+        if self._request_count != count:
+            if self._messages:
+                self._last_payload = self._messages[-1][1]
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+        elif data and previous_done and self._header_timer is None and not self._force_close:
+            self._header_timer = self._loop.call_later(
+                self.limits.header_timeout, self._headers_too_slow
+            )
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.limits is None or self._request_in_progress or self._messages:
+            return
+        if self.transport is not None and not self._force_close:
+            log.info(
+                "HTTP request headers from %s did not arrive within server.header_timeout",
+                _peer(self.transport),
+            )
+            self.transport.write(self.limits.headers_too_slow())
+            self.force_close()
 
     def handle_error(
         self,
@@ -90,6 +155,23 @@ class ProblemRequestHandler(RequestHandler):
         response.force_close()
         return response
 
+    async def shutdown(self, timeout: float | None = 15.0) -> None:  # noqa: ASYNC109 (aiohttp's)
+        """aiohttp's drain of this connection, bounded by ``timeout`` as a whole: aiohttp waits
+        ``timeout`` for the handler, then cancels it and waits ``timeout`` again. Requests
+        in flight are answered at the shutdown deadline (:mod:`proxy.shutdown`), so this
+        only cuts a handler that ignored its cancellation."""
+        if timeout is None:
+            await super().shutdown(timeout)
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await super().shutdown(timeout)
+        except TimeoutError:
+            log.warning("an HTTP request did not end within the shutdown grace; connection closed")
+            if self._task_handler is not None:
+                self._task_handler.cancel()
+            self.force_close()
+
     def log_exception(self, *args: Any, **kw: Any) -> None:
         """aiohttp's "Unhandled exception" lines: a client's broken body, met again while
         aiohttp drains it after the answer went out, is the client's fault and already
@@ -105,23 +187,38 @@ class ProblemRequestHandler(RequestHandler):
 class ProblemServer(web.Server):
     """aiohttp's low-level server, building a :class:`ProblemRequestHandler` per connection."""
 
+    limits: ConnectionLimits | None = None
+
     def __call__(self) -> RequestHandler:
-        return ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler = ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+        handler.limits = self.limits
+        return handler
 
 
 class ProxyAppRunner(web.AppRunner):
-    """An ``AppRunner`` whose connections answer aiohttp's own errors with problem+json."""
+    """An ``AppRunner`` whose connections answer aiohttp's own errors with problem+json.
+
+    :param limits: the header deadline and per-client cap its connections keep to.
+    """
+
+    def __init__(
+        self, app: web.Application, *, limits: ConnectionLimits | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(app, **kwargs)
+        self.limits = limits
 
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()
         try:
-            return ProblemServer(
+            server = ProblemServer(
                 base.request_handler,
                 request_factory=base.request_factory,
                 handler_cancellation=base.handler_cancellation,
                 loop=base._loop,
                 **base._kwargs,
             )
+            server.limits = self.limits
+            return server
         except (AttributeError, TypeError):
             # A future aiohttp moved these internals: keep serving with its own error
             # answers (RequestDataFilter still keeps request data out of the logs).
@@ -145,6 +242,11 @@ class RequestDataFilter(logging.Filter):
             record.exc_text = None
             record.stack_info = None
         return True
+
+
+def _peer(transport: asyncio.BaseTransport) -> str:
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if peer else "-"
 
 
 def install_log_filters() -> None:

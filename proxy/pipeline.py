@@ -20,6 +20,12 @@ from typing import Any
 
 from proxy import metrics
 from proxy.admin.settings import AdminConfig
+from proxy.challenge.initdata import (
+    InitDataInfo,
+    describe_format,
+    looks_like_init_data,
+    parse_init_data,
+)
 from proxy.config import CleanupContext, LogConfig, ServerConfig
 from proxy.dispatch import Dispatcher
 from proxy.errors import ProxyError, Reason
@@ -27,6 +33,7 @@ from proxy.logs import request_id_var
 from proxy.model import (
     LICENSE_CONTENT_TYPES,
     ChallengeInfo,
+    DrmSystem,
     LicenseRequest,
     LicenseResult,
     Principal,
@@ -65,6 +72,8 @@ class Pipeline:
     """OpenTelemetry tracing (``[telemetry]``); None when off, and then nothing is traced."""
     admin: AdminConfig | None = None
     """``[admin]``, when the admin API is on (it also turns the revocation check on)."""
+    certificates: dict[DrmSystem, bytes] = field(default_factory=dict)
+    """Certificates given in config, served instead of a backend's (:mod:`proxy.certificates`)."""
     in_flight: int = 0
 
     def __post_init__(self) -> None:
@@ -135,7 +144,15 @@ class Pipeline:
             )
         if not challenge:
             raise ProxyError(Reason.CHALLENGE_INVALID, "the challenge is empty")
-        info = await self.host.inspect_challenge(ctx)
+        try:
+            info = await self.host.inspect_challenge(ctx)
+        except ProxyError as error:
+            # Only on the way out, so a license request never pays for the sniff.
+            if error.reason is Reason.CHALLENGE_INVALID and looks_like_init_data(challenge):
+                raise _init_data_refusal(challenge) from None
+            raise
+        if info is None and looks_like_init_data(challenge):
+            raise _init_data_refusal(challenge)
         if info is None:
             if request.drm_system is not None:
                 raise ProxyError(
@@ -291,18 +308,24 @@ class Pipeline:
             effective_policy=policy.to_dict(),
         )
 
-    async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo:
+    async def inspect_only(self, request: LicenseRequest) -> ChallengeInfo | InitDataInfo:
         """``InspectChallenge``: parse and report, issue nothing (a token is checked first
-        when ``server.inspect_requires_token`` says so)."""
+        when ``server.inspect_requires_token`` says so). Init data (pssh boxes, PlayReady
+        headers, W3C keyids) is read too: :mod:`proxy.challenge.initdata`."""
         ctx = self.new_context(request, "InspectChallenge")
         stages = ctx.stages
         token = request_id_var.set(ctx.request_id)
+        info: ChallengeInfo | InitDataInfo | None
         try:
             if self.server.inspect_requires_token:
                 stages.enter("authenticate")
                 await self.authenticate(ctx)
             stages.enter("inspect")
-            info = await self.inspect(ctx)
+            info = None
+            if len(request.challenge) <= self.server.challenge_limit(None):
+                info = parse_init_data(request.challenge, request.drm_system)
+            if info is None:
+                info = await self.inspect(ctx)
         except ProxyError as error:
             stages.stop(error)
             self._count(ctx, "denied", error.reason.value)
@@ -342,6 +365,14 @@ class Pipeline:
         if counter is None:
             counter = _LICENSE_COUNTERS[key] = metrics.LICENSES_ISSUED.labels(*key)
         counter.inc()
+
+
+def _init_data_refusal(challenge: bytes) -> ProxyError:
+    return ProxyError(
+        Reason.CHALLENGE_INVALID,
+        f"this is {describe_format(challenge)}, not a license challenge: the CDM "
+        "makes its challenge from it (license-proxy inspect reads init data)",
+    )
 
 
 def _dry_run_refused(why: str) -> ProxyError:

@@ -50,6 +50,8 @@ class PluginHost:
         place, so a plugin is never loaded twice.
     :param load_entrypoints: load the ``license_proxy`` entry-point group (the
         built-ins and every installed in-house plugin).
+    :param keep_going: record plugins that fail to load in :attr:`load_errors` instead
+        of raising, and serve with the others (the builder then refuses the config).
     """
 
     def __init__(
@@ -59,9 +61,19 @@ class PluginHost:
         modules: Iterable[str] = (),
         plugins: Iterable[Any] = (),
         load_entrypoints: bool = True,
+        keep_going: bool = False,
     ) -> None:
         loader = PluginLoader(blocked)
-        loader.load(modules=modules, plugins=plugins, load_entrypoints=load_entrypoints)
+        #: Plugins that failed to load, as ``(key path, message)`` (with ``keep_going``).
+        self.load_errors: list[tuple[str, str]] = []
+        try:
+            loader.load(modules=modules, plugins=plugins, load_entrypoints=load_entrypoints)
+        except ConfigError as exc:
+            # Every other plugin is registered by now: with keep_going the config is
+            # checked on, so that one run lists every mistake.
+            if not keep_going:
+                raise
+            self.load_errors = list(exc.errors)
         self._loader = loader
         self.blocked = loader.blocked
         self.infos: list[PluginInfo] = loader.infos

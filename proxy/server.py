@@ -13,12 +13,15 @@ from aiohttp import web
 
 from proxy.admin.actions import AdminAction, AdminActionSink
 from proxy.admin.api import AdminApi
+from proxy.connlimits import ConnectionLimits
 from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_access import RedactingAccessLogger
 from proxy.http_bridge import HttpBridge
 from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_options
+from proxy.listeners import listen_error
 from proxy.pipeline import Pipeline
+from proxy.shutdown import ANSWER_MARGIN, CLOSE_MARGIN, Drain
 
 log = logging.getLogger("proxy.server")
 
@@ -31,6 +34,8 @@ RESTART_ONLY = (
     "max_token_bytes",
     "http_idle_timeout",
     "shutdown_grace",
+    "header_timeout",
+    "max_connections_per_client",
 )
 
 
@@ -80,6 +85,7 @@ class ProxyApp:
         self._pipeline_stacks: dict[int, AsyncExitStack] = {}
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
+        self.drain = Drain()
         self.grpc: GrpcServer | None = None
         self.runner: web.AppRunner | None = None
         self.grpc_port = 0
@@ -109,7 +115,7 @@ class ProxyApp:
         server = self.pipeline.server
         await self._start_pipeline(self.pipeline)
         try:
-            self.grpc = GrpcServer(self.current, server)
+            self.grpc = GrpcServer(self.current, server, self.drain)
             await self.grpc.start()
             self.grpc_port = self.grpc.port
             bridge = HttpBridge(
@@ -117,6 +123,7 @@ class ProxyApp:
                 lambda: self.ready,
                 server,
                 extra_headers=self.pipeline.request_headers,
+                drain=self.drain,
             )
             install_log_filters()
             self.runner = ProxyAppRunner(
@@ -124,12 +131,16 @@ class ProxyApp:
                 handle_signals=False,
                 access_log_class=RedactingAccessLogger,
                 access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
-                shutdown_timeout=server.shutdown_grace,
+                shutdown_timeout=server.shutdown_grace + ANSWER_MARGIN,
+                limits=ConnectionLimits(server),
                 **runner_options(server),
             )
             await self.runner.setup()
             site = web.TCPSite(self.runner, server.http.host, server.http.port, reuse_port=False)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_error("HTTP", server.http.host, server.http.port, exc) from None
             self.http_port = self.runner.addresses[0][1]
             await self._start_admin()
         except BaseException:
@@ -155,12 +166,13 @@ class ProxyApp:
             lambda action: self.on_admin_action(action),
             self.reload if self.rebuild is not None else None,
         )
-        self.admin_runner = web.AppRunner(
+        # ProxyAppRunner: its connections' drain is bounded as a whole (proxy.shutdown).
+        self.admin_runner = ProxyAppRunner(
             api.app,
             handle_signals=False,
             access_log=logging.getLogger("aiohttp.access") if self.access_log else None,
             access_log_class=RedactingAccessLogger,
-            shutdown_timeout=self.pipeline.server.shutdown_grace,
+            shutdown_timeout=self.pipeline.server.shutdown_grace + ANSWER_MARGIN,
         )
         await self.admin_runner.setup()
         site = web.TCPSite(self.admin_runner, admin.host, admin.port, reuse_port=False)
@@ -174,7 +186,12 @@ class ProxyApp:
         log.info("serving the admin API on %s:%d", admin.host, self.admin_port)
 
     async def stop(self) -> None:
-        """Readiness off, then both listeners drain within the grace period, then resources close."""
+        """Readiness off, then both listeners drain within the grace period, then resources close.
+
+        Requests still in flight when the grace runs out are answered with a typed error
+        (:mod:`proxy.shutdown`); the whole stop takes at most ``shutdown_delay +
+        shutdown_grace`` plus the two margins of :mod:`proxy.shutdown`.
+        """
         self.ready = False
         server = self.pipeline.server
         if self.grpc is not None:
@@ -182,9 +199,10 @@ class ProxyApp:
         if server.shutdown_delay and self.runner is not None:
             await asyncio.sleep(server.shutdown_delay)
         grace = server.shutdown_grace
+        self.drain.begin(grace)
         stops = []
         if self.grpc is not None:
-            stops.append(self.grpc.stop(grace))
+            stops.append(self.grpc.stop(grace + ANSWER_MARGIN))
         if self.runner is not None:
             stops.append(self.runner.cleanup())
         if self.admin_runner is not None:
@@ -193,8 +211,12 @@ class ProxyApp:
         self.grpc = None
         self.runner = None
         self.admin_runner = None
-        for key in list(self._pipeline_stacks):
-            await self._pipeline_stacks.pop(key).aclose()
+        try:
+            async with asyncio.timeout(CLOSE_MARGIN):
+                for key in list(self._pipeline_stacks):
+                    await self._pipeline_stacks.pop(key).aclose()
+        except TimeoutError:
+            log.warning("resources still closing after %g s were left to the exit", CLOSE_MARGIN)
         self._stopped.set()
 
     async def reload(self) -> bool:
@@ -206,6 +228,7 @@ class ProxyApp:
         build or start that fails for any reason leaves the running config.
         """
         if self.rebuild is None:
+            log.warning("reload refused: this proxy was started without a config to read again")
             return False
         async with self._reload_lock:
             try:
@@ -255,3 +278,4 @@ class ProxyApp:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
             await self.stop()
+            log.info("stopped")

@@ -43,12 +43,32 @@ def mint(
     return jwt.encode(claims, key, algorithm=algorithm, headers=header or None)
 
 
+def default_algorithm(key: Any) -> str:
+    """The algorithm a key signs with when none is named: HS256 for a secret, RS256, ES256
+    (ES384, ES512 by curve) or EdDSA for a private key."""
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+
+    if isinstance(key, rsa.RSAPrivateKey):
+        return "RS256"
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return {"secp384r1": "ES384", "secp521r1": "ES512"}.get(key.curve.name, "ES256")
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
+        return "EdDSA"
+    return "HS256"
+
+
 def development_token(
-    claims: dict[str, Any] | None = None, *, ttl: int = DEFAULT_TTL, now: float | None = None
+    claims: dict[str, Any] | None = None,
+    *,
+    ttl: int = DEFAULT_TTL,
+    now: float | None = None,
+    kid: str | None = None,
 ) -> str:
-    """A token the embedded default accepts: its issuer, audience and key, ``ttl`` seconds long."""
+    """A token the embedded default accepts: its issuer, audience and key, ``ttl`` seconds long
+    (``claims`` and ``kid`` override what the embedded default expects)."""
     issuer = development_issuer()
-    kid, key = development_key()
+    dev_kid, key = development_key()
+    kid = kid or dev_kid
     issued = int(now if now is not None else time.time())
     body: dict[str, Any] = {
         "iss": issuer["issuer"],

@@ -108,14 +108,9 @@ async def test_policy_requires_a_device_id(proxy_factory, http, dev_token):
     assert (await http_call(proxy, http, dev_token(), content_id="web/1")).ok
 
 
-@pytest.mark.parametrize("value", [True, 1, "yes", "true"])
-async def test_a_policys_device_requirement_holds_however_true_is_written(
-    proxy_factory, dev_token, value
-):
-    # The Policy model reads 1, "yes" and "true" as true; the rule once looked for `is True`
-    # in the raw config and stayed idle for the others, issuing licenses to no device.
+async def test_a_policys_device_requirement_holds(proxy_factory, dev_token):
     config = proxy_config()
-    config["policies"][0]["access"] = {"require_device_id": value}
+    config["policies"][0]["access"] = {"require_device_id": True}
     proxy = await proxy_factory(config)
     refused = await grpc_call(proxy, dev_token({"sub": "a"}))
     assert (refused.reason, refused.status) == (
@@ -124,6 +119,22 @@ async def test_a_policys_device_requirement_holds_however_true_is_written(
     )
     assert refused.metadata["policy"] == "default"
     assert (await grpc_call(proxy, dev_token({"sub": "a", "device": "box-1"}))).ok
+
+
+@pytest.mark.parametrize("value", [1, "yes", "true"])
+def test_a_policys_device_requirement_is_a_toml_boolean(value):
+    # pydantic read 1, "yes" and "true" as true (and "no" as false, silently): a boolean
+    # setting now takes a TOML boolean only, so a quoted value can't flip a rule.
+    config = proxy_config()
+    config["policies"][0]["access"] = {"require_device_id": value}
+    with pytest.raises(ConfigError) as refused:
+        build_pipeline(config)
+    assert refused.value.errors == [
+        (
+            "policies[0].access.require_device_id",
+            "must be true or false (a TOML boolean, not a string or a number)",
+        )
+    ]
 
 
 class _InHouseElection:

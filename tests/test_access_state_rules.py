@@ -377,7 +377,7 @@ def test_config_errors_name_the_key(monkeypatch):
     assert "redis://" in errors["access.state.store"]
     assert "access.state.timeout" in errors
     assert "access.replay.max_uses" in errors
-    assert errors["access.replay.max_use"] == "unknown key"
+    assert errors["access.replay.max_use"] == "unknown key (did you mean 'max_uses'?)"
     assert errors["access.concurrency.limit"] == "missing required key"
     assert "access.concurrency.interval" in errors
     assert "access.rate_limit.subject" in errors

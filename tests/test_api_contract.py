@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from pathlib import Path
@@ -16,6 +17,10 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.api import annotations_pb2, field_behavior_pb2
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
@@ -23,13 +28,20 @@ from google.protobuf.descriptor import FieldDescriptor, MethodDescriptor
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
 from proxy import ProxyError, Reason, hookimpl
+from proxy.testing import proxy_config
 from tests.access_support import KID
 from tests.conftest import clearkey_request
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE = pb.DESCRIPTOR.services_by_name["LicenseProxyService"]
 #: The bridge's routes that are no gRPC method: the raw player route and the probes.
-NOT_METHODS = {"/v1/licenses/{drm}", "/healthz", "/readyz", "/metrics"}
+NOT_METHODS = {"/v1/licenses/{drm}", "/v1/certificates/{drm}", "/healthz", "/readyz", "/metrics"}
+#: The field each request cannot go without.
+REQUIRED = {
+    "AcquireLicenseRequest": "challenge",
+    "InspectChallengeRequest": "challenge",
+    "GetCertificateRequest": "drm_system",
+}
 
 
 def http_rule(method: MethodDescriptor) -> Any:
@@ -52,14 +64,23 @@ def annotated_routes() -> dict[tuple[str, str], MethodDescriptor]:
 
 def test_every_method_is_annotated_with_a_post_of_the_whole_request():
     routes = annotated_routes()
-    assert set(routes) == {("POST", "/v1/license:acquire"), ("POST", "/v1/challenge:inspect")}
+    assert set(routes) == {
+        ("POST", "/v1/license:acquire"),
+        ("POST", "/v1/challenge:inspect"),
+        ("POST", "/v1/certificate:get"),
+    }
     for method in SERVICE.methods:
         assert http_rule(method).body == "*", method.name
         assert not http_rule(method).additional_bindings
 
 
-async def test_the_bridge_serves_exactly_the_annotated_routes(proxy_factory, http, dev_token):
-    proxy = await proxy_factory()
+async def test_the_bridge_serves_exactly_the_annotated_routes(
+    proxy_factory, http, dev_token, tmp_path
+):
+    certificate = tmp_path / "fps.der"
+    certificate.write_bytes(fairplay_certificate())
+    fairplay = {"challenge": {"fairplay": {"application_certificate": f"file:{certificate}"}}}
+    proxy = await proxy_factory(proxy_config(fairplay))
     app = proxy.app.runner.app
     served = {
         (route.method, route.resource.canonical)
@@ -76,6 +97,7 @@ async def test_the_bridge_serves_exactly_the_annotated_routes(proxy_factory, htt
             drm_system=pb.DRM_SYSTEM_CLEARKEY, challenge=clearkey_request(KID), token=dev_token()
         ),
         "InspectChallenge": pb.InspectChallengeRequest(challenge=clearkey_request(KID)),
+        "GetCertificate": pb.GetCertificateRequest(drm_system=pb.DRM_SYSTEM_FAIRPLAY),
     }
     for (verb, path), method in routes.items():
         message = requests[method.name]
@@ -100,12 +122,30 @@ def test_field_behaviors_say_what_is_required_and_what_only_the_server_writes():
     output_only = field_behavior_pb2.OUTPUT_ONLY
     for method in SERVICE.methods:
         request, response = method.input_type, method.output_type
-        assert behaviors(request.fields_by_name["challenge"]) == [required]
+        assert behaviors(request.fields_by_name[REQUIRED[request.name]]) == [required]
         for field in request.fields:
-            if field.name != "challenge":
+            if field.name != REQUIRED[request.name]:
                 assert behaviors(field) == [], f"{request.name}.{field.name}"
         for field in response.fields:
             assert behaviors(field) == [output_only], f"{response.name}.{field.name}"
+
+
+def fairplay_certificate() -> bytes:
+    """A self-signed stand-in for a FairPlay application certificate (DER)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fps test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 def test_the_language_options_let_stubs_generate_without_flags():

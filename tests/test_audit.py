@@ -31,7 +31,7 @@ from proxy.encoding import b64url_encode
 from proxy.logs import JsonFormatter, RequestIdFilter
 from proxy.secrets import resolve_secret
 from proxy.stages import STAGES
-from proxy.testing import proxy_config
+from proxy.testing import embedded_default_text, proxy_config
 from proxy.testing.emulator import serving
 from tests.conftest import clearkey_request
 from tests.observability_support import AcmeVendor, acme_app, acme_config
@@ -323,10 +323,7 @@ async def test_no_record_is_lost_under_load_and_sigterm(tmp_path, dev_token):
     root = ROOT
     config = tmp_path / "proxy.toml"
     config.write_text(
-        (root / "proxy" / "default.toml")
-        .read_text()
-        .replace("port = 50051", "port = 0")
-        .replace("port = 8080", "port = 0")
+        embedded_default_text()
         + f'\n[plugins]\nmodules = ["{HOLD_PLUGIN}"]\n'
         + '\n[log]\nformat = "json"\naccess = false\n'
         + f'\n[audit]\nfile = "{tmp_path / "decisions.jsonl"}"\n'
@@ -382,7 +379,9 @@ async def test_no_record_is_lost_under_load_and_sigterm(tmp_path, dev_token):
                     quick_done.set()
 
         async with (
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as session,
+            aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100)
+            ) as session,  # under server.max_connections_per_client (128)
             grpc.aio.insecure_channel(grpc_target) as channel,
         ):
             stub = license_proxy_pb2_grpc.LicenseProxyServiceStub(channel)

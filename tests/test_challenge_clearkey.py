@@ -6,7 +6,15 @@ import json
 
 import pytest
 
-from proxy.challenge.clearkey import looks_like_clearkey, parse_clearkey
+from proxy.challenge.clearkey import (
+    KEY_ID_ENCODING,
+    license_json,
+    looks_like_clearkey,
+    parse_clearkey,
+    release_json,
+    wants_standard_base64,
+)
+from proxy.challenge.samples import clearkey_request as sample_request
 from proxy.encoding import b64url_decode
 from proxy.errors import ProxyError, Reason
 from proxy.model import DrmSystem, RequestType
@@ -96,3 +104,54 @@ def test_the_license_itself_is_not_a_request():
     assert not looks_like_clearkey(body)
     assert "kids" in refused(body)
     assert json.loads(body)["keys"]
+
+
+# -- Android's ClearKey CDM before 8.1 ----------------------------------------------------
+
+#: Key ids whose base64 needs "+" and "/": the old Android CDM writes them that way.
+ANDROID_KIDS = (bytes.fromhex("fbefbe" + "00" * 13), bytes.fromhex("ffffff" + "11" * 13))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_standard_base64_key_ids_are_read_and_marked(padded):
+    body = sample_request(*ANDROID_KIDS, standard_base64=True)
+    assert b"+" in body and b"/" in body and b"=" not in body
+    if padded:
+        body = body.replace(b'",', b'==",').replace(b'"]', b'=="]')
+    info = parse_clearkey(body)
+    assert info.key_ids == ANDROID_KIDS
+    assert info.details[KEY_ID_ENCODING] == "base64"
+    assert wants_standard_base64(info)
+
+
+def test_base64url_and_neutral_key_ids_are_not_marked():
+    assert not wants_standard_base64(parse_clearkey(clearkey_request(*ANDROID_KIDS)))
+    neutral = bytes(16)  # "AAAAAAAAAAAAAAAAAAAAAA": the same in both encodings
+    assert not wants_standard_base64(parse_clearkey(clearkey_request(neutral)))
+
+
+@pytest.mark.parametrize(
+    "kids",
+    [
+        ['"+-AAAAAAAAAAAAAAAAAAAA"'],  # one key id, both alphabets
+        ['"-_AAAAAAAAAAAAAAAAAAAA"', '"+/AAAAAAAAAAAAAAAAAAAA"'],  # one of each
+        ['"+/AAAAAAAAAAAAAAAAA*AA"'],
+    ],
+)
+def test_mixed_or_broken_encodings_are_refused(kids):
+    body = ('{"kids": [' + ",".join(kids) + '], "type": "temporary"}').encode()
+    with pytest.raises(ProxyError) as caught:
+        parse_clearkey(body)
+    assert caught.value.reason is Reason.CHALLENGE_INVALID
+
+
+def test_the_license_is_written_in_the_encoding_the_cdm_reads():
+    pairs = [(ANDROID_KIDS[0], bytes.fromhex("fbefbe" * 5 + "fb"))]
+    old = json.loads(license_json(pairs, "temporary", standard_base64=True))
+    # ExoPlayer's ClearKeyUtil mapping: standard alphabet, no padding, only k/kid/kty.
+    assert old == {"keys": [{"kty": "oct", "kid": "++++AAAAAAAAAAAAAAAAAA", "k": "+" * 21 + "w"}]}
+    new = json.loads(license_json(pairs, "temporary"))
+    assert new["keys"][0]["kid"] == "----AAAAAAAAAAAAAAAAAA" and new["type"] == "temporary"
+    assert json.loads(release_json(ANDROID_KIDS[:1], standard_base64=True)) == {
+        "kids": ["++++AAAAAAAAAAAAAAAAAA"]
+    }

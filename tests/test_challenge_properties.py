@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from proxy.challenge.clearkey import looks_like_clearkey
 from proxy.challenge.fairplay import looks_like_fairplay
+from proxy.challenge.initdata import looks_like_init_data
 from proxy.challenge.playready import looks_like_playready
 from proxy.challenge.pssh import looks_like_pssh
 from proxy.challenge.samples import seed_challenges
@@ -69,7 +70,13 @@ def test_every_seed_parses(target):
         assert run_target(target, seed) is not None
 
 
-SNIFFERS = [looks_like_widevine, looks_like_playready, looks_like_fairplay, looks_like_clearkey]
+SNIFFERS = [
+    looks_like_widevine,
+    looks_like_playready,
+    looks_like_fairplay,
+    looks_like_clearkey,
+    looks_like_init_data,
+]
 
 
 @settings(max_examples=500, deadline=None)

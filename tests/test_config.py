@@ -81,7 +81,9 @@ def test_a_toml_syntax_error_names_the_file(tmp_path, capsys):
 def test_unknown_top_level_section():
     with pytest.raises(ConfigError) as raised:
         build_pipeline(proxy_config({"acess": {"ip": {}}}))
-    assert raised.value.errors == [("acess", "unknown key (no loaded plugin reads it)")]
+    assert raised.value.errors == [
+        ("acess", "unknown key (no loaded plugin reads it; did you mean 'access'?)")
+    ]
 
 
 def test_a_missing_environment_secret_names_the_variable_not_a_value(monkeypatch):

@@ -19,7 +19,7 @@ from proxy.builder import build_pipeline
 from proxy.errors import ConfigError
 from proxy.model import LicenseRequest
 from proxy.server import ProxyApp
-from proxy.testing import proxy_config
+from proxy.testing import embedded_default_text, proxy_config
 from tests.conftest import clearkey_request
 from tests.plugins.slow import Hold
 
@@ -44,12 +44,7 @@ async def _post(url: str, token: str, hold: float = 0) -> int:
 async def test_sigterm_drains_in_flight_requests_then_exits(tmp_path, dev_token):
     config = tmp_path / "proxy.toml"
     config.write_text(
-        (ROOT / "proxy" / "default.toml")
-        .read_text()
-        .replace("port = 50051", "port = 0")
-        .replace("port = 8080", "port = 0")
-        .replace("port = 8081", "port = 0")
-        + '\n[plugins]\nmodules = ["tests.plugins.slow:Hold"]\n'
+        embedded_default_text() + '\n[plugins]\nmodules = ["tests.plugins.slow:Hold"]\n'
     )
     command = Path(sys.executable).with_name("license-proxy")
     process = await asyncio.create_subprocess_exec(

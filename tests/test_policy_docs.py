@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 import tomllib
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ import jwt
 import pytest
 
 from plugins.policy.settings import CatalogSettings, ElectionSettings
+from plugins.vendors.keyos.authcheck import check_data, read_authentication_xml
 from proxy import hookimpl
 from proxy.builder import build_pipeline
 from proxy.errors import ConfigError
@@ -78,6 +80,9 @@ DOC_SETTINGS: dict[str, dict[str, Any]] = {
         "widevine_request": "template",
         "policy_enforced_by_vendor": ["playready", "fairplay"],
     },
+    # The profile at EZDRM, and the KeyOS account, hold what their requests can't carry.
+    "ezdrm": {"policy_enforced_by_vendor": True},
+    "keyos": {"policy_enforced_by_vendor": True, "restrict_keys": True},
 }
 
 
@@ -94,14 +99,21 @@ def doc_config(sandbox, example: str, vendor: str, **settings: Any) -> dict[str,
 
 
 async def rendered(
-    sandbox, example: str, vendor: str, drm: DrmSystem, dev_token, *, widevine: bool = True
+    sandbox,
+    example: str,
+    vendor: str,
+    drm: DrmSystem,
+    dev_token,
+    *,
+    widevine: bool = True,
+    **settings: Any,
 ) -> dict[str, Any]:
     """What the adapter of ``vendor`` puts in its request for the example's elected policy
     (``widevine=False``: with the policies limited to PlayReady and FairPlay)."""
     doc = examples()[example]
     claims, content_id = CASES[example]
     config = proxy_config()
-    extra = DOC_SETTINGS.get(vendor, {})
+    extra = {**DOC_SETTINGS.get(vendor, {}), **settings}
     config["backends"] = {"primary": sandbox.backend(vendor, **extra)}
     config["policies"] = doc["policies"]
     if not widevine:
@@ -130,6 +142,13 @@ async def rendered(
         return jwt.decode(token, options=unverified)
     if vendor == "widevine_cloud":
         return json.loads(base64.b64decode(json.loads(request.body)["request"]))
+    if vendor == "ezdrm":
+        return {"url": request.url, "body": request.body, "headers": request.headers}
+    if vendor == "keyos":
+        _, data, _ = read_authentication_xml(request.headers["customdata"])
+        facts, problems = check_data(data, time.time())
+        assert problems == []
+        return facts
     if request.headers.get("Content-Type") == "application/json":
         return json.loads(request.body)
     return {}
@@ -391,3 +410,148 @@ def test_every_toml_block_of_the_doc_parses_and_its_sections_validate():
             ElectionSettings.model_validate(doc["policy_election"])
         if "catalog" in doc:
             CatalogSettings.model_validate(doc["catalog"])
+
+
+# -- EZDRM and BuyDRM KeyOS ---------------------------------------------------------------
+
+DRMS = [DrmSystem.WIDEVINE, DrmSystem.PLAYREADY, DrmSystem.FAIRPLAY]
+
+
+@pytest.mark.parametrize("example", list(CASES))
+@pytest.mark.parametrize("drm", DRMS)
+async def test_ezdrm_is_sent_the_challenge_at_the_policys_profile(
+    vendor_sandbox, dev_token, example, drm
+):
+    profiles = {example: {"widevine": "1D331C", "playready": "2E442D"}}
+    sent = await rendered(vendor_sandbox, example, "ezdrm", drm, dev_token, policy_px=profiles)
+    assert sent["body"] == b"challenge"
+    if drm is DrmSystem.FAIRPLAY:
+        assert sent["url"].endswith("/api/licenses/" + CASES[example][1].replace("/", "%2F"))
+    else:
+        assert sent["url"].endswith(f"?pX={profiles[example][drm.value]}")
+
+
+#: The rules each example can't put in a request, by example and vendor (key paths).
+REFUSED_AT_START = {
+    ("movie-rental", "ezdrm"): {
+        "license.license_duration",
+        "license.rental_duration",
+        "license.playback_duration",
+        "tracks.DEFAULT.widevine_security_level",
+        "tracks.DEFAULT.hdcp",
+    },
+    ("movie-rental", "keyos"): {
+        "license.license_duration",
+        "license.rental_duration",
+        "license.playback_duration",
+    },
+    ("offline-download", "keyos"): {
+        "license.renewal.recovery_window",
+        "license_overrides.playready.license_duration",
+        "license.license_duration",
+    },
+    ("studio-split", "keyos"): {
+        "allowed_track_types",
+        "tracks.UHD1.disable_analog_output",
+        "license.persistent",
+        "license.license_duration",
+        "tracks.HD.fairplay_hdcp",
+        "tracks.UHD1.fairplay_hdcp",
+        "tracks.UHD1.fairplay_allow_airplay",
+        "tracks.UHD1.fairplay_allow_av_adapter",
+    },
+}
+
+
+@pytest.mark.parametrize(("example", "vendor"), list(REFUSED_AT_START))
+def test_what_ezdrm_and_keyos_cant_carry_fails_the_start_unless_the_vendor_enforces_it(
+    vendor_sandbox, example, vendor
+):
+    refused = {"policy_enforced_by_vendor": False}
+    if vendor == "keyos":
+        refused["restrict_keys"] = False
+    with pytest.raises(ConfigError) as raised:
+        build_pipeline(doc_config(vendor_sandbox, example, vendor, **refused))
+    first = {k.removeprefix("policies[0].") for k, _ in raised.value.errors if "[0]" in k}
+    assert first == REFUSED_AT_START[example, vendor]
+    build_pipeline(doc_config(vendor_sandbox, example, vendor))
+
+
+async def test_the_rental_as_keyos_gets_it(vendor_sandbox, dev_token):
+    unlisted = {"restrict_keys": False}
+    facts = await rendered(
+        vendor_sandbox, "movie-rental", "keyos", DrmSystem.WIDEVINE, dev_token, **unlisted
+    )
+    assert "key_ids" not in facts
+    assert facts["widevine"] == {"can_play": True, "can_persist": True, "license_duration": 2592000}
+    assert facts["widevine_specs"] == {
+        track: {"security_level": 1, "RequiredHDCP": "HDCP_NONE"}
+        for track in ("AUDIO", "SD", "HD", "UHD1", "UHD2")
+    }
+    facts = await rendered(
+        vendor_sandbox, "movie-rental", "keyos", DrmSystem.PLAYREADY, dev_token, **unlisted
+    )
+    assert facts["playready_licenses"] == [{}]  # one bare License type="simple"
+    facts = await rendered(
+        vendor_sandbox, "movie-rental", "keyos", DrmSystem.FAIRPLAY, dev_token, **unlisted
+    )
+    assert facts["fairplay"] == {"persistent": True}
+
+
+@pytest.mark.parametrize("drm", DRMS)
+async def test_the_download_as_keyos_gets_it(vendor_sandbox, dev_token, drm):
+    facts = await rendered(
+        vendor_sandbox, "offline-download", "keyos", drm, dev_token, restrict_keys=False
+    )
+    assert "key_ids" not in facts
+    if drm is DrmSystem.WIDEVINE:
+        assert facts["widevine"] == {
+            "can_play": True,
+            "can_persist": True,
+            "license_duration": 604800,
+        }
+        assert "widevine_specs" not in facts
+    elif drm is DrmSystem.PLAYREADY:
+        assert facts["playready_licenses"] == [{}]
+    else:
+        assert facts["fairplay"] == {"persistent": True}
+
+
+@pytest.mark.parametrize("drm", DRMS)
+async def test_the_split_as_keyos_gets_it(vendor_sandbox, dev_token, drm):
+    facts = await rendered(vendor_sandbox, "studio-split", "keyos", drm, dev_token)
+    assert facts["key_ids"] == [AUDIO, SD, HD, UHD1]
+    if drm is DrmSystem.WIDEVINE:
+        assert facts["widevine"] == {
+            "can_play": True,
+            "can_persist": False,
+            "license_duration": 43200,
+        }
+        level1 = {"security_level": 1, "RequiredHDCP": "HDCP_NONE"}
+        assert facts["widevine_specs"] == {
+            "AUDIO": level1,
+            "SD": level1,
+            "HD": {"security_level": 3, "RequiredHDCP": "HDCP_V1"},
+            "UHD1": {
+                "security_level": 5,
+                "RequiredHDCP": "HDCP_V2_2",
+                "RequiredCGMS": "COPY_NEVER",
+            },
+        }
+    elif drm is DrmSystem.PLAYREADY:
+        assert facts["playready_licenses"] == [
+            {"key_id": AUDIO, "policy": 2000},
+            {"key_id": SD, "policy": 2000},
+            {
+                "key_id": HD,
+                "policy": 3000,
+                "play": {"UncompressedDigitalVideo": 300, "AnalogVideo": 200},
+            },
+            {
+                "key_id": UHD1,
+                "policy": 3000,
+                "play": {"CompressedDigitalVideo": 500, "UncompressedDigitalVideo": 300},
+            },
+        ]
+    else:
+        assert facts["fairplay"] == {"persistent": False}

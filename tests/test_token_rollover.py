@@ -214,7 +214,8 @@ async def test_a_discovery_document_naming_another_issuer_is_not_trusted(
 ):
     key_server.issuer = "https://impostor.example.test/"
     proxy = await proxy_factory(auth_config(key_server, discovery=True), clock=fake_clock)
-    assert await acquire(proxy, http, token(fake_clock, "k1")) == "TOKEN_KEY_UNKNOWN"
+    # No key set was ever loaded, so the token can't be judged: retryable, not a bad token.
+    assert await acquire(proxy, http, token(fake_clock, "k1")) == "KEY_SOURCE_UNAVAILABLE"
     assert key_server.jwks_requests == 0
     assert fetches("issuer_mismatch", "start") >= 1
 
@@ -282,7 +283,7 @@ async def test_stopping_the_proxy_ends_a_fetch_under_way(key_server, fake_clock)
     async with pipeline.running():
         waiting = asyncio.create_task(reason(plugin, token(fake_clock, "k1")))
         await eventually(lambda: key_server.jwks_requests == 1, "the first fetch began")
-    assert await waiting == "TOKEN_KEY_UNKNOWN"
+    assert await waiting == "KEY_SOURCE_UNAVAILABLE"  # the first fetch never ended
     key_server.stall.set()
 
 

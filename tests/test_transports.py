@@ -18,6 +18,7 @@ from licenseproxy.v1 import license_proxy_pb2 as pb
 from plugins.vendors.clearkey import derive_key
 from proxy import ProxyError, Reason, hookimpl
 from proxy.encoding import b64url_decode, b64url_encode
+from proxy.problem_types import DEFAULT_TYPES
 from proxy.secrets import resolve_secret
 from proxy.testing import proxy_config
 from proxy.tokens import development_key, mint
@@ -79,7 +80,7 @@ async def via_http(
         problem = json.loads(body)
         assert problem["request_id"] == request_id
         assert problem["status"] == response.status
-        assert problem["type"] == "about:blank"
+        assert problem["type"] == DEFAULT_TYPES.get(Reason(problem["reason"]), "about:blank")
         return Outcome(False, problem["reason"], response.status, problem, request_id)
 
 

@@ -26,7 +26,7 @@ import pytest
 from proxy.builder import build_pipeline, installed_vendors
 from proxy.errors import ConfigError
 from proxy.model import DrmSystem
-from proxy.testing import proxy_config
+from proxy.testing import embedded_default_text, proxy_config
 from proxy.testing.emulator import license_facts
 from proxy.testing.sandbox import Sandbox
 from proxy.tokens import development_token
@@ -107,8 +107,7 @@ def test_what_it_declares_no_rendering_for_fails_the_start_with_the_key_path(acm
 
 async def test_it_joins_serve_sandbox(acme, tmp_path):
     config = tmp_path / "sandbox.toml"
-    text = (ROOT / "proxy" / "default.toml").read_text(encoding="utf-8")
-    config.write_text(text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0"))
+    config.write_text(embedded_default_text())
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -8,13 +8,13 @@ import os
 import re
 import signal
 import sys
-from importlib import resources
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from proxy.model import DrmSystem
+from proxy.testing import embedded_default_text
 from proxy.testing.emulator import license_facts
 from proxy.tokens import development_token
 from tests import vendor_matrix
@@ -26,9 +26,7 @@ SERVING = re.compile(rb"serving gRPC on [\d.]+:(\d+) and HTTP on [\d.]+:(\d+)")
 @pytest.fixture
 def config_file(tmp_path: Path) -> Path:
     """The embedded default on ephemeral loopback ports."""
-    text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
-    text = text.replace("port = 50051", "port = 0").replace("port = 8080", "port = 0")
-    text = text.replace("port = 8081", "port = 0")
+    text = embedded_default_text()
     path = tmp_path / "sandbox.toml"
     path.write_text(text, encoding="utf-8")
     return path

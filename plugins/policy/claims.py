@@ -124,7 +124,7 @@ def _validate(model: type[M], data: dict[str, Any], where: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        path, message = validation_errors(exc, where)[0]
+        path, message = validation_errors(exc, where, model)[0]
         raise PolicyClaimError(f"{path}: {message}") from None
 
 

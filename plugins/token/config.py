@@ -201,6 +201,9 @@ class AuthConfig(StrictModel):
     """A header that carries the raw token (besides ``Authorization: Bearer``)."""
     query_parameter: str | None = None
     """A query parameter that carries the token on the HTTP bridge."""
+    cookie: str | None = Field(default=None, pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+    """A cookie that carries the token, read last; a request from a web page whose
+    ``Origin`` is not in ``server.cors.allow_origins`` may not use it."""
     cache_size: int = Field(default=4096, ge=0)
     """Verified tokens remembered (renewals and repeated requests skip the signature); 0: off."""
     issuers: list[IssuerConfig] = Field(default_factory=list)

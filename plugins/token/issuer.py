@@ -18,6 +18,15 @@ class KeyRefresher(Protocol):
         throttled or not running."""
         ...
 
+    @property
+    def ever_loaded(self) -> bool:
+        """True once a key set was fetched (or carried over from a reload)."""
+        ...
+
+    def next_refresh_in(self) -> float:
+        """Seconds until the next scheduled fetch."""
+        ...
+
 
 class Clock(Protocol):
     """The time source (``services.clock``)."""

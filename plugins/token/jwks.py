@@ -12,7 +12,9 @@ Key rollover must never stop license delivery, so:
   under way shares that one fetch;
 - a failed or timed-out fetch (or a document with no usable key) keeps the
   last good keys serving; it is logged, counted, and retried after
-  ``retry_interval``, doubling up to ``interval``;
+  ``retry_interval``, doubling up to ``interval``; while no fetch has ever
+  succeeded, a token that needs the set is KEY_SOURCE_UNAVAILABLE (retryable),
+  not TOKEN_KEY_UNKNOWN (:attr:`RemoteKeys.ever_loaded`);
 - a successful fetch replaces the set, so a key the issuer removed stops
   verifying after the next refresh;
 - a configuration reload keeps the last good set: the keys one pipeline
@@ -160,6 +162,7 @@ class RemoteKeys:
         self.fetches = 0
         #: Successful fetches.
         self.successes = 0
+        self._seeded = False
         #: Seconds since the epoch of the last good fetch.
         self.last_success: float | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -188,6 +191,7 @@ class RemoteKeys:
             self._parsed = dict(snapshot.parsed)
         keys = self._usable_keys(list(snapshot.entries))
         if keys:
+            self._seeded = True
             self.install(keys)
             log.info(
                 "issuer %s: %d signing keys carried over from the previous configuration",
@@ -220,6 +224,12 @@ class RemoteKeys:
     def running(self) -> bool:
         """True between :meth:`start` and :meth:`stop`."""
         return self._session is not None
+
+    @property
+    def ever_loaded(self) -> bool:
+        """True once this source had a key set: fetched, or carried over from a reload. Until
+        then its issuer's tokens can't be judged (KEY_SOURCE_UNAVAILABLE, not a bad token)."""
+        return self.successes > 0 or self._seeded
 
     def next_refresh_in(self) -> float:
         """Seconds (on the injected clock) until the next scheduled fetch; 0 when due."""

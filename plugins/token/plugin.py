@@ -27,6 +27,7 @@ class TokenPlugin:
         self.remote: list[RemoteKeys] = []
         self._remote_issuers: list[Issuer] = []
         self.renewal_grace = False
+        self.cookie_origins: frozenset[str] = frozenset()
 
     @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
@@ -37,6 +38,8 @@ class TokenPlugin:
         self.settings = settings
         if settings.header:
             config.read_request_header(settings.header)
+        if settings.cookie:
+            self._check_cookie(config)
         loopback = config.server.grpc.is_loopback and config.server.http.is_loopback
         clock = config.services.clock
         issuers = []
@@ -91,6 +94,30 @@ class TokenPlugin:
             source.status(len(issuer.keys))
             for source, issuer in zip(self.remote, self._remote_issuers, strict=True)
         ]
+
+    def _check_cookie(self, config: ConfigContext) -> None:
+        """A token cookie is used only from the origins CORS names (plugins/token/sources.py)."""
+        cors = config.server.cors
+        if "*" in cors.allow_origins:
+            config.error(
+                "auth.cookie",
+                'a token cookie needs server.cors.allow_origins named, not "*": any web page '
+                "could make the user's browser spend it",
+            )
+            return
+        self.cookie_origins = frozenset(cors.allow_origins)
+        if not cors.allow_origins:
+            config.warn(
+                "auth.cookie",
+                "server.cors.allow_origins is empty: only requests with no Origin (not "
+                "from a web page) may use the cookie; list your player pages' origins",
+            )
+        elif not cors.allow_credentials:
+            config.warn(
+                "auth.cookie",
+                "server.cors.allow_credentials is off: browsers send the cookie cross-origin "
+                "only in credentials mode, and then hide answers that do not allow it",
+            )
 
     @staticmethod
     def _configured_keys(
@@ -151,7 +178,7 @@ class TokenPlugin:
     @hookimpl
     async def proxy_authenticate(self, ctx: RequestContext) -> Principal | None:
         """Verify the request's token; None when it carries none."""
-        token = find_token(ctx.request, self.settings)
+        token = find_token(ctx.request, self.settings, origins=self.cookie_origins)
         if token is None:
             return None
         if self.verifier is None or not self.verifier.issuers:

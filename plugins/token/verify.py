@@ -247,12 +247,24 @@ class TokenVerifier:
         issuer: Issuer, kid: str | None, alg: str
     ) -> list[VerificationKey]:
         """The set lacks the token's key: fetch (throttled, shared), look again, then fall back
-        to the keys configured without id."""
-        if issuer.refresher is not None and await issuer.refresher.refresh_for_unknown_kid():
+        to the keys configured without id; KEY_SOURCE_UNAVAILABLE when none fits and the
+        issuer's key source has never been reached."""
+        refresher = issuer.refresher
+        if refresher is not None and await refresher.refresh_for_unknown_kid():
             keys = issuer.keys.select(kid, alg)
             if keys is not None:
                 return keys
-        return issuer.keys.select_anonymous(alg)
+        try:
+            return issuer.keys.select_anonymous(alg)
+        except ProxyError:
+            if refresher is None or refresher.ever_loaded:
+                raise
+        # The key source has never answered: the token may well be good, so say so, retryably.
+        raise ProxyError(
+            Reason.KEY_SOURCE_UNAVAILABLE,
+            "the issuer's signing keys could not be fetched yet",
+            retry_after=max(1.0, refresher.next_refresh_in()),
+        )
 
     @staticmethod
     def _verify_signature(

@@ -16,7 +16,7 @@ import struct
 import uuid
 from collections.abc import Iterable, Mapping
 
-from proxy.challenge.pssh import WIDEVINE_SYSTEM_ID
+from proxy.challenge.pssh import PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID
 from proxy.encoding import b64url_encode
 
 # -- protobuf wire format -----------------------------------------------------------
@@ -225,6 +225,14 @@ def wrm_header(version: str, key_ids: Iterable[bytes], algid: str = "AESCTR") ->
     return f'<WRMHEADER xmlns="{PLAYREADY_HEADER_NS}" version="{version}"><DATA>{data}</DATA></WRMHEADER>'
 
 
+def playready_header_object(header: str) -> bytes:
+    """A PlayReady Header Object holding ``header`` (a WRMHEADER) as its one record:
+    ``length(u32le) count(u16le)``, then ``type(u16le) = 1, length(u16le)``, UTF-16LE."""
+    record = header.encode("utf-16-le")
+    body = struct.pack("<HHH", 1, 1, len(record)) + record
+    return struct.pack("<I", len(body) + 4) + body
+
+
 def playready_challenge(
     header: str, *, custom_data: str | None = None, client_version: str = "4.2.0.5545"
 ) -> bytes:
@@ -303,9 +311,19 @@ def fairplay_json(spc: bytes, **extra: str) -> bytes:
 # -- ClearKey -----------------------------------------------------------------------------
 
 
-def clearkey_request(*key_ids: bytes, session_type: str | None = "temporary") -> bytes:
-    """A W3C ClearKey license request (a release message when ``session_type`` is None)."""
-    doc: dict[str, object] = {"kids": [b64url_encode(k) for k in key_ids]}
+def clearkey_request(
+    *key_ids: bytes, session_type: str | None = "temporary", standard_base64: bool = False
+) -> bytes:
+    """A W3C ClearKey license request (a release message when ``session_type`` is None).
+
+    :param standard_base64: write the key ids as Android's ClearKey CDM did before 8.1:
+        standard base64 with the padding removed.
+    """
+    if standard_base64:
+        kids = [base64.b64encode(k).rstrip(b"=").decode("ascii") for k in key_ids]
+    else:
+        kids = [b64url_encode(k) for k in key_ids]
+    doc: dict[str, object] = {"kids": kids}
     if session_type is not None:
         doc["type"] = session_type
     return json.dumps(doc).encode()
@@ -319,7 +337,8 @@ def seed_challenges() -> dict[str, list[bytes]]:
     kid = uuid.UUID("4060a865-8878-4267-9cbf-91ae5bae1e72").bytes
     kid2 = uuid.UUID("a2c786d0-f9ef-4cb3-b333-cd323a4284a5").bytes
     spc = fairplay_spc(payload_size=300)
-    soap = playready_challenge(wrm_header("4.3.0.0", [kid, kid2]), custom_data="User=x")
+    header = wrm_header("4.3.0.0", [kid, kid2])
+    soap = playready_challenge(header, custom_data="User=x")
     widevine_box = pssh_box(WIDEVINE_SYSTEM_ID, widevine_pssh_data([kid], content_id=b"c"))
     return {
         "widevine": [
@@ -350,5 +369,12 @@ def seed_challenges() -> dict[str, list[bytes]]:
         "pssh": [
             widevine_box,
             pssh_box(WIDEVINE_SYSTEM_ID, widevine_pssh_data([kid2]), key_ids=[kid]) + widevine_box,
+        ],
+        "initdata": [
+            widevine_box + pssh_box(PLAYREADY_SYSTEM_ID, playready_header_object(header)),
+            playready_header_object(wrm_header("4.0.0.0", [kid])),
+            header.encode(),
+            header.encode("utf-16"),
+            clearkey_request(kid, kid2, session_type=None),
         ],
     }

@@ -15,6 +15,7 @@ from proxy.challenge.fairplay import (
     parse_fairplay,
     read_content_id,
 )
+from proxy.challenge.initdata import InitDataInfo, parse_init_data
 from proxy.challenge.playready import parse_playready
 from proxy.challenge.pssh import parse_pssh_boxes
 from proxy.challenge.widevine import parse_widevine
@@ -55,6 +56,7 @@ TARGETS: dict[str, Callable[[bytes], Any]] = {
     "clearkey": parse_clearkey,
     "pssh": parse_pssh_boxes,
     "fairplay_content_id": _content_id,
+    "initdata": parse_init_data,
 }
 
 
@@ -72,7 +74,18 @@ def run_target(name: str, body: bytes) -> Any:
         return None
     if isinstance(result, ChallengeInfo):
         check_info(result)
+    if isinstance(result, InitDataInfo):
+        check_init_data(result)
     return result
+
+
+def check_init_data(info: InitDataInfo) -> None:
+    """The invariants of what init data is read as."""
+    assert info.systems
+    assert all(len(s.system_id) == 16 for s in info.systems)
+    assert all(len(k) == 16 for s in info.systems for k in s.key_ids)
+    assert all(isinstance(w, str) and w.isprintable() for w in info.warnings)
+    assert all(s.content_id is None or s.content_id.isprintable() for s in info.systems)
 
 
 def check_info(info: ChallengeInfo) -> None:

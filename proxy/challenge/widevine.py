@@ -94,6 +94,36 @@ def _decode(message: Any, data: bytes, reason: str) -> Any:
         raise invalid(DRM, reason) from None
 
 
+def decode_pssh_data(raw: bytes) -> Any:
+    """A ``WidevinePsshData`` message (the payload of a Widevine ``pssh`` box).
+
+    :raises ProxyError: CHALLENGE_INVALID when it is not one, or lists too many key ids.
+    """
+    data = _decode(pb.WidevinePsshData, raw, "the pssh data is not Widevine pssh data")
+    if len(data.key_ids) > MAX_KEY_IDS:
+        raise invalid(DRM, f"the pssh data lists more than {MAX_KEY_IDS} key ids")
+    return data
+
+
+def pssh_data_details(data: Any, details: dict[str, Any]) -> None:
+    """Add what a ``WidevinePsshData`` says beyond key ids and content id to ``details``
+    (values already there are kept: the first pssh data read wins)."""
+    if data.HasField("protection_scheme"):
+        details.setdefault("protection_scheme", _four_cc(data.protection_scheme))
+    if data.HasField("provider"):
+        details.setdefault("widevine_provider", safe_text(data.provider))
+    if data.HasField("policy"):
+        details.setdefault("widevine_policy", safe_text(data.policy))
+    if data.HasField("type"):
+        details.setdefault("widevine_pssh_type", _PSSH_TYPES.get(data.type, str(data.type)))
+    if data.HasField("crypto_period_index"):
+        details.setdefault("widevine_crypto_period_index", data.crypto_period_index)
+    if data.HasField("video_feature"):
+        details.setdefault("widevine_video_feature", safe_text(data.video_feature))
+    if data.group_ids:
+        details.setdefault("widevine_group_id_count", len(data.group_ids))
+
+
 def _four_cc(value: int) -> str:
     raw = value.to_bytes(4, "big")
     return (
@@ -232,9 +262,7 @@ class _Reader:
             self.warnings.add("the init data holds no Widevine or common pssh box")
 
     def _pssh_data(self, raw: bytes) -> None:
-        data = _decode(pb.WidevinePsshData, raw, "the pssh data is not Widevine pssh data")
-        if len(data.key_ids) > MAX_KEY_IDS:
-            raise invalid(DRM, f"the pssh data lists more than {MAX_KEY_IDS} key ids")
+        data = decode_pssh_data(raw)
         for key_id in data.key_ids:
             self.key_ids.add(key_id, "a pssh data key id")
         if data.HasField("content_id") and data.content_id:
@@ -243,23 +271,7 @@ class _Reader:
                 self.details["widevine_content_id"] = self.content_id
             elif data.content_id != self.content_id:
                 self.warnings.add("the pssh data name different content ids; the first is used")
-        if data.HasField("protection_scheme"):
-            scheme = _four_cc(data.protection_scheme)
-            self.details.setdefault("protection_scheme", scheme)
-        if data.HasField("provider"):
-            self.details.setdefault("widevine_provider", safe_text(data.provider))
-        if data.HasField("policy"):
-            self.details.setdefault("widevine_policy", safe_text(data.policy))
-        if data.HasField("type"):
-            self.details.setdefault(
-                "widevine_pssh_type", _PSSH_TYPES.get(data.type, str(data.type))
-            )
-        if data.HasField("crypto_period_index"):
-            self.details.setdefault("widevine_crypto_period_index", data.crypto_period_index)
-        if data.HasField("video_feature"):
-            self.details.setdefault("widevine_video_feature", safe_text(data.video_feature))
-        if data.group_ids:
-            self.details.setdefault("widevine_group_id_count", len(data.group_ids))
+        pssh_data_details(data, self.details)
 
     def _existing_license(self, form: Any) -> None:
         if not form.HasField("license_id"):

@@ -35,7 +35,7 @@ import pytest
 
 from proxy.testing.adapters import vendor_call
 from proxy.testing.clock import FakeClock
-from proxy.testing.configs import proxy_config, toml_config
+from proxy.testing.configs import embedded_default_text, proxy_config, toml_config
 from proxy.testing.running import ProxyFactory, RunningProxy, start_proxy
 from proxy.tokens import development_token
 
@@ -153,6 +153,7 @@ __all__ = [
     "ProxyFactory",
     "RunningProxy",
     "development_token",
+    "embedded_default_text",
     "proxy_config",
     "start_proxy",
     "toml_config",

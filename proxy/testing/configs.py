@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
+from importlib import resources
 from typing import Any
 
 from proxy.builder import embedded_default
@@ -33,6 +35,13 @@ def proxy_config(
     if "admin" in config:
         config = _merge(config, {"admin": {"port": 0}})
     return _merge(config, overrides or {})
+
+
+def embedded_default_text(*, ephemeral_ports: bool = True) -> str:
+    """The embedded default's TOML text, for tests that write a config file for a process;
+    with every listener (gRPC, HTTP, admin) on a free port unless ``ephemeral_ports`` is off."""
+    text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
+    return re.sub(r"(?m)^port = \d+$", "port = 0", text) if ephemeral_ports else text
 
 
 def toml_config(text: str) -> dict[str, Any]:

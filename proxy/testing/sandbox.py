@@ -133,9 +133,16 @@ class Sandbox:
         return "\n".join(lines)
 
 
-async def _serve(raw: dict[str, Any], base_dir: Any) -> int:
-    from proxy.builder import build_pipeline, installed_vendors
+async def _serve(
+    raw: dict[str, Any],
+    base_dir: Any,
+    config: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> int:
+    from proxy.builder import build_pipeline, installed_vendors, load_config
     from proxy.errors import ConfigError
+    from proxy.overrides import with_overrides
+    from proxy.pipeline import Pipeline
     from proxy.server import ProxyApp
 
     try:
@@ -158,20 +165,30 @@ async def _serve(raw: dict[str, Any], base_dir: Any) -> int:
             print("--sandbox serves on loopback listeners only", file=sys.stderr)
             return 2
         print(sandbox.describe(), file=sys.stderr, flush=True)
-        await ProxyApp(pipeline).serve_forever()
+
+        def rebuild() -> Pipeline:
+            # SIGHUP: the file read again, routed to the same running emulators.
+            fresh, fresh_base = load_config(config) if config is not None else (raw, base_dir)
+            fresh = with_overrides(fresh, overrides or {})
+            return build_pipeline(sandbox.config(fresh), base_dir=fresh_base)
+
+        await ProxyApp(pipeline, rebuild=rebuild).serve_forever()
     finally:
         await sandbox.stop()
     return 0
 
 
-def serve_sandbox(config: str | None) -> int:
-    """``license-proxy serve --sandbox``: the emulators, then the proxy routed to them, until SIGTERM."""
+def serve_sandbox(config: str | None, overrides: dict[str, Any] | None = None) -> int:
+    """``license-proxy serve --sandbox``: the emulators, then the proxy routed to them, until
+    SIGTERM (``overrides``: the ``[server]`` settings the command line gives)."""
     from proxy.builder import load_config
     from proxy.errors import ConfigError
     from proxy.logs import setup_logging
+    from proxy.overrides import with_overrides
 
     try:
         raw, base_dir = load_config(config)
+        raw = with_overrides(raw, overrides or {})
     except ConfigError as exc:
         for path, message in exc.errors:
             print(f"{path}: {message}", file=sys.stderr)
@@ -179,7 +196,7 @@ def serve_sandbox(config: str | None) -> int:
     log = raw.get("log", {}) if isinstance(raw.get("log"), dict) else {}
     setup_logging(str(log.get("level", "INFO")), str(log.get("format", "text")))
     try:
-        return asyncio.run(_serve(raw, base_dir))
+        return asyncio.run(_serve(raw, base_dir, config, overrides))
     except OSError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1

@@ -34,7 +34,11 @@ class UpstreamSettings(BackendSettings):
     """Pause before retrying a connection that could not be made."""
     circuit_breaker: CircuitSettings = CircuitSettings()
     service_certificate_cache: Duration = 3600.0
-    """How long a Widevine service certificate fetched from this backend is reused (0: never)."""
+    """How long a Widevine service certificate fetched from this backend is reused (0: never);
+    the FairPlay application certificate from ``fairplay_certificate_url`` too."""
+    fairplay_certificate_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+")
+    """Where this vendor serves the FairPlay application certificate (DER, PEM or base64),
+    fetched with a GET for ``GET /v1/certificates/fairplay`` when the config gives none."""
     correlation_header: str = CORRELATION_HEADER
     """The request header that carries the proxy's request id to the vendor."""
 

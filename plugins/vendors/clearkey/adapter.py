@@ -3,7 +3,8 @@
 Keys come from inline values, a JSON file, or a key seed: for a seed, the key
 of any key id is the first 16 bytes of HMAC-SHA256(seed, the 16 key-id bytes).
 The answer is a JSON Web Key Set with base64url values and no padding, which
-is what browser CDMs accept.
+is what browser CDMs accept; Android's ClearKey CDM before 8.1 gets it in the
+standard base64 it asked in (:func:`proxy.challenge.clearkey.license_json`).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from proxy import (
     VendorCall,
     VendorLicense,
     b64url_decode,
-    b64url_encode,
     parse_key_id,
     prepare,
 )
+from proxy.challenge.clearkey import license_json, release_json, wants_standard_base64
 
 CONTENT_TYPE = "application/json"
 
@@ -109,20 +110,27 @@ class ClearKeyAdapter:
         """A JSON Web Key Set for the requested keys (or a release acknowledgement)."""
         challenge = call.challenge
         key_ids = call.key_ids
+        standard_base64 = wants_standard_base64(challenge)
         if challenge.request_type is RequestType.RELEASE:
-            ack = {"kids": [b64url_encode(k) for k in key_ids]}
-            return VendorLicense(_json(ack), CONTENT_TYPE, key_ids)
+            ack = release_json(key_ids, standard_base64=standard_base64)
+            return VendorLicense(ack, CONTENT_TYPE, key_ids)
         prepare(call, RENDERING, "clearkey", self.clock.time())
         session_type = challenge.details.get("session_type", "temporary")
         license_settings = call.policy.license
         if license_settings.can_play is False:
-            raise _rejected("POLICY_FORBIDS_PLAY", "the policy does not allow playback")
+            # No vendor is involved: the operator's own policy says no (not UPSTREAM_REJECTED).
+            policy = call.policy.name
+            raise ProxyError(
+                Reason.NOT_ENTITLED,
+                f"the operator's policy {policy!r} does not allow playback (can_play = false)",
+                metadata={"policy": policy, "cause": "can_play"},
+            )
         if session_type != "temporary" and license_settings.persistent is not True:
             raise _rejected(
                 "PERSISTENCE_NOT_ALLOWED", "the policy does not allow persistent licenses"
             )
         allowed = call.policy.allowed_track_types
-        keys = []
+        keys: list[tuple[bytes, bytes]] = []
         issued = []
         for key_id in key_ids:
             track = call.policy.key_track_types.get(key_id)
@@ -132,17 +140,12 @@ class ClearKeyAdapter:
             key = self.key_for(key_id)
             if key is None:
                 raise _rejected("KEY_NOT_FOUND", "a requested key is not known to this backend")
-            keys.append({"kty": "oct", "kid": b64url_encode(key_id), "k": b64url_encode(key)})
+            keys.append((key_id, key))
             issued.append(key_id)
         if not keys:
             raise _rejected("NO_KEYS_ALLOWED", "the policy allows none of the requested keys")
-        return VendorLicense(
-            _json({"keys": keys, "type": session_type}), CONTENT_TYPE, tuple(issued)
-        )
-
-
-def _json(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+        body = license_json(keys, session_type, standard_base64=standard_base64)
+        return VendorLicense(body, CONTENT_TYPE, tuple(issued))
 
 
 def _rejected(code: str, detail: str) -> ProxyError:
