@@ -97,8 +97,9 @@ async def test_a_retry_counts_once_against_rates_and_concurrency(
 async def test_a_retry_after_a_dropped_answer_succeeds_with_one_use(
     state, vendor_sandbox, proxy_factory, fake_clock, token
 ):
-    """The stand-in for the browser test: a real aiohttp client sends the license request
-    and drops the connection before the answer comes; the player's retry gets a license."""
+    """A real aiohttp client sends the license request and drops the connection before the
+    answer comes (a player's timeout); its retry gets a license, on every store. The
+    browser version (shaka-player and dash.js in Chromium): tests/players/test_player_sessions.py."""
     config = sessions_config(vendor_sandbox, state, grace=None, access=rules())
     proxy = await proxy_factory(config, clock=fake_clock)
     alice = token()
