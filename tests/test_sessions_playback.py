@@ -12,8 +12,11 @@ import grpc
 import pytest
 
 from plugins.access.playback import cmcd_session_id
-from proxy.model import LicenseRequest
+from proxy.challenge import samples
+from proxy.model import DrmSystem, LicenseRequest
+from tests import vendor_matrix
 from tests.session_support import (
+    KID,
     VENDOR,
     new_license,
     release,
@@ -247,3 +250,39 @@ async def test_cmcd_in_the_query_and_unreadable_cmcd(
 def test_the_cmcd_session_id_is_read_as_a_structured_field(value, sid):
     assert cmcd_session_id(LicenseRequest(b"", headers={"cmcd-session": value})) == sid
     assert cmcd_session_id(LicenseRequest(b"", query={"CMCD": value})) == sid
+
+
+async def test_a_new_license_that_names_no_playback_is_refused(
+    state, vendor_sandbox, proxy_factory, fake_clock, token
+):
+    proxy = await proxy_factory(
+        sessions_config(vendor_sandbox, state, grace=None, access=concurrency()),
+        clock=fake_clock,
+    )
+    nameless = samples.widevine_license_request(key_ids=[], request_id=b"cdm-1")
+    refused = await widevine(proxy, token(), nameless)
+    assert (refused.reason, refused.status) == (
+        "REQUEST_INVALID",
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    # a renewal of a session it never recorded keeps no playback alive, and is not refused
+    assert (await widevine(proxy, token(), renewal(b"unknown"))).ok
+
+
+@pytest.mark.parametrize("vendor", vendor_matrix.emulated(DrmSystem.WIDEVINE))
+async def test_a_renewal_carries_its_sessions_keys_to_every_vendor(
+    vendor, vendor_sandbox, proxy_factory, dev_token
+):
+    """With sessions tracked, a renewal reaches the vendor with the key ids and content id
+    of the license it renews (it names neither itself)."""
+    state = {"store": "memory", "key_prefix": f"v{next(_prefixes)}:"}
+    config = sessions_config(vendor_sandbox, state, access=concurrency())
+    proxy = await proxy_factory(config)
+    alice = dev_token({"sub": "alice", "vendor": vendor})
+    assert (await widevine(proxy, alice, new_license(b"cdm-1"))).ok
+    renewed = await widevine(proxy, alice, renewal(b"cdm-1"))
+    assert renewed.ok, renewed
+    if vendor == "axinom":  # its entitlement message names the keys the session holds
+        message = vendor_sandbox[vendor].state.last.decoded["message"]
+        keys = message["content_keys_source"]["inline"]
+        assert [uuid.UUID(k["id"]).bytes for k in keys] == [KID]

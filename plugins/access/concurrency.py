@@ -29,6 +29,7 @@ from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import (
     ConfigContext,
     Duration,
+    ProxyError,
     Reason,
     SessionInfo,
     SessionMode,
@@ -177,6 +178,13 @@ class ConcurrencyRule:
         subject = identity(principal, settings.subject_claim, "concurrency")
         playback = self._playback(ctx, principal)
         if playback is None:
+            if mode is SessionMode.TAKE:
+                raise ProxyError(
+                    Reason.REQUEST_INVALID,
+                    "the request names no device, playback, content id or key id, so its "
+                    "playback can't be counted",
+                    field="content_id",
+                )
             ctx.note(f"a {request_type(ctx).value} of a playback this rule does not know")
             return
         ctx.playback = playback
