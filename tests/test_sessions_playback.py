@@ -14,6 +14,7 @@ import pytest
 from plugins.access.playback import cmcd_session_id
 from proxy.challenge import samples
 from proxy.model import DrmSystem, LicenseRequest
+from proxy.testing import proxy_config
 from tests import vendor_matrix
 from tests.session_support import (
     KID,
@@ -286,3 +287,21 @@ async def test_a_renewal_carries_its_sessions_keys_to_every_vendor(
         message = vendor_sandbox[vendor].state.last.decoded["message"]
         keys = message["content_keys_source"]["inline"]
         assert [uuid.UUID(k["id"]).bytes for k in keys] == [KID]
+
+
+async def test_a_cors_preflight_allows_the_cmcd_headers_players_send(proxy_factory, http):
+    """A player in CMCD header mode sends all four headers: a preflight that allowed only
+    CMCD-Session would keep the browser from sending the license request at all."""
+    config = proxy_config({"access": {"concurrency": {"limit": 2}}})
+    proxy = await proxy_factory(config)
+    headers = {
+        "Origin": "https://player.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, cmcd-request, cmcd-session",
+    }
+    async with http.options(f"{proxy.http_url}/v1/licenses/widevine", headers=headers) as answer:
+        assert answer.status == 204
+        allowed = {
+            h.strip().lower() for h in answer.headers["Access-Control-Allow-Headers"].split(",")
+        }
+    assert {"cmcd-object", "cmcd-request", "cmcd-session", "cmcd-status"} <= allowed

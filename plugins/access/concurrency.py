@@ -24,7 +24,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from plugins.access.claims import identity, request_type, slot_tag, state_key
-from plugins.access.playback import CMCD_HEADER, content_tag, playback_source
+from plugins.access.playback import CMCD_HEADERS, content_tag, playback_source
 from plugins.access.state import StateCheck, queue_check, require_store
 from proxy import (
     ConfigContext,
@@ -152,7 +152,8 @@ class ConcurrencyRule:
             # renewals find their playback through the license session they continue
             config.services.sessions.track(hold=settings.timeout)
             if settings.cmcd:
-                config.read_request_header(CMCD_HEADER)
+                for header in CMCD_HEADERS:  # CORS preflights allow what players send
+                    config.read_request_header(header)
 
     def _playback(self, ctx: RequestContext, principal: Principal) -> str | None:
         """The playback's id in the store (a digest), or None when nothing names it."""

@@ -36,6 +36,9 @@ from proxy.model import LicenseRequest, Principal, RequestContext
 #: Where CMCD data travels (CTA-5004): a query parameter, or its session header.
 CMCD_QUERY = "CMCD"
 CMCD_HEADER = "cmcd-session"
+#: Every header a player in CMCD header mode sends: a CORS preflight must allow them all,
+#: or the browser never sends the license request.
+CMCD_HEADERS = ("cmcd-object", "cmcd-request", "cmcd-session", "cmcd-status")
 #: The longest CMCD ``sid`` (CTA-5004 limits it to 64 characters).
 MAX_CMCD_SID = 64
 #: The longest CMCD value read at all.
@@ -103,4 +106,11 @@ def playback_source(
     return None
 
 
-__all__ = ["CMCD_HEADER", "CMCD_QUERY", "cmcd_session_id", "content_tag", "playback_source"]
+__all__ = [
+    "CMCD_HEADER",
+    "CMCD_HEADERS",
+    "CMCD_QUERY",
+    "cmcd_session_id",
+    "content_tag",
+    "playback_source",
+]
