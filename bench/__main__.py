@@ -18,6 +18,7 @@ SUITES = (
     "challenge",
     "token",
     "access",
+    "sessions",
     "policy",
     "vendors",
     "admin",
