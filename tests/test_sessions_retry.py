@@ -21,7 +21,8 @@ _prefixes = itertools.count()
 def state(request) -> dict:
     if request.param == "memory":
         return {"store": "memory", "key_prefix": f"retry{next(_prefixes)}:"}
-    return {"store": request.getfixturevalue("store_target")(request.param).url}
+    # generous: a loaded 2-core CI machine must not turn a slow answer into STATE_UNAVAILABLE
+    return {"store": request.getfixturevalue("store_target")(request.param).url, "timeout": "2s"}
 
 
 @pytest.fixture
