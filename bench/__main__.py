@@ -19,6 +19,7 @@ SUITES = (
     "challenge",
     "token",
     "access",
+    "sessions",
     "policy",
     "vendors",
     "adapters",

@@ -14,7 +14,10 @@ outside team's plugin may use (a test holds them to it). Everything else under
 - the request: :class:`RequestContext`, :class:`LicenseRequest`,
   :class:`ChallengeInfo`, :class:`Principal`, :class:`LicenseResult`...;
 - shared services: :class:`Services` (clock, upstream client, state store) and
-  the state operations (:class:`UseOp`, :class:`SessionOp`, :class:`RateOp`);
+  the state operations (:class:`UseOp`, :class:`SessionOp`, :class:`RateOp`,
+  :class:`RecordOp`) with their key names (:func:`state_key`, :func:`slot_tag`);
+- license sessions (:mod:`proxy.sessions`): :class:`LicenseSession`,
+  :func:`license_id`, :func:`find_session`, :func:`session_ops`;
 - the admin API's view of plugins: :class:`StatusBoard` (``services.status``),
   :class:`KeySourceStatus`, :class:`SessionDirectory`, :class:`SessionInfo`;
 - addresses and encodings: :class:`CidrSet`, :func:`parse_network`,
@@ -69,16 +72,28 @@ from proxy.model import (  # noqa: E402
 from proxy.policy import EffectivePolicy, Policy, TrackRules, TrackType  # noqa: E402
 from proxy.secrets import Secret, resolve_secret  # noqa: E402
 from proxy.services import Services  # noqa: E402
+from proxy.sessions import (  # noqa: E402
+    LicenseSession,
+    SessionTracking,
+    find_session,
+    license_id,
+    session_ops,
+)
 from proxy.stages import StageClock  # noqa: E402
 from proxy.state import (  # noqa: E402
     Op,
     Outcome,
     RateOp,
+    Record,
+    RecordMode,
+    RecordOp,
     SessionMode,
     SessionOp,
     StateStore,
     StateUnavailable,
     UseOp,
+    slot_tag,
+    state_key,
 )
 from proxy.statusboard import (  # noqa: E402
     KeySourceStatus,
@@ -122,6 +137,7 @@ __all__ = [
     "KeySourceStatus",
     "LicenseRequest",
     "LicenseResult",
+    "LicenseSession",
     "Op",
     "Outcome",
     "Policy",
@@ -131,6 +147,9 @@ __all__ = [
     "ProxyError",
     "RateOp",
     "Reason",
+    "Record",
+    "RecordMode",
+    "RecordOp",
     "RequestContext",
     "RequestType",
     "Seconds",
@@ -140,6 +159,7 @@ __all__ = [
     "SessionInfo",
     "SessionMode",
     "SessionOp",
+    "SessionTracking",
     "StageClock",
     "StateStore",
     "StateUnavailable",
@@ -157,13 +177,18 @@ __all__ = [
     "address_key",
     "b64url_decode",
     "b64url_encode",
+    "find_session",
     "hookimpl",
     "key_id_uuid",
+    "license_id",
     "parse_address",
     "parse_key_id",
     "parse_network",
     "read_network_file",
     "resolve_secret",
+    "session_ops",
+    "slot_tag",
+    "state_key",
     "validation_errors",
     "vendor_device",
 ]

@@ -71,15 +71,20 @@ algorithms = ["RS256", "ES256"]
 openid_configuration = "https://sts.example.com/.well-known/openid-configuration"   # CHANGE
 # Or name the key set directly:  jwks_uri = "https://sts.example.com/jwks.json"
 # Or a shared secret (HS256):    [[auth.issuers.keys]]  secret = "env:STS_SECRET"
+# Players renew licenses after short tokens expired: accept a renewal of a session
+# this proxy licensed for this long past the token's exp (docs/auth.md):
+# renewal_grace = "4h"
 
 # -- access rules (docs/access.md); each is off until its section is present ----
 
 # [access.replay]
 # max_uses = 1                        # single-use tokens (needs `jti`)
+# retry_window = "30s"                # a player's retry of the same request is the same use
 #
 # [access.concurrency]
-# limit = 3                           # live sessions per subject
-# interval = "5m"
+# limit = 3                           # live playbacks per subject
+# mode = "block_new"                  # or "stop_oldest": the oldest stops at its next renewal
+# heartbeat_timeout = "6m"            # a playback lapses this long after its last request
 #
 # [access.rate_limit]
 # subject = { requests = 30, per = "1m" }

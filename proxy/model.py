@@ -104,6 +104,10 @@ class Principal:
         policy with claims of its own (``[[auth.issuers]] trust_policy_claims``).
     :ivar token: the raw token, for adapters configured to pass it through;
         never logged.
+    :ivar renewal_grace: seconds past its ``exp`` the issuer's token still serves a
+        renewal or release of a session begun while it was valid (``renewal_grace``).
+    :ivar accepted_after_expiry: the token had expired and was accepted within
+        ``renewal_grace`` for the license session in ``ctx.license_session``.
     """
 
     subject: str | None
@@ -113,6 +117,26 @@ class Principal:
     leeway: float | None = None
     trusts_policy_claims: bool = False
     token: str | None = field(default=None, repr=False, compare=False)
+    renewal_grace: float = 0.0
+    accepted_after_expiry: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LicenseSession:
+    """A license session as its record holds it.
+
+    :ivar started: seconds since the epoch when the new license was asked for.
+    :ivar until: seconds since the epoch when the record lapses.
+    :ivar playback: the concurrency rule's id of the playback it belongs to, if counted.
+    :ivar content_id: the content it was licensed for, if known.
+    :ivar key_ids: the key ids it was licensed for.
+    """
+
+    started: float
+    until: float
+    playback: str | None = None
+    content_id: str | None = None
+    key_ids: tuple[bytes, ...] = ()
 
 
 @dataclass(slots=True)
@@ -138,6 +162,10 @@ class RequestContext:
     ``stages`` holds when each pipeline stage began (:class:`proxy.stages.StageClock`);
     ``cancelled`` is True when the caller went away before the answer (observers
     then see a ``proxy_license_denied`` whose error says so).
+
+    ``license_session`` is the recorded session a renewal or release continues
+    (:mod:`proxy.sessions`), when one was found; ``playback`` the id of the playback
+    the concurrency rule counts this request in (recorded with a new session).
     """
 
     request: LicenseRequest
@@ -152,6 +180,8 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     stages: StageClock = field(default_factory=StageClock)
     cancelled: bool = False
+    license_session: LicenseSession | None = None
+    playback: str | None = None
 
     @property
     def drm_system(self) -> DrmSystem | None:
@@ -163,20 +193,26 @@ class RequestContext:
     @property
     def content_id(self) -> str | None:
         """The content id: the inspector's (read from the challenge, or the request's
-        normalized by the DRM's conventions), else the request's as given.
+        normalized by the DRM's conventions), else the licensed session's (a renewal
+        names none), else the request's as given.
 
         The caller's ``content_id`` is never preferred over what the challenge says:
         entitlement and policy election key on this value.
         """
         if self.challenge is not None and self.challenge.content_id:
             return self.challenge.content_id
+        if self.license_session is not None and self.license_session.content_id:
+            return self.license_session.content_id
         return self.request.content_id
 
     @property
     def key_ids(self) -> tuple[bytes, ...]:
-        """The key ids asked for: the challenge's, else the request's hints."""
+        """The key ids asked for: the challenge's, else the licensed session's (a
+        renewal names none), else the request's hints."""
         if self.challenge is not None and self.challenge.key_ids:
             return self.challenge.key_ids
+        if self.license_session is not None and self.license_session.key_ids:
+            return self.license_session.key_ids
         return self.request.key_ids
 
     @property

@@ -43,6 +43,7 @@ from proxy.pluginhost import PluginHost
 from proxy.policy import EffectivePolicy
 from proxy.revocation import Revocations
 from proxy.services import Services
+from proxy.sessions import CONTINUING, attach_session
 from proxy.stages import StageClock
 from proxy.telemetry import Telemetry
 from proxy.vendors import Backend
@@ -237,6 +238,9 @@ class Pipeline:
         principal = await self.authenticate(ctx)
         if self.revocations is not None:
             await self.revocations.check(principal)
+        if info.request_type in CONTINUING and self.services.sessions.enabled:
+            # one GET: the session's content and playback, so the rules judge it again
+            await attach_session(ctx, principal)
         if dry_run_by_claim and principal.claims.get(self.server.dry_run_claim or "") is not True:
             raise _dry_run_refused(f"the token's {self.server.dry_run_claim} claim is not true")
         stages.enter("authorize")

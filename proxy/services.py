@@ -18,6 +18,20 @@ from proxy.statusboard import StatusBoard
 from proxy.upstream import UpstreamClient
 
 
+class SessionTracking:
+    """Whether license sessions are recorded, and how long a record outlives its last
+    request (``services.sessions``). Plugins turn it on in ``proxy_configure``."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.hold = 0.0
+
+    def track(self, hold: float = 0.0) -> None:
+        """Record license sessions, each kept at least ``hold`` seconds after its last request."""
+        self.enabled = True
+        self.hold = max(self.hold, hold)
+
+
 @dataclass
 class Services:
     """What every plugin of a pipeline shares.
@@ -31,6 +45,8 @@ class Services:
         nothing until the builder replaces it).
     :ivar status: what plugins expose to the admin API (key-source states, a subject's
         sessions), registered in ``proxy_configure``.
+    :ivar sessions: whether license sessions are recorded so that renewals are
+        recognised (:mod:`proxy.sessions`), turned on by plugins in ``proxy_configure``.
     """
 
     clock: Clock = field(default_factory=Clock)
@@ -38,6 +54,7 @@ class Services:
     state: StateStore = field(default_factory=MemoryStore)
     audit: AuditLog = field(default_factory=AuditLog)
     status: StatusBoard = field(default_factory=StatusBoard)
+    sessions: SessionTracking = field(default_factory=SessionTracking)
 
 
-__all__ = ["Clock", "Services"]
+__all__ = ["Clock", "Services", "SessionTracking"]

@@ -73,14 +73,15 @@ async def http_call(
     *,
     challenge: bytes | None = None,
     headers: dict[str, str] | None = None,
+    drm: str = "clearkey",
     **query: str,
 ) -> Answer:
-    """``POST /v1/licenses/clearkey`` over the HTTP bridge."""
+    """``POST /v1/licenses/{drm}`` over the HTTP bridge (ClearKey by default)."""
     sent = dict(headers or {})
     if token:
         sent["Authorization"] = f"Bearer {token}"
     body = challenge if challenge is not None else clearkey_request(KID)
-    url = f"{proxy.http_url}/v1/licenses/clearkey"
+    url = f"{proxy.http_url}/v1/licenses/{drm}"
     async with http.post(url, data=body, headers=sent, params=query) as response:
         data = await response.read()
         if response.status == 200:

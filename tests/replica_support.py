@@ -27,9 +27,12 @@ fail_open = {flag}
 """
 
 
-def replica_config(redis_url: str, *, fail_open: bool, rules: str | None = None) -> str:
+def replica_config(
+    redis_url: str, *, fail_open: bool, rules: str | None = None, issuer_extra: str = ""
+) -> str:
     """A config file for one replica: the embedded default's issuer and backend, plus Redis
-    and the state rules (``rules``, TOML; default replay and a concurrency limit of 3)."""
+    and the state rules (``rules``, TOML; default replay and a concurrency limit of 3).
+    ``issuer_extra`` (TOML lines) goes into the issuer's table."""
     default = embedded_default()
     issuer = default["auth"]["issuers"][0]
     key = issuer["keys"][0]
@@ -52,6 +55,7 @@ issuer = "{issuer["issuer"]}"
 audiences = ["{issuer["audiences"][0]}"]
 algorithms = ["HS256"]
 development = true
+{issuer_extra}
 
 [[auth.issuers.keys]]
 id = "{key["id"]}"

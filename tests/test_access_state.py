@@ -12,8 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from proxy.state import (
+    ClusterStore,
     MemoryStore,
     RateOp,
+    RecordMode,
+    RecordOp,
     RedisStore,
     SessionMode,
     SessionOp,
@@ -150,6 +153,149 @@ async def test_many_concurrent_batches_admit_exactly_the_limit(store):
     assert sum(admitted) == 5
 
 
+# -- retries, playbacks and records (issue 13) ---------------------------------------------
+
+
+def _use(window: float = 30.0) -> UseOp:
+    return UseOp("{t}token", limit=1, ttl=600, retry_key="{t}retry:abc", retry_window=window)
+
+
+async def test_a_retry_within_the_window_rides_the_use_and_skips_the_rate_buckets(store):
+    rate = RateOp("{t}rate", interval=100, burst=1)
+    first = await store.apply([rate, _use()], now=NOW)
+    assert first.denied is None and first.taken == (_use(),)
+    # the same challenge and token again: admitted, no second use, the empty bucket not asked
+    again = await store.apply([rate, _use()], now=NOW + 5)
+    assert again.denied is None
+    [ridden] = again.taken
+    assert ridden.rides and ridden.key == "{t}token"
+    # another challenge with the same token is a replay, and the bucket counts it
+    other = UseOp("{t}token", limit=1, ttl=600, retry_key="{t}retry:def", retry_window=30)
+    assert (await store.apply([rate, other], now=NOW + 6)).denied == 0
+    # past the window the same challenge spends a use like any request
+    assert (await store.apply([_use()], now=NOW + 31)).denied == 0
+
+
+async def test_a_given_back_use_stays_spent_while_a_retry_rides_it(store):
+    first = await store.apply([_use()], now=NOW)
+    ridden = await store.apply([_use()], now=NOW + 1)
+    await store.undo(first.taken)  # the first attempt failed after all
+    # the retry that rode it was admitted: the use stays spent
+    other = UseOp("{t}token", limit=1, ttl=600, retry_key="{t}retry:other", retry_window=30)
+    assert (await store.apply([other], now=NOW + 2)).denied == 0
+    await store.undo(ridden.taken)
+    # every request riding on it failed: the use is back, a new request spends it
+    fresh = await store.apply([_use()], now=NOW + 4)
+    assert fresh.denied is None and fresh.taken == (_use(),)
+
+
+def _playback(session: str, mode: SessionMode = SessionMode.TAKE, **extra) -> SessionOp:
+    return SessionOp("{p}live", session, limit=2, ttl=100, mode=mode, **extra)
+
+
+def _stop(session: str, mode: SessionMode = SessionMode.TAKE, **extra) -> SessionOp:
+    return _playback(session, mode, stopped_key="{p}stopped", **extra)
+
+
+async def test_stop_oldest_makes_room_and_refuses_the_stopped_sessions_next_touch(store):
+    assert (await store.apply([_stop("a")], now=NOW)).denied is None
+    assert (await store.apply([_stop("b")], now=NOW + 1)).denied is None
+    # a third playback stops the one heard from least recently ("a"), never refused
+    third = await store.apply([_stop("c")], now=NOW + 2)
+    assert third.denied is None and third.taken == (_stop("c"),)
+    assert set(await store.sessions("{p}live", now=NOW + 2)) == {"b", "c"}
+    assert (await store.apply([_stop("a", SessionMode.TOUCH)], now=NOW + 3)).denied == 0
+    assert (await store.apply([_stop("b", SessionMode.TOUCH)], now=NOW + 3)).denied is None
+    # "a" asking anew is a new playback: it gets back in, stopping the oldest again ("c")
+    assert (await store.apply([_stop("a")], now=NOW + 4)).denied is None
+    assert (await store.apply([_stop("a", SessionMode.TOUCH)], now=NOW + 5)).denied is None
+    assert (await store.apply([_stop("c", SessionMode.TOUCH)], now=NOW + 5)).denied == 0
+    # a stopped session is remembered for one ttl, then its touch is a no-op again
+    late = await store.apply([_stop("c", SessionMode.TOUCH)], now=NOW + 105)
+    assert late.denied is None and late.taken == ()
+    # a release of a stopped session is not refused, and forgets it
+    assert (await store.apply([_stop("c")], now=NOW + 106)).denied is None
+
+
+async def test_a_content_limit_counts_the_sessions_of_one_content(store):
+    def watch(session: str, content: str, **extra) -> SessionOp:
+        return SessionOp(
+            "{p}live",
+            session,
+            limit=3,
+            ttl=100,
+            content_key="{p}contents",
+            content=content,
+            content_limit=1,
+            **extra,
+        )
+
+    assert (await store.apply([watch("a", "movie")], now=NOW)).denied is None
+    refused = await store.apply([watch("b", "movie")], now=NOW + 10)
+    assert refused.denied == 0 and refused.retry_after == pytest.approx(90)
+    assert (await store.apply([watch("b", "series")], now=NOW + 10)).denied is None
+    # stop-oldest stops the other playback of the same content, not the oldest overall
+    stop = {"stopped_key": "{p}stopped"}
+    assert (await store.apply([watch("c", "series", **stop)], now=NOW + 20)).denied is None
+    assert set(await store.sessions("{p}live", now=NOW + 20)) == {"a", "c"}
+    # a release frees the content at once
+    release = watch("a", "movie", mode=SessionMode.RELEASE)
+    assert (await store.apply([release], now=NOW + 21)).denied is None
+    assert (await store.apply([watch("d", "movie")], now=NOW + 22)).denied is None
+
+
+async def test_records_begin_extend_and_end(store):
+    begin = RecordOp("{r}license", RecordMode.BEGIN, ttl=100, payload="playback movie 1")
+    outcome = await store.apply([begin], now=NOW)
+    assert outcome.taken == (begin,)
+    [record] = await store.records(["{r}license"], now=NOW + 1)
+    assert record is not None and record.payload == "playback movie 1"
+    assert (record.started, record.until) == (pytest.approx(NOW), pytest.approx(NOW + 100))
+    # begun again while live (a retry): the start stays, the payload is replaced
+    again = RecordOp("{r}license", RecordMode.BEGIN, ttl=10, payload="other")
+    assert (await store.apply([again], now=NOW + 50)).taken == ()
+    [record] = await store.records(["{r}license"], now=NOW + 50)
+    assert record is not None and record.started == pytest.approx(NOW)
+    assert (record.until, record.payload) == (pytest.approx(NOW + 100), "other")
+    extend = RecordOp("{r}license", RecordMode.EXTEND, ttl=100)
+    await store.apply([extend], now=NOW + 90)
+    [record] = await store.records(["{r}license"], now=NOW + 150)
+    assert record is not None and record.until == pytest.approx(NOW + 190)
+    assert await store.records(["{r}license", "{r}none"], now=NOW + 190) == [None, None]
+    # extending what lapsed begins nothing
+    await store.apply([extend], now=NOW + 200)
+    assert await store.records(["{r}license"], now=NOW + 200) == [None]
+    await store.apply([begin], now=NOW + 300)
+    await store.apply([RecordOp("{r}license", RecordMode.END)], now=NOW + 301)
+    assert await store.records(["{r}license"], now=NOW + 301) == [None]
+    assert await store.records([], now=NOW) == []
+
+
+async def test_undo_removes_a_begun_record_and_a_new_sessions_content(store):
+    begin = RecordOp("{r}license", RecordMode.BEGIN, ttl=100, payload="x")
+    watch = SessionOp(
+        "{r}live", "a", limit=1, ttl=100, content_key="{r}contents", content="m", content_limit=1
+    )
+    outcome = await store.apply([begin, watch], now=NOW)
+    await store.undo(outcome.taken)
+    assert await store.records(["{r}license"], now=NOW) == [None]
+    other = SessionOp(
+        "{r}live", "b", limit=1, ttl=100, content_key="{r}contents", content="m", content_limit=1
+    )
+    assert (await store.apply([other], now=NOW + 1)).denied is None
+
+
+async def test_a_cluster_refuses_an_operation_whose_keys_span_slots(redis_cluster):
+    store = ClusterStore(redis_cluster.url, prefix="span:", timeout=2)
+    await store.start()
+    try:
+        split = SessionOp("{a}live", "s", limit=1, ttl=10, stopped_key="{b}stopped")
+        with pytest.raises(ValueError, match="share a hash slot"):
+            await store.apply([split], now=NOW)
+    finally:
+        await store.close()
+
+
 async def test_redis_down_is_state_unavailable_and_recovers(redis_server):
     store = RedisStore(redis_server.url, prefix="down:", timeout=0.5)
     await store.start()
@@ -224,6 +370,38 @@ _op = st.one_of(
         ttl=st.sampled_from([10.0, 30.0]),
         mode=st.sampled_from(list(SessionMode)),
     ),
+    st.builds(
+        UseOp,
+        key=st.sampled_from(["u1", "u2"]),
+        limit=st.integers(1, 2),
+        ttl=st.sampled_from([5.0, 60.0]),
+        retry_key=st.sampled_from(["m1", "m2"]),
+        retry_window=st.sampled_from([1.0, 4.0]),
+    ),
+    st.builds(
+        lambda key, stop, per_content, **fields: SessionOp(
+            key,
+            stopped_key=f"{key}:stopped" if stop else None,
+            content_key=f"{key}:contents" if per_content is not None else None,
+            content_limit=per_content or 0,
+            **fields,
+        ),
+        key=st.sampled_from(["p1", "p2"]),
+        stop=st.booleans(),
+        per_content=st.sampled_from([None, 0, 1, 2]),
+        session=st.sampled_from(["a", "b", "c", "d"]),
+        limit=st.integers(1, 3),
+        ttl=st.sampled_from([10.0, 30.0]),
+        mode=st.sampled_from(list(SessionMode)),
+        content=st.sampled_from(["x", "y"]),
+    ),
+    st.builds(
+        RecordOp,
+        key=st.sampled_from(["w1", "w2"]),
+        mode=st.sampled_from(list(RecordMode)),
+        ttl=st.sampled_from([0.0, 5.0, 20.0]),
+        payload=st.sampled_from(["", "p q", "r"]),
+    ),
 )
 _step = st.tuples(st.lists(_op, max_size=4), st.sampled_from([0.0, 0.5, 3.0, 12.0]), st.booleans())
 _examples = itertools.count()
@@ -263,6 +441,10 @@ def _answer_alike(url: str, prefix: str, steps: list) -> None:
                     assert actual.retry_after is None
                 else:
                     assert actual.retry_after == pytest.approx(expected.retry_after, abs=1e-5)
+                keys = ["w1", "w2"]
+                assert await redis.records(keys, now=now) == await memory.records(keys, now=now)
+                for key in ("p1", "p2", "s1", "s2"):
+                    assert await redis.sessions(key, now=now) == await memory.sessions(key, now=now)
         finally:
             await redis.close()
 

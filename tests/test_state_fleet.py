@@ -36,6 +36,7 @@ from proxy.testing.fleet import LocalCluster, SentinelGroup, command_calls, rese
 from proxy.testing.fleet.admin import admin_client, call
 from proxy.testing.fleet.drill import failover_drill, subject_tag
 from tests.access_support import grpc_call
+from tests.session_support import VENDOR, new_license, release, renewal, sessions_config, widevine
 
 NOW = 1_800_000_000.0
 HANG_GUARD = 30.0  # an outer bound so a broken store fails the test instead of hanging it
@@ -177,6 +178,56 @@ async def test_evalsha_calls_per_request_in_each_mode(
         if name.startswith(("eval", "script", "multi", "exec", "cluster")) and name != "evalsha"
     }
     assert not extra, extra
+
+
+@pytest.mark.parametrize("target", ["redis", "redis-cluster", "redis-sentinel"])
+async def test_round_trips_of_a_whole_viewing(
+    store_target, vendor_sandbox, proxy_factory, fake_clock, dev_token, target
+):
+    """A Widevine viewing with every session feature on: a new license is one EVALSHA (its
+    license session recorded in the same script); a renewal or release adds one MGET (its
+    session looked up), after the token expired too (the token plugin's lookup is not
+    repeated); a retry is one EVALSHA. One slot throughout on a cluster."""
+    fleet = store_target(target)
+    rules = {
+        "state": {"store": fleet.url, "timeout": "2s"},
+        "replay": {"retry_window": "30s"},
+        "concurrency": {"limit": 100, "mode": "stop_oldest", "per_content": 10},
+        "rate_limit": {"subject": {"requests": 1000}},
+    }
+    config = sessions_config(vendor_sandbox, rules.pop("state"), access=rules)
+    proxy = await proxy_factory(config, clock=fake_clock)
+
+    def token() -> str:
+        return dev_token({"sub": "viewer", "vendor": VENDOR}, ttl=90, now=fake_clock.time())
+
+    assert (await widevine(proxy, token(), new_license(b"warm-up"))).ok  # loads the scripts
+    started = token()
+
+    async def calls(challenge: bytes, used: str | None = None) -> dict[str, int]:
+        reset_stats(fleet.data_nodes)
+        assert (await widevine(proxy, used or token(), challenge)).ok
+        found = command_calls(fleet.masters())
+        return {name: found.get(name, 0) for name in ("evalsha", "mget")} | {
+            "other": sum(
+                n
+                for name, n in found.items()
+                if name.startswith(("eval", "script", "multi", "exec", "cluster"))
+                and name != "evalsha"
+            )
+        }
+
+    new = await calls(new_license(b"cdm-1"), started)
+    assert (new["evalsha"], new["mget"], new["other"]) == (1, 0, 0)
+    retry = await calls(new_license(b"cdm-1"), started)
+    assert (retry["evalsha"], retry["mget"], retry["other"]) == (1, 0, 0)
+    renewed = await calls(renewal(b"cdm-1"))
+    assert (renewed["evalsha"], renewed["mget"], renewed["other"]) == (1, 1, 0)
+    fake_clock.advance(90 + 30 + 60)  # the first token expired a minute ago
+    graced = await calls(renewal(b"cdm-1"), started)
+    assert (graced["evalsha"], graced["mget"], graced["other"]) == (1, 1, 0)
+    released = await calls(release(b"cdm-1"))
+    assert (released["evalsha"], released["mget"], released["other"]) == (1, 1, 0)
 
 
 @pytest.mark.parametrize(("replay", "slots"), [({"subject_claim": "account"}, 1), ({}, 2)])

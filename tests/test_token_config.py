@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.x509.oid import NameOID
 
+from plugins.access.state import StateRules
 from proxy.errors import ConfigError
 from proxy.testing import FakeClock
 from tests.token_support import (
@@ -268,5 +269,6 @@ def test_every_example_in_the_auth_docs_is_a_valid_config(tmp_path, monkeypatch)
             local.write_bytes(b"n" * 32)
             block = block.replace(f"file:{reference}", f"file:{local}")
         auth = tomllib.loads(block)["auth"]
-        plugin, _ = build_token_plugin(auth)
+        # renewal_grace needs the plugin that records license sessions
+        plugin, _ = build_token_plugin(auth, beside=(("access_state", StateRules()),))
         assert plugin.verifier is not None and plugin.verifier.issuers

@@ -122,16 +122,21 @@ def issuer(**overrides: Any) -> dict[str, Any]:
 
 
 def build_token_plugin(
-    auth: dict[str, Any], *, clock: FakeClock | None = None, server: dict[str, Any] | None = None
+    auth: dict[str, Any],
+    *,
+    clock: FakeClock | None = None,
+    server: dict[str, Any] | None = None,
+    beside: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[TokenPlugin, Pipeline]:
-    """A token plugin configured from ``[auth]`` alone, through the real config path."""
+    """A token plugin configured from ``[auth]`` alone (and the ``beside`` plugins, by name),
+    through the real config path."""
     plugin = TokenPlugin()
     raw: dict[str, Any] = {"auth": auth}
     if server is not None:
         raw["server"] = server
     pipeline = build_pipeline(
         raw,
-        plugins=[("token", plugin)],
+        plugins=[("token", plugin), *beside],
         load_entrypoints=False,
         services=Services(clock=clock or FakeClock()),
     )

@@ -1,11 +1,14 @@
-"""Reading claims and request facts the access rules share."""
+"""Reading claims and request facts the access rules share.
+
+:func:`state_key` and :func:`slot_tag` (the key names of the state rules) are the kit's,
+re-exported here for the rules that import them from this module.
+"""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from proxy import ProxyError, Reason
+from proxy import ProxyError, Reason, slot_tag, state_key
 from proxy.model import Principal, RequestContext, RequestType
 
 #: Longest identifier (subject, session, device id, jti) the rules accept from a claim.
@@ -50,22 +53,17 @@ def identity(principal: Principal, claim: str | None, rule: str) -> str:
     return value
 
 
-def state_key(kind: str, *parts: str, tag: str = "") -> str:
-    """A fixed-size store key for ``parts``: no user data in key names, no unbounded keys.
-
-    ``tag`` (from :func:`slot_tag`) goes first, so that on Redis Cluster every key with
-    the same tag lands in the same hash slot and one script settles them together.
-    """
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=16).hexdigest()
-    return f"{tag}{kind}:{digest}"
-
-
-def slot_tag(subject: str) -> str:
-    """The hash tag of a subject's keys (``{16 hex digits}``): its token uses, sessions and
-    rate bucket share one cluster slot. A digest, so no user data shows in key names."""
-    return "{" + hashlib.blake2b(subject.encode(), digest_size=8).hexdigest() + "}"
-
-
 def as_list(value: Any) -> list[Any]:
     """A claim value as a list (a scalar is a list of one)."""
     return value if isinstance(value, list) else [value]
+
+
+__all__ = [
+    "MAX_ID_LENGTH",
+    "as_list",
+    "claim_text",
+    "identity",
+    "request_type",
+    "slot_tag",
+    "state_key",
+]

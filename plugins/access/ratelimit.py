@@ -4,7 +4,8 @@ Each limit is ``requests`` per ``per`` seconds with a ``burst`` admitted at
 once from rest (a token bucket, kept as one timestamp per key by the generic
 cell rate algorithm). A refused request is RATE_LIMITED with the seconds until
 the next one would pass (``Retry-After`` over HTTP, ``retry-after`` over
-gRPC). Every request that reaches the state rules counts, license or not.
+gRPC). Every request that reaches the state rules counts, license or not, except
+a player's retry within ``access.replay.retry_window`` (it counted the first time).
 
 IPv6 clients are counted per /64 (``ipv6_prefix``): one subscriber line holds
 a whole /64 and could otherwise rotate addresses to escape its limit.

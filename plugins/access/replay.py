@@ -10,6 +10,13 @@ is refused anyway.
 Only requests for a new license spend a use: service-certificate requests,
 renewals and releases are verified like any other but never spend one.
 
+Players retry: dash.js sends the same license request again after a timeout or any
+error, shaka-player too. With ``retry_window``, a byte-identical challenge with the
+same token within that many seconds of the first use is the same use: admitted
+(the vendor is asked again: a fresh license), never TOKEN_REPLAYED, and counted
+once by the rate buckets and the concurrency rule. The use is given back only when
+every request riding on it failed.
+
 The use counter carries the hash tag of the token's subject (``subject_claim``,
 default ``sub``), so on Redis Cluster it shares a slot with that subject's
 sessions and rate bucket and one script settles them all.
@@ -19,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from plugins.access.claims import MAX_ID_LENGTH, claim_text, request_type, slot_tag, state_key
 from plugins.access.state import StateCheck, queue_check, require_store
@@ -27,6 +34,8 @@ from proxy import ConfigContext, Duration, ProxyError, Reason, StrictModel, UseO
 from proxy.model import Principal, RequestContext, RequestType
 
 RULE = "access_replay"
+#: The longest ``retry_window``: a player retries within seconds, not minutes.
+MAX_RETRY_WINDOW = 300.0
 
 
 class ReplaySettings(StrictModel):
@@ -48,8 +57,18 @@ class ReplaySettings(StrictModel):
     subject_claim: str | None = None
     """The claim whose keys the token's use counter sits beside (one cluster slot): set it to
     ``access.concurrency.subject_claim`` when that is set. Default ``sub``."""
+    retry_window: Duration = 0.0
+    """Seconds during which the same challenge with the same token is a retry of the same
+    use, not a replay (0: off; at most 300)."""
     fail_open: bool = False
     """Admit requests when the state store is unreachable (default: STATE_UNAVAILABLE)."""
+
+    @field_validator("retry_window")
+    @classmethod
+    def _bounded_window(cls, value: float) -> float:
+        if not 0 <= value <= MAX_RETRY_WINDOW:
+            raise ValueError(f"must lie between 0 and {MAX_RETRY_WINDOW:.0f} seconds")
+        return value
 
 
 class ReplayRule:
@@ -84,8 +103,11 @@ class ReplayRule:
             return ""
         return slot_tag(subject)
 
-    def _token_id(self, principal: Principal, settings: ReplaySettings) -> str:
-        tag = self._tag(principal, settings)
+    def _token_id(
+        self, principal: Principal, settings: ReplaySettings, tag: str | None = None
+    ) -> str:
+        if tag is None:
+            tag = self._tag(principal, settings)
         value = principal.claims.get(settings.id_claim)
         if isinstance(value, str) and value:
             if len(value) > MAX_ID_LENGTH:
@@ -141,9 +163,16 @@ class ReplayRule:
             if uses == 1
             else f"the token was already used {uses} times"
         )
-        op = UseOp(
-            self._token_id(principal, settings), uses, self._lifetime(ctx, principal, settings)
-        )
+        tag = self._tag(principal, settings)
+        token_id = self._token_id(principal, settings, tag)
+        lifetime = self._lifetime(ctx, principal, settings)
+        if settings.retry_window > 0:
+            # the challenge as the player sent it: a retry sends the very same bytes
+            challenge = hashlib.blake2b(ctx.request.challenge, digest_size=16).hexdigest()
+            retry = state_key("retry", token_id, challenge, tag=tag)
+            op = UseOp(token_id, uses, lifetime, retry, settings.retry_window)
+        else:
+            op = UseOp(token_id, uses, lifetime)
         queue_check(
             ctx,
             StateCheck(op, RULE, Reason.TOKEN_REPLAYED, detail, fail_open=settings.fail_open),

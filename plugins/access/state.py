@@ -3,7 +3,11 @@
 The replay, concurrency and rate-limit rules each queue a :class:`StateCheck`
 on the request; this plugin runs last on ``proxy_authorize`` and settles the
 whole queue in one :meth:`proxy.state.StateStore.apply` on the store the core
-opened from ``[access.state]`` (one Redis round trip). A check that refuses denies with its own rule's reason code. When the
+opened from ``[access.state]`` (one Redis round trip). The same call writes the
+request's license session record when sessions are tracked
+(:func:`proxy.session_ops`: a new license begins one, a renewal keeps it, a
+release ends it), so renewals can be recognised later at no extra round trip.
+A check that refuses denies with its own rule's reason code. When the
 request fails later (a policy rule, no policy, the vendor), the use and the
 session it took are given back, so a token is never spent on a license that
 was not issued.
@@ -17,7 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plugins.access.metrics import ACCESS_DENIALS, STATE_REFUNDS, STATE_UNAVAILABLE
-from proxy import ConfigContext, Op, ProxyError, Reason, StateStore, StateUnavailable, hookimpl
+from proxy import (
+    ConfigContext,
+    Op,
+    ProxyError,
+    Reason,
+    SessionTracking,
+    StateStore,
+    StateUnavailable,
+    hookimpl,
+    session_ops,
+)
 from proxy.model import Principal, RequestContext
 
 log = logging.getLogger("plugins.access.state")
@@ -76,27 +90,37 @@ class StateRules:
 
     def __init__(self) -> None:
         self.store: StateStore | None = None
+        self._rules = True
+        self._tracking: SessionTracking | None = None
         self._last_log = float("-inf")
         self._unlogged = 0
         self._failing = False
 
+    @property
+    def enabled(self) -> bool:
+        """False when nothing is queued for it and no license session is tracked: the host
+        then skips its per-request hooks (read once every plugin has configured)."""
+        return self._rules or (self._tracking is not None and self._tracking.enabled)
+
     @hookimpl
     def proxy_configure(self, config: ConfigContext) -> None:
-        """Take the core's store (``[access.state]``); idle when no state rule is configured."""
+        """Take the core's store (``[access.state]``); idle when no state rule is configured
+        and no license session is tracked."""
         self.store = config.services.state
-        # The per-request hooks only settle what the state rules queue; with none
-        # of them configured the host need not call them.
-        self.enabled = any(config.get(rule) is not None for rule in STATE_RULE_SECTIONS)
+        self._tracking = config.services.sessions
+        self._rules = any(config.get(rule) is not None for rule in STATE_RULE_SECTIONS)
 
     @hookimpl(trylast=True)
     async def proxy_authorize(self, ctx: RequestContext, principal: Principal) -> None:
-        """Settle the queued state checks in one store call; deny with the refusing rule's code."""
-        checks: list[StateCheck] | None = ctx.extras.pop(QUEUE, None)
-        if not checks or self.store is None:
+        """Settle the queued state checks (and the license session record) in one store
+        call; deny with the refusing rule's code."""
+        checks: list[StateCheck] = ctx.extras.pop(QUEUE, None) or []
+        records = session_ops(ctx, principal)
+        if not (checks or records) or self.store is None:
             return
         try:
             outcome = await self.store.apply(
-                [c.op for c in checks],
+                [*(c.op for c in checks), *records],
                 now=ctx.services.clock.time(),
                 commit=not ctx.request.dry_run,
             )
@@ -124,6 +148,8 @@ class StateRules:
         if outcome.taken:
             ctx.extras[TAKEN] = outcome.taken
         ctx.note(f"{len(checks)} state checks passed in one {self.store.kind} call")
+        if records:
+            ctx.note(f"license session record: {records[0].mode.name.lower()}")
 
     def _unavailable(
         self, ctx: RequestContext, checks: list[StateCheck], exc: StateUnavailable

@@ -20,6 +20,8 @@ SUPPORTED_ALGORITHMS = HMAC_ALGORITHMS | RSA_ALGORITHMS | EC_ALGORITHMS | OKP_AL
 ClaimValue = str | bool | int
 
 _KEY_SOURCES = ("secret", "public_key", "certificate", "jwk", "jwks")
+#: The longest ``renewal_grace`` accepted: a day past a token's expiry.
+MAX_RENEWAL_GRACE = 86400.0
 
 
 def _check_algorithm(alg: str) -> str:
@@ -155,6 +157,16 @@ class IssuerConfig(StrictModel):
     license delivery should set it."""
     development: bool = False
     """Marks the embedded default's development issuer: refused on non-loopback listeners."""
+    renewal_grace: Duration = 0.0
+    """Seconds past its ``exp`` a token still serves a renewal or release of a license
+    session this proxy licensed while the token was valid (docs/auth.md); 0: off."""
+
+    @field_validator("renewal_grace")
+    @classmethod
+    def _bounded_grace(cls, value: float) -> float:
+        if not 0 <= value <= MAX_RENEWAL_GRACE:
+            raise ValueError(f"must lie between 0 and {MAX_RENEWAL_GRACE:.0f} seconds (a day)")
+        return value
 
     @field_validator("algorithms")
     @classmethod

@@ -11,6 +11,7 @@ from plugins.token.config import HMAC_ALGORITHMS, AuthConfig, IssuerConfig
 from plugins.token.issuer import Issuer
 from plugins.token.jwks import RemoteKeys
 from plugins.token.keys import VerificationKey, load_configured_key
+from plugins.token.renewal import may_renew_after_expiry, renew_after_expiry
 from plugins.token.sources import find_token
 from plugins.token.verify import TokenVerifier
 from proxy import ConfigContext, KeySourceStatus, ProxyError, Reason, hookimpl
@@ -25,6 +26,7 @@ class TokenPlugin:
         self.verifier: TokenVerifier | None = None
         self.remote: list[RemoteKeys] = []
         self._remote_issuers: list[Issuer] = []
+        self.renewal_grace = False
         self.cookie_origins: frozenset[str] = frozenset()
 
     @hookimpl
@@ -59,6 +61,7 @@ class TokenPlugin:
                 self._plan_remote_keys(config, path, issuer)
         if not settings.issuers:
             config.warn("auth.issuers", "no issuer is configured: every token will be refused")
+        self._plan_renewal_grace(config, settings)
         self.verifier = TokenVerifier(
             issuers,
             clock=clock,
@@ -68,6 +71,22 @@ class TokenPlugin:
         if self.remote:
             config.add_cleanup_ctx(self._keep_keys_fresh)
             config.services.status.add_key_sources(self.key_source_status)
+
+    def _plan_renewal_grace(self, config: ConfigContext, settings: AuthConfig) -> None:
+        """With an issuer's ``renewal_grace``, license sessions are recorded (by the
+        ``access_state`` plugin, in the state rules' batch) so renewals can be recognised."""
+        graced = [i for i, issuer in enumerate(settings.issuers) if issuer.renewal_grace > 0]
+        if not graced:
+            return
+        if "access_state" not in config.plugin_names:
+            for i in graced:
+                config.error(
+                    f"auth.issuers[{i}].renewal_grace",
+                    "needs the access_state plugin, which records license sessions",
+                )
+            return
+        self.renewal_grace = True
+        config.services.sessions.track()
 
     def key_source_status(self) -> list[KeySourceStatus]:
         """The state of every remote key set (the admin API's ``key-sources``)."""
@@ -164,6 +183,15 @@ class TokenPlugin:
             return None
         if self.verifier is None or not self.verifier.issuers:
             raise ProxyError(Reason.TOKEN_ISSUER_MISMATCH, "no token issuer is configured")
-        principal = await self.verifier.verify(token)
+        try:
+            principal = await self.verifier.verify(token)
+        except ProxyError as error:
+            if (
+                error.reason is Reason.TOKEN_EXPIRED
+                and self.renewal_grace
+                and may_renew_after_expiry(ctx)
+            ):
+                return await renew_after_expiry(ctx, self.verifier, token, error)
+            raise
         ctx.note(f"verified by key {principal.key_id} of issuer {principal.issuer}")
         return principal

@@ -110,8 +110,38 @@ class TokenVerifier:
             raise _malformed("the token's payload is not a claim set")
         times = self._times(claims, issuer.config)
         self._check_claims(claims, issuer)
+        principal = self._principal(token, claims, issuer, key)
+        if issuer.keys.version == version:
+            self.cache.put(token, CachedVerification(principal, issuer, version, times))
+        return principal
+
+    async def verify_past_expiry(self, token: str) -> tuple[Principal, TokenTimes]:
+        """Every check of :meth:`verify` but ``exp`` (shape, issuer, key, signature, ``nbf``,
+        ``iat``, lifetime, audience, required claims), for a renewal after expiry: the
+        caller judges ``exp`` against the issuer's ``renewal_grace``. Never cached."""
+        if len(token) > self.max_token_bytes:
+            raise _malformed("the token is too large")
+        parsed, alg, kid, claims, issuer = self._read(token)
+        keys = issuer.keys.select(kid, alg)
+        if keys is None:
+            keys = await self._keys_after_refresh(issuer, kid, alg)
+        key = self._verify_signature(parsed, alg, keys)
+        if not isinstance(claims, dict):
+            raise _malformed("the token's payload is not a claim set")
+        exp = _number(claims, "exp")
+        if exp is None:
+            raise ProxyError(Reason.TOKEN_CLAIM_MISSING, "the token has no exp claim")
+        times = TokenTimes(exp, _number(claims, "nbf"), _number(claims, "iat"))
+        self._check_times(times, issuer.config, expiry=False)
+        self._check_claims(claims, issuer)
+        return self._principal(token, claims, issuer, key), times
+
+    @staticmethod
+    def _principal(
+        token: str, claims: dict[str, Any], issuer: Issuer, key: VerificationKey
+    ) -> Principal:
         subject = claims.get("sub")
-        principal = Principal(
+        return Principal(
             subject=subject if isinstance(subject, str) else None,
             issuer=issuer.name,
             claims=claims,
@@ -119,10 +149,8 @@ class TokenVerifier:
             leeway=issuer.config.leeway,
             trusts_policy_claims=issuer.config.trust_policy_claims,
             token=token,
+            renewal_grace=issuer.config.renewal_grace,
         )
-        if issuer.keys.version == version:
-            self.cache.put(token, CachedVerification(principal, issuer, version, times))
-        return principal
 
     def _from_cache(self, token: str) -> Principal | None:
         """A cached principal for ``token`` once the time checks pass again; None when the
@@ -258,11 +286,12 @@ class TokenVerifier:
         self._check_times(times, config)
         return times
 
-    def _check_times(self, times: TokenTimes, config: IssuerConfig) -> None:
-        """The checks that depend on the time: run on every request, cached or not."""
+    def _check_times(self, times: TokenTimes, config: IssuerConfig, *, expiry: bool = True) -> None:
+        """The checks that depend on the time: run on every request, cached or not
+        (``expiry=False``: all but ``exp``)."""
         now = self.clock.time()
         leeway = config.leeway
-        if times.exp <= now - leeway:
+        if expiry and times.exp <= now - leeway:
             raise ProxyError(Reason.TOKEN_EXPIRED, "the token has expired")
         if times.nbf is not None and times.nbf > now + leeway:
             raise ProxyError(Reason.TOKEN_NOT_YET_VALID, "the token is not valid yet")
@@ -291,4 +320,4 @@ class TokenVerifier:
                 )
 
 
-__all__ = ["Issuer", "ParsedToken", "TokenVerifier"]
+__all__ = ["Issuer", "ParsedToken", "TokenTimes", "TokenVerifier"]

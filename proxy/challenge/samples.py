@@ -128,25 +128,34 @@ def widevine_content_identification(
     init_data: bytes | None = None,
     license_type: int = 1,
     session_id: bytes = b"session-1",
+    request_id: bytes | None = None,
 ) -> bytes:
     """A ContentIdentification in one of its four forms:
     ``pssh_data``, ``webm``, ``existing_license`` or ``init_data`` (CENC; ``init_data``
-    defaults to a Widevine pssh box built from the other arguments)."""
+    defaults to a Widevine pssh box built from the other arguments).
+
+    ``request_id`` is the CDM's name for its license request (a new request carries it;
+    the license server writes it into the license id, which renewals and releases echo
+    in the ``existing_license`` form); by default ``01``*16 in the pssh data form,
+    ``req-1`` in the existing license form, none in the others.
+    """
     kids = list(key_ids)
     pssh = widevine_pssh_data(kids, content_id=content_id, protection_scheme=protection_scheme)
     if form == "pssh_data":
-        return pb_bytes(
-            1, pb_bytes(1, pssh) + pb_varint(2, license_type) + pb_bytes(3, b"\x01" * 16)
-        )
+        rid = request_id if request_id is not None else b"\x01" * 16
+        return pb_bytes(1, pb_bytes(1, pssh) + pb_varint(2, license_type) + pb_bytes(3, rid))
     if form == "webm":
-        return pb_bytes(2, pb_bytes(1, kids[0]) + pb_varint(2, license_type))
+        extra = pb_bytes(3, request_id) if request_id is not None else b""
+        return pb_bytes(2, pb_bytes(1, kids[0]) + pb_varint(2, license_type) + extra)
     if form == "existing_license":
-        license_id = pb_bytes(1, b"req-1") + pb_bytes(2, session_id) + pb_varint(4, license_type)
+        rid = request_id if request_id is not None else b"req-1"
+        license_id = pb_bytes(1, rid) + pb_bytes(2, session_id) + pb_varint(4, license_type)
         license_id += pb_varint(5, 1)
         return pb_bytes(3, pb_bytes(1, license_id) + pb_varint(2, 30) + pb_varint(3, 10))
     if form == "init_data":
         data = init_data if init_data is not None else pssh_box(WIDEVINE_SYSTEM_ID, pssh)
-        return pb_bytes(4, pb_varint(1, 1) + pb_bytes(2, data) + pb_varint(3, license_type))
+        extra = pb_bytes(4, request_id) if request_id is not None else b""
+        return pb_bytes(4, pb_varint(1, 1) + pb_bytes(2, data) + pb_varint(3, license_type) + extra)
     raise ValueError(f"unknown content identification form {form!r}")
 
 

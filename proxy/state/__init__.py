@@ -9,7 +9,12 @@ store evaluates the batch atomically, in three steps:
 2. **checks**, read-only: a use counter already at its limit, or a session set
    full without this session, refuses the request;
 3. **writes**, only when every check passed and the caller commits: counters
-   go up, sessions are added, refreshed or released.
+   go up, sessions are added, refreshed or released, records are begun,
+   extended or ended.
+
+A use counter given a retry mark comes first: a batch that finds its mark is the
+retry of an admitted request (same token, same challenge) and spends nothing, not
+even a rate bucket's allowance (:class:`UseOp`).
 
 So a refused request spends no use and takes no slot, and two replicas racing
 for the last slot can't both get it. Every store shares this meaning:
@@ -25,8 +30,21 @@ so replicas need synchronized clocks, and tests drive time with a fake clock.
 
 from proxy.state.address import ConnectOptions, StoreMode, parse_store_url, redacted_url
 from proxy.state.cluster_store import ClusterStore
+from proxy.state.keys import slot_tag, state_key
 from proxy.state.memory import MemoryStore
-from proxy.state.ops import Op, Outcome, RateOp, SessionMode, SessionOp, StateUnavailable, UseOp
+from proxy.state.ops import (
+    Op,
+    Outcome,
+    RateOp,
+    Record,
+    RecordMode,
+    RecordOp,
+    SessionMode,
+    SessionOp,
+    StateUnavailable,
+    UseOp,
+    op_keys,
+)
 from proxy.state.redis_store import RedisStore, ScriptStore
 from proxy.state.sentinel_store import SentinelStore
 from proxy.state.settings import StateSettings, open_store, store_from_settings, store_lifetime
@@ -39,6 +57,9 @@ __all__ = [
     "Op",
     "Outcome",
     "RateOp",
+    "Record",
+    "RecordMode",
+    "RecordOp",
     "RedisStore",
     "ScriptStore",
     "SentinelStore",
@@ -49,9 +70,12 @@ __all__ = [
     "StateUnavailable",
     "StoreMode",
     "UseOp",
+    "op_keys",
     "open_store",
     "parse_store_url",
     "redacted_url",
+    "slot_tag",
+    "state_key",
     "store_from_settings",
     "store_lifetime",
 ]

@@ -29,10 +29,12 @@ from proxy.state.lua import (
     UNDO_SCRIPT,
     apply_args,
     parse_reply,
-    undo_args,
+    script_keys,
+    taken_ops,
+    undo_call,
     undoable,
 )
-from proxy.state.ops import Op, Outcome, RateOp, StateUnavailable
+from proxy.state.ops import Op, Outcome, RateOp, StateUnavailable, op_keys
 from proxy.state.redis_store import ScriptStore
 
 #: Connections per node at most: redis-py's cluster client refuses a command past it
@@ -117,11 +119,17 @@ class ClusterStore(ScriptStore):
             await asyncio.sleep(RESHARD_PAUSE)
 
     def slot_groups(self, ops: Sequence[Op]) -> list[list[int]]:
-        """The indexes of ``ops`` grouped by hash slot, in the order slots first appear."""
+        """The indexes of ``ops`` grouped by hash slot, in the order slots first appear.
+
+        :raises ValueError: when one operation's keys lie in different slots (the rules tag
+            every key of one operation alike).
+        """
         groups: dict[int, list[int]] = {}
         for index, op in enumerate(ops):
-            slot = self._key_slot((self.prefix + op.key).encode())
-            groups.setdefault(slot, []).append(index)
+            slots = {self._key_slot((self.prefix + key).encode()) for key in op_keys(op)}
+            if len(slots) != 1:
+                raise ValueError("the keys of one state operation must share a hash slot")
+            groups.setdefault(slots.pop(), []).append(index)
         return list(groups.values())
 
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome:
@@ -133,23 +141,24 @@ class ClusterStore(ScriptStore):
         calls = []
         for group in groups:
             part = [ops[i] for i in group]
-            calls.append(([self.prefix + op.key for op in part], apply_args(part, now, commit)))
+            calls.append((script_keys(part, self.prefix), apply_args(part, now, commit)))
         async with self.bounded():
             replies = await self._pipelined(self._apply_script, APPLY_SCRIPT, calls)
         refusals: list[tuple[int, float | None]] = []
-        taken: set[int] = set()
+        taken: dict[int, Op] = {}
         for group, reply in zip(groups, replies, strict=True):
             denied, retry_after, flags = parse_reply(reply)
             if denied is not None:
                 refusals.append((group[denied], retry_after))
             else:
-                taken.update(i for i, flag in zip(group, flags, strict=False) if flag == "1")
+                part = [ops[i] for i in group]
+                taken.update((group[j], op) for j, op in taken_ops(part, flags))
         if not refusals:
-            return Outcome(taken=tuple(ops[i] for i in sorted(taken)))
+            return Outcome(taken=tuple(taken[i] for i in sorted(taken)))
         # As in one script: an empty rate bucket refuses first, then the first failed check.
         index, retry_after = min(refusals, key=lambda r: (not isinstance(ops[r[0]], RateOp), r[0]))
         if taken:
-            await self._give_back([ops[i] for i in sorted(taken)], deadline - loop.time())
+            await self._give_back([taken[i] for i in sorted(taken)], deadline - loop.time())
         return Outcome(index, retry_after)
 
     async def _give_back(self, ops: Sequence[Op], remaining: float) -> None:
@@ -171,8 +180,7 @@ class ClusterStore(ScriptStore):
             return
         calls = []
         for group in self.slot_groups(given):
-            part = [given[i] for i in group]
-            calls.append(([self.prefix + op.key for op in part], undo_args(part)))
+            calls.append(undo_call([given[i] for i in group], self.prefix))
         async with self.bounded(seconds):
             if len(calls) == 1:
                 keys, args = calls[0]

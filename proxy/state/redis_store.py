@@ -24,10 +24,12 @@ from proxy.state.lua import (
     _micros,
     apply_args,
     read_outcome,
-    undo_args,
+    read_record,
+    script_keys,
+    undo_call,
     undoable,
 )
-from proxy.state.ops import Op, Outcome, StateUnavailable
+from proxy.state.ops import Op, Outcome, Record, StateUnavailable
 from proxy.state.store import StateStore
 
 
@@ -146,6 +148,15 @@ class ScriptStore(StateStore):
             found.append(until / _MICROS if until is not None and until > now_us else None)
         return found
 
+    async def records(self, keys: Sequence[str], *, now: float) -> list[Record | None]:
+        """One ``MGET`` (per slot on a cluster), even for one key: the scripts never send
+        one, so ``INFO commandstats`` counts these lookups apart."""
+        full = [self.prefix + key for key in keys]
+        if not full:
+            return []
+        values = await self._call(lambda: self._mget(full))
+        return [read_record(value, now) for value in values]
+
     async def _mget(self, keys: list[str]) -> list[Any]:
         return list(await self._client.mget(keys))
 
@@ -191,7 +202,7 @@ class ScriptStore(StateStore):
         return sum(1 for score in replies[:-1] if score is not None and score > _micros(now))
 
     async def _apply(self, ops: Sequence[Op], now: float, commit: bool) -> Outcome:
-        keys = [self.prefix + op.key for op in ops]
+        keys = script_keys(ops, self.prefix)
         args = apply_args(ops, now, commit)
         async with self.bounded():
             reply = await self._run(self._apply_script, keys, args)
@@ -200,9 +211,9 @@ class ScriptStore(StateStore):
     async def _undo(self, ops: Sequence[Op]) -> None:
         given = undoable(ops)
         if given:
-            keys = [self.prefix + op.key for op in given]
+            keys, args = undo_call(given, self.prefix)
             async with self.bounded():
-                await self._run(self._undo_script, keys, undo_args(given))
+                await self._run(self._undo_script, keys, args)
 
 
 class RedisStore(ScriptStore):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
-from proxy.state.ops import Op, Outcome, StateUnavailable
+from proxy.state.ops import Op, Outcome, Record, StateUnavailable
 
 STATE_CALLS = Counter(
     "license_proxy_state_calls",
@@ -60,12 +60,18 @@ class StateStore(ABC):
         return outcome
 
     async def undo(self, ops: Sequence[Op]) -> None:
-        """Give back what :meth:`apply` took (``Outcome.taken``): one use, or a new session.
+        """Give back what :meth:`apply` took (``Outcome.taken``): a use, a new session, a new
+        record.
 
         Raises :class:`StateUnavailable` when the store can't answer.
         """
         if ops:
             await self._undo(ops)
+
+    @abstractmethod
+    async def records(self, keys: Sequence[str], *, now: float) -> list[Record | None]:
+        """For each of ``keys``, its live record (as :class:`RecordOp` keeps them), or None.
+        One round trip. Raises :class:`StateUnavailable`."""
 
     # -- operator actions (the admin API): marks and session sets, one key at a time ----------
 
