@@ -28,7 +28,12 @@ fail_open = {flag}
 
 
 def replica_config(
-    redis_url: str, *, fail_open: bool, rules: str | None = None, issuer_extra: str = ""
+    redis_url: str,
+    *,
+    fail_open: bool,
+    rules: str | None = None,
+    issuer_extra: str = "",
+    state: str = "",
 ) -> str:
     """A config file for one replica: the embedded default's issuer and backend, plus Redis
     and the state rules (``rules``, TOML; default replay and a concurrency limit of 3).
@@ -74,6 +79,7 @@ store = "{redis_url}"
 key_prefix = "replicas:"
 # Generous: a loaded 2-core CI machine must not turn a slow answer into STATE_UNAVAILABLE.
 timeout = "1s"
+{state}
 
 {rules if rules is not None else DEFAULT_RULES.format(flag=flag)}
 """

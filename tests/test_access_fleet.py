@@ -51,7 +51,11 @@ async def fleet_replicas(request, store_target, tmp_path) -> AsyncIterator[tuple
     started = []
     for name in ("a", "b"):
         config = tmp_path / f"{name}.toml"
-        config.write_text(replica_config(fleet.url, fail_open=False, rules=RULES))
+        # Sentinel replicates asynchronously: without replica_acks a failover loses the writes
+        # the replica had not received (tens under load, measured), so the bound below holds
+        # only with it. The cluster store can't WAIT per slot; its drills have lost none.
+        state = "replica_acks = 1" if request.param == "redis-sentinel" else ""
+        config.write_text(replica_config(fleet.url, fail_open=False, rules=RULES, state=state))
         started.append(Replica(name, config, tmp_path / f"{name}.log"))
     try:
         for replica in started:

@@ -30,7 +30,7 @@ from proxy.state.lua import (
     undoable,
 )
 from proxy.state.ops import Op, Outcome, Record, StateUnavailable
-from proxy.state.store import StateStore
+from proxy.state.store import STATE_UNREPLICATED, StateStore
 
 
 class ScriptStore(StateStore):
@@ -62,6 +62,9 @@ class ScriptStore(StateStore):
         self._client: Any = None
         self._apply_script: Any = None
         self._undo_script: Any = None
+        self.replica_acks = 0
+        """Replicas that must hold a write before the call answers (``WAIT``; 0: none)."""
+        self.replica_ack_timeout = 0.05
 
     @property
     def mode(self) -> str:
@@ -120,8 +123,26 @@ class ScriptStore(StateStore):
         return True
 
     async def _run(self, script: Any, keys: list[str], args: list[str]) -> Any:
-        """One ``EVALSHA`` (redis-py loads the script and sends it again on ``NOSCRIPT``)."""
-        return await script(keys=keys, args=args)
+        """One ``EVALSHA`` (redis-py loads the script and sends it again on ``NOSCRIPT``);
+        with ``replica_acks``, a ``WAIT`` pipelined behind it, still one round trip."""
+        if not self.replica_acks:
+            return await script(keys=keys, args=args)
+        from redis.exceptions import NoScriptError
+
+        for _ in range(2):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.replica_acks, round(self.replica_ack_timeout * 1000))
+            reply, acks = await pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):
+                await self._client.script_load(script.script)
+                continue
+            if isinstance(reply, BaseException):
+                raise reply
+            if isinstance(acks, BaseException) or int(acks) < self.replica_acks:
+                STATE_UNREPLICATED.labels(self.kind).inc()
+            return reply
+        raise StateUnavailable(f"{self.kind}: the script could not be loaded")
 
     # -- operator actions: plain commands, each key on its own (Cluster routes them) -----------
 

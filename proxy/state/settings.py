@@ -73,6 +73,14 @@ class StateSettings(StrictModel):
     timeout: Duration = 0.25
     """Seconds one state call may take in all (connecting, retrying, following a failover)
     before it counts as unavailable."""
+    replica_acks: int = Field(default=0, ge=0, le=16)
+    """Single and Sentinel stores: after each write, wait (``WAIT``, in the same round trip)
+    until this many replicas hold it, so a failover loses no decision the proxy acted on.
+    0 (the default) answers as soon as the master wrote: a failover may then lose the
+    writes its replica had not received yet (docs/access.md, Failover)."""
+    replica_ack_timeout: Duration = 0.05
+    """The longest wait for those replicas; a write still unconfirmed then is counted
+    (``license_proxy_state_unreplicated_total``) and the decision stands."""
 
     @field_validator("store")
     @classmethod
@@ -100,6 +108,21 @@ class StateSettings(StrictModel):
         if value <= 0:
             raise ValueError("must be more than 0")
         return value
+
+    @model_validator(mode="after")
+    def _acks_fit(self) -> StateSettings:
+        if self.replica_acks and self.replica_ack_timeout >= self.timeout:
+            raise ValueError(
+                "replica_ack_timeout must be shorter than timeout, which bounds the whole call"
+            )
+        if self.replica_acks and (
+            self.store == "memory" or parse_store_url(self.store).mode is StoreMode.CLUSTER
+        ):
+            raise ValueError(
+                "replica_acks applies to single and Sentinel Redis stores (a cluster routes "
+                "each slot to its own master; see docs/access.md)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _tls_needs_rediss(self) -> StateSettings:
@@ -143,12 +166,17 @@ def open_store(
     prefix: str = "",
     timeout: float = 0.25,
     options: ConnectOptions | None = None,
+    replica_acks: int = 0,
+    replica_ack_timeout: float = 0.05,
 ) -> StateStore:
     """The store a ``[access.state] store`` value names: ``memory`` or a Redis URL of any mode."""
     if url == "memory":
         return MemoryStore.shared(prefix)
     store_class = _STORES[parse_store_url(url).mode]
-    return store_class(url, prefix=prefix, timeout=timeout, options=options)
+    store = store_class(url, prefix=prefix, timeout=timeout, options=options)
+    store.replica_acks = replica_acks
+    store.replica_ack_timeout = replica_ack_timeout
+    return store
 
 
 def store_from_settings(settings: StateSettings) -> StateStore:
@@ -158,6 +186,8 @@ def store_from_settings(settings: StateSettings) -> StateStore:
         prefix=settings.key_prefix,
         timeout=settings.timeout,
         options=settings.connect_options(),
+        replica_acks=settings.replica_acks,
+        replica_ack_timeout=settings.replica_ack_timeout,
     )
 
 

@@ -15,6 +15,11 @@ STATE_CALLS = Counter(
     "Batches the state store evaluated, by store and outcome (ok, denied, error).",
     ["store", "outcome"],
 )
+STATE_UNREPLICATED = Counter(
+    "license_proxy_state_unreplicated",
+    "State writes that fewer replicas than access.state.replica_acks confirmed in time.",
+    ["store"],
+)
 STATE_SECONDS = Histogram(
     "license_proxy_state_seconds",
     "Wall time of one state store batch (one Redis round trip for the redis store).",
