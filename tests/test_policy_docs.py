@@ -3,21 +3,16 @@ what the "What each vendor is sent" tables say."""
 
 from __future__ import annotations
 
-import base64
 import json
 import re
-import time
 import tomllib
 import uuid
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 
 from plugins.policy.settings import CatalogSettings, ElectionSettings
-from plugins.vendors.doverunner.token import decrypt_policy
-from plugins.vendors.keyos.authcheck import check_data, read_authentication_xml
 from proxy import hookimpl
 from proxy.builder import build_pipeline
 from proxy.errors import ConfigError
@@ -137,30 +132,7 @@ async def rendered(
     challenge = ChallengeInfo(drm, RequestType.NEW, b"challenge", KIDS, content_id)
     call = vendor_call(challenge, capture.policy, content_id=content_id, backend="primary")
     request = pipeline.backends["primary"].adapter.build_request(call)
-    unverified = {"verify_signature": False, "verify_aud": False}
-    if vendor == "axinom":
-        return jwt.decode(request.headers["X-AxDRM-Message"], options=unverified)["message"]
-    if vendor == "verimatrix":
-        token = request.headers["Authorization"].removeprefix("Bearer ")
-        return jwt.decode(token, options=unverified)
-    if vendor == "widevine_cloud":
-        return json.loads(base64.b64decode(json.loads(request.body)["request"]))
-    if vendor == "ezdrm":
-        return {"url": request.url, "body": request.body, "headers": request.headers}
-    if vendor == "keyos":
-        _, data, _ = read_authentication_xml(request.headers["customdata"])
-        facts, problems = check_data(data, time.time())
-        assert problems == []
-        return facts
-    if vendor == "drmtoday":
-        return json.loads(jwt.decode(request.headers["x-dt-auth-token"], options=unverified)["crt"])
-    if vendor == "doverunner":
-        token = json.loads(base64.b64decode(request.headers["pallycon-customdata-v2"]))
-        site_key = sandbox.vendors["doverunner"].site_key.encode()
-        return json.loads(decrypt_policy(token["policy"], site_key))
-    if request.headers.get("Content-Type") == "application/json":
-        return json.loads(request.body)
-    return {}
+    return sandbox.vendors[vendor].policy_message(request)
 
 
 def usage(message: dict[str, Any]) -> dict[str, dict[str, Any]]:

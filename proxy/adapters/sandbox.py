@@ -8,11 +8,14 @@ and route a backend named after the vendor to it.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from proxy.upstream.messages import UpstreamRequest
 
 
 class VendorSandbox(ABC):
@@ -49,3 +52,12 @@ class VendorSandbox(ABC):
         """The sandbox policy for this vendor's backend, made from the shared one (a
         rental with SD and HD rules): leave out what the vendor has no means to carry."""
         return policy
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """What the vendor reads as the license policy in ``request`` (built by this run's
+        backend), decoded with this run's keys: the docs' policy tables are rendered through
+        it, so each vendor package says how its own message reads. By default a JSON body."""
+        if request.headers.get("Content-Type") == "application/json":
+            decoded = json.loads(request.body)
+            return decoded if isinstance(decoded, dict) else {}
+        return {}

@@ -7,10 +7,11 @@ import os
 import uuid
 from typing import Any
 
+import jwt
 from aiohttp import web
 
 from plugins.vendors.axinom import emulator
-from proxy import VendorSandbox
+from proxy import UpstreamRequest, VendorSandbox
 
 
 class AxinomSandbox(VendorSandbox):
@@ -33,3 +34,8 @@ class AxinomSandbox(VendorSandbox):
             "com_key": "base64:" + base64.b64encode(self.com_key).decode(),
             "urls": emulator.urls(url),
         }
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """The Entitlement Message inside the License Service Message."""
+        token = request.headers["X-AxDRM-Message"]
+        return dict(jwt.decode(token, self.com_key, algorithms=["HS256"])["message"])

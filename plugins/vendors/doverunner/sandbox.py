@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import string
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from plugins.vendors.doverunner import emulator
-from proxy import VendorSandbox
+from plugins.vendors.doverunner.token import decrypt_policy
+from proxy import UpstreamRequest, VendorSandbox
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -42,6 +44,11 @@ class DoveRunnerSandbox(VendorSandbox):
             "site_key": "base64:" + _b64(self.site_key),
             "access_key": "base64:" + _b64(self.access_key),
         }
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """The policy JSON v2, decrypted with this run's site key."""
+        token = json.loads(base64.b64decode(request.headers["pallycon-customdata-v2"]))
+        return dict(json.loads(decrypt_policy(token["policy"], self.site_key.encode())))
 
 
 def _b64(text: str) -> str:

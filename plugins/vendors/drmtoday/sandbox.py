@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from typing import Any
 
+import jwt
 from aiohttp import web
 
 from plugins.vendors.drmtoday import emulator
-from proxy import VendorSandbox
+from proxy import UpstreamRequest, VendorSandbox
 
 MERCHANT = "sandbox-merchant"
 
@@ -44,3 +46,11 @@ class DrmTodaySandbox(VendorSandbox):
         for rules in tracks.values():
             rules.pop("playready_min_security_level", None)
         return policy
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """The customer rights token inside the upfront authorization token."""
+        token = jwt.decode(
+            request.headers["x-dt-auth-token"],
+            options={"verify_signature": False, "verify_aud": False},
+        )
+        return dict(json.loads(token["crt"]))

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from plugins.vendors.ezdrm import emulator
-from proxy import VendorSandbox
+from proxy import UpstreamRequest, VendorSandbox
 
 
 def _profile() -> str:
@@ -36,3 +36,7 @@ class EzdrmSandbox(VendorSandbox):
             "px": dict(self.px),
             "policy_enforced_by_vendor": True,
         }
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """EZDRM carries no policy: the URL (its profile parameter) is what selects one."""
+        return {"url": request.url, "body": request.body, "headers": request.headers}

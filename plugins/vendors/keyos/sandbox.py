@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 from typing import Any
 
 from aiohttp import web
@@ -11,7 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from plugins.vendors.keyos import emulator
-from proxy import VendorSandbox
+from plugins.vendors.keyos.authcheck import check_data, read_authentication_xml
+from proxy import UpstreamRequest, VendorSandbox
 
 
 class KeyOSSandbox(VendorSandbox):
@@ -49,3 +51,11 @@ class KeyOSSandbox(VendorSandbox):
         LicenseDuration only, and no PlayReady persistence (docs/vendors.md)."""
         policy["license"] = {"can_play": True}
         return policy
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """The facts of the authentication XML, checked as the emulator checks them."""
+        _, data, _ = read_authentication_xml(request.headers["customdata"])
+        facts, problems = check_data(data, time.time())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return facts

@@ -6,12 +6,13 @@ import base64
 import uuid
 from typing import Any
 
+import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from plugins.vendors.verimatrix import emulator
-from proxy import VendorSandbox
+from proxy import UpstreamRequest, VendorSandbox
 
 AUDIENCE = "multidrm-license"
 
@@ -48,3 +49,8 @@ class VerimatrixSandbox(VendorSandbox):
             # The sandbox policy has PlayReady rules (field names UNVERIFIED).
             "security_policy_drms": ["widevine", "playready", "fairplay"],
         }
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """The claims of the Verimatrix token (its signature is the emulator's to check)."""
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        return dict(jwt.decode(token, options={"verify_signature": False, "verify_aud": False}))

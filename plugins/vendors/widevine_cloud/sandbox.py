@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from typing import Any
 
 from aiohttp import web
 
 from plugins.vendors.widevine_cloud import emulator
-from proxy import VendorSandbox
+from proxy import UpstreamRequest, VendorSandbox
 
 PROVIDER = "sandbox_provider"
 
@@ -34,3 +36,7 @@ class WidevineCloudSandbox(VendorSandbox):
             "signing_key": "hex:" + self.key.hex(),
             "signing_iv": "hex:" + self.iv.hex(),
         }
+
+    def policy_message(self, request: UpstreamRequest) -> dict[str, Any]:
+        """The inner GetLicense request inside the signed envelope."""
+        return dict(json.loads(base64.b64decode(json.loads(request.body)["request"])))
