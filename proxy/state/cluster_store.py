@@ -54,6 +54,8 @@ class ClusterStore(ScriptStore):
     """
 
     kind = "redis-cluster"
+    store_mode = StoreMode.CLUSTER
+    url_forms = "a redis+cluster:// or rediss+cluster://"
 
     def __init__(
         self,
@@ -64,8 +66,6 @@ class ClusterStore(ScriptStore):
         options: ConnectOptions | None = None,
     ) -> None:
         super().__init__(url, prefix=prefix, timeout=timeout, options=options)
-        if self.address.mode is not StoreMode.CLUSTER:
-            raise ValueError("ClusterStore takes a redis+cluster:// URL")
         from redis.crc import key_slot
         from redis.exceptions import (
             ClusterError,

@@ -13,7 +13,7 @@ import math
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from proxy.state.address import ConnectOptions, StoreAddress, StoreMode, parse_store_url
 from proxy.state.lua import (
@@ -44,6 +44,11 @@ class ScriptStore(StateStore):
 
     kind = "redis"
 
+    store_mode: ClassVar[StoreMode]
+    """The URL mode this store serves."""
+    url_forms: ClassVar[str]
+    """How its URLs are written, for the error when another is given."""
+
     def __init__(
         self,
         url: str,
@@ -54,6 +59,8 @@ class ScriptStore(StateStore):
     ) -> None:
         super().__init__(prefix)
         self.address: StoreAddress = parse_store_url(url)
+        if self.address.mode is not self.store_mode:
+            raise ValueError(f"{type(self).__name__} takes {self.url_forms} URL")
         self.timeout = timeout
         self.options = options or ConnectOptions()
         from redis.exceptions import RedisError
@@ -244,18 +251,8 @@ class RedisStore(ScriptStore):
     """
 
     kind = "redis"
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "",
-        timeout: float = 0.25,
-        options: ConnectOptions | None = None,
-    ) -> None:
-        super().__init__(url, prefix=prefix, timeout=timeout, options=options)
-        if self.address.mode is not StoreMode.SINGLE:
-            raise ValueError("RedisStore takes a redis://, rediss:// or unix:// URL")
+    store_mode = StoreMode.SINGLE
+    url_forms = "a redis://, rediss:// or unix://"
 
     def _connect(self) -> Any:
         from redis.asyncio import Redis

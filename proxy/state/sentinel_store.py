@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.state.address import ConnectOptions, StoreMode
+from proxy.state.address import StoreMode
 from proxy.state.redis_store import ScriptStore
 
 
@@ -22,19 +22,9 @@ class SentinelStore(ScriptStore):
     """
 
     kind = "redis-sentinel"
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        prefix: str = "",
-        timeout: float = 0.25,
-        options: ConnectOptions | None = None,
-    ) -> None:
-        super().__init__(url, prefix=prefix, timeout=timeout, options=options)
-        if self.address.mode is not StoreMode.SENTINEL:
-            raise ValueError("SentinelStore takes a redis+sentinel:// URL")
-        self._sentinel: Any = None
+    store_mode = StoreMode.SENTINEL
+    url_forms = "a redis+sentinel:// or rediss+sentinel://"
+    _sentinel: Any = None
 
     def _connect(self) -> Any:
         from redis.asyncio.retry import Retry
