@@ -1,10 +1,16 @@
 """The gRPC transport: ``LicenseProxyService`` on ``grpc.aio``, with health and reflection.
 
-Handlers translate and call the pipeline, and raise. One interceptor
-(:class:`CallInterceptor`) learns who is calling before a handler runs (peer,
-trusted or not, request id) and turns whatever a handler raises into a status:
-a :class:`ProxyError` into a ``google.rpc.Status`` carrying ``ErrorInfo``,
+Handlers translate and call the pipeline, and raise. One wrapper
+(:class:`CallWrapper`), put around each of the service's methods once when the
+server is built, learns who is calling before a handler runs (peer, trusted or
+not, request id) and turns whatever a handler raises into a status: a
+:class:`ProxyError` into a ``google.rpc.Status`` carrying ``ErrorInfo``,
 anything else into INTERNAL. No handler aborts by itself.
+
+The wrapper is not a ``grpc.aio`` interceptor: an interceptor runs once more per
+call (a coroutine that finds the handler again), and every call pays for it.
+The request id travels in the trailers of every answer, a success too: sending
+initial metadata on its own is one more write to the transport per call.
 """
 
 from __future__ import annotations
@@ -154,46 +160,52 @@ _caller: ContextVar[Caller] = ContextVar("grpc_caller")
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-class CallInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps every unary call of the proxy's service: caller facts in, statuses out."""
+class _HandlerCollector:
+    """Stands in for a server to the generated ``add_..._to_server``, keeping its handlers."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        """Not needed: the same handlers arrive by name below."""
+
+    def add_registered_method_handlers(self, service: str, handlers: Any) -> None:
+        """The method handlers by method name."""
+        self.handlers.update(handlers)
+
+
+def _declared_handlers(servicer: Any) -> dict[str, grpc.RpcMethodHandler]:
+    """``servicer``'s method handlers as the generated code declares them, with their
+    (de)serializers."""
+    collector = _HandlerCollector()
+    pb_grpc.add_LicenseProxyServiceServicer_to_server(servicer, collector)
+    return collector.handlers
+
+
+class CallWrapper:
+    """Wraps each unary method of the proxy's service: caller facts in, statuses out."""
 
     def __init__(self, pipeline: Callable[[], Pipeline], drain: Drain | None = None) -> None:
         self._pipeline = pipeline
         self._drain = drain or Drain()
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        """The proxy's own methods, wrapped once each; health and reflection untouched."""
-        method = handler_call_details.method
-        wrapped = self._wrapped.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if (
-            handler is None
-            or handler.unary_unary is None
-            or not method.startswith(f"/{SERVICE_NAME}/")
-        ):
-            return handler
-        # The request is parsed in the wrapper, not by grpc: a message that does not
-        # parse is then REQUEST_INVALID with ErrorInfo, not UNKNOWN with a traceback.
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            self._wrap(
-                method.rsplit("/", 1)[-1],
-                cast(Behavior, handler.unary_unary),
-                handler.request_deserializer,
-            ),
-            request_deserializer=None,
-            response_serializer=handler.response_serializer,
+    def add_to(self, server: grpc.aio.Server, servicer: LicenseProxyServicer) -> None:
+        """Register ``servicer``'s methods on ``server``, each wrapped once."""
+        wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
+            name: grpc.unary_unary_rpc_method_handler(
+                # The request is parsed in the wrapper, not by grpc: a message that does
+                # not parse is then REQUEST_INVALID with ErrorInfo, not UNKNOWN with a
+                # traceback.
+                self._wrap(name, cast(Behavior, handler.unary_unary), handler.request_deserializer),
+                request_deserializer=None,
+                response_serializer=handler.response_serializer,
+            )
+            for name, handler in _declared_handlers(servicer).items()
+        }
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, wrapped),)
         )
-        self._wrapped[method] = wrapped
-        return wrapped
+        server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
     def _wrap(
         self, name: str, behavior: Behavior, deserialize: Callable[[bytes], Any] | None
@@ -225,10 +237,10 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     if deserialize is not None:
                         request = parse_request(deserialize, request, name)
                     response = await behavior(request, context)
-                # A success carries the request id in its initial metadata. An error carries
-                # it in the trailers only (with ErrorInfo): headers sent before an error
-                # would commit the call, and gRPC's retry policy could no longer retry it.
-                await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+                # In the trailers, as an error's: no initial metadata is sent apart from the
+                # message (one write less per call), and an error stays a trailers-only
+                # answer that gRPC's retry policy can retry.
+                context.set_trailing_metadata(((REQUEST_ID_METADATA, request_id),))
                 status = "OK"
                 return response
             except ProxyError as error:
@@ -251,7 +263,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
 class LicenseProxyServicer(pb_grpc.LicenseProxyServiceServicer):
     """``licenseproxy.v1.LicenseProxyService`` over the current pipeline.
 
-    Handlers raise :class:`ProxyError`; :class:`CallInterceptor` answers it.
+    Handlers raise :class:`ProxyError`; :class:`CallWrapper` answers it.
     """
 
     async def AcquireLicense(
@@ -340,11 +352,8 @@ class GrpcServer:
         reuse_port: bool = False,
     ) -> None:
         self._config = server
-        self.server = grpc.aio.server(
-            interceptors=[CallInterceptor(pipeline, drain)],
-            options=server_options(server, reuse_port=reuse_port),
-        )
-        pb_grpc.add_LicenseProxyServiceServicer_to_server(LicenseProxyServicer(), self.server)
+        self.server = grpc.aio.server(options=server_options(server, reuse_port=reuse_port))
+        CallWrapper(pipeline, drain).add_to(self.server, LicenseProxyServicer())
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -389,7 +398,7 @@ class GrpcServer:
 __all__ = [
     "ERROR_DOMAIN",
     "REQUEST_ID_METADATA",
-    "CallInterceptor",
+    "CallWrapper",
     "GrpcServer",
     "error_details",
     "error_status",
