@@ -449,3 +449,38 @@ async def test_the_shared_certificate_fetch_is_bounded_by_the_backend_not_the_fi
     assert response.license == SERVICE_CERTIFICATE
     assert len(primary.state.received) == 1
     assert stats(proxy).outages == 0
+
+
+async def test_a_cookie_one_vendor_answer_sets_never_rides_with_the_next_call(vendor_sandbox):
+    """Regression: the shared session kept vendors' cookies and sent one viewer's to the
+    next viewer's request."""
+    from aiohttp import web
+
+    seen: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.Response(body=b"license")
+        response.set_cookie("viewer", "alice-session")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/license", answer)
+    emulator = await start_emulator(app)
+    pipeline = build_pipeline(config(vendor_sandbox, emulator.url, failover=False))
+    client = pipeline.services.upstream
+    # A host name: aiohttp's default jar ignores cookies from IP addresses, vendors have names.
+    url = emulator.url.replace("127.0.0.1", "localhost")
+    request = UpstreamRequest(url=f"{url}/license", body=CHALLENGE)
+    try:
+        for request_id in ("alice", "bob"):
+            await client.exchange(
+                pipeline.backends["primary"],
+                request,
+                lambda response: response.status,
+                request_id=request_id,
+            )
+    finally:
+        await client.close()
+        await emulator.stop()
+    assert seen == [None, None]

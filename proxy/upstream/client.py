@@ -93,6 +93,15 @@ class BackendStats:
     short_circuited: int = 0
 
 
+class _BackendSeries:
+    """The Prometheus children a backend's every call touches, looked up once
+    (prometheus-client's ``labels()`` takes a lock and builds a key each time)."""
+
+    def __init__(self, name: str) -> None:
+        self.ok = UPSTREAM_CALLS.labels(name, "ok")
+        self.seconds = UPSTREAM_SECONDS.labels(name)
+
+
 class _ConnectFailed(Exception):
     """The connection could not be made: nothing reached the vendor, so a retry is safe."""
 
@@ -108,6 +117,7 @@ class UpstreamClient:
         self._session: aiohttp.ClientSession | None = None
         self._user_agent = user_agent
         self._breakers: dict[str, CircuitBreaker] = {}
+        self._series: dict[str, _BackendSeries] = {}
         self.stats: dict[str, BackendStats] = {}
 
     async def start(self) -> None:
@@ -119,6 +129,10 @@ class UpstreamClient:
                 headers={"User-Agent": self._user_agent},
                 auto_decompress=True,
                 trust_env=False,
+                # One session serves every viewer: a cookie one vendor answer sets must
+                # never ride along with another viewer's request (and keeping none is
+                # less work per call).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
 
     async def close(self) -> None:
@@ -164,6 +178,9 @@ class UpstreamClient:
         clock = clock or Clock()
         stats = self.backend_stats(backend.name)
         breaker = self.breaker(backend)
+        series = self._series.get(backend.name)
+        if series is None:
+            series = self._series[backend.name] = _BackendSeries(backend.name)
         if not breaker.allow(clock.monotonic()):
             stats.short_circuited += 1
             UPSTREAM_CALLS.labels(backend.name, "circuit_open").inc()
@@ -219,12 +236,12 @@ class UpstreamClient:
             breaker.abandon()
             raise
         finally:
-            UPSTREAM_SECONDS.labels(backend.name).observe(time.monotonic() - started)
+            series.seconds.observe(time.monotonic() - started)
             if span is not None:
                 span.finish(outcome)
         stats.ok += 1
         breaker.success()
-        UPSTREAM_CALLS.labels(backend.name, "ok").inc()
+        series.ok.inc()
         return result
 
     async def send(
