@@ -37,13 +37,15 @@ class CircuitBreaker:
         self.failures = 0
         self.opened_at = 0.0
         self._probing = False
-        CIRCUIT_STATE.labels(name).set(0)
+        self._gauge = CIRCUIT_STATE.labels(name)
+        self._gauge.set(0)
 
     def _set(self, state: CircuitState) -> None:
-        if state is not self.state:
-            log.warning("backend %s circuit %s", self.name, state.name.lower().replace("_", "-"))
+        if state is self.state:
+            return  # every success closes the circuit: most calls change nothing
+        log.warning("backend %s circuit %s", self.name, state.name.lower().replace("_", "-"))
         self.state = state
-        CIRCUIT_STATE.labels(self.name).set(int(state))
+        self._gauge.set(int(state))
 
     def allow(self, now: float) -> bool:
         """True when a request may go out now (at most one while half-open)."""
