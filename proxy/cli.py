@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy import cli_init as init_command
+from proxy import event_loop
 from proxy.builder import build_pipeline, load_config
 from proxy.cli_challenge import add_challenge_parser
 from proxy.errors import ConfigError
@@ -97,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     app = ProxyApp(pipeline, rebuild=rebuild, access_log=pipeline.log.access)
     try:
-        asyncio.run(app.serve_forever())
+        event_loop.run(app.serve_forever(), pipeline.server.event_loop)
     except OSError as exc:
         print(f"cannot start: {exc}", file=sys.stderr)
         return 1
@@ -119,6 +120,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     store = pipeline.services.state
     where = "this process only" if store.mode == "memory" else store.describe()
     print(f"access.state: {store.mode} mode ({where})")
+    choice = pipeline.server.event_loop
+    print(f"server.event_loop: {choice} ({event_loop.loop_name(choice)} here)")
     return 0
 
 

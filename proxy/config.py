@@ -129,6 +129,9 @@ class ServerConfig(StrictModel):
     ``uri:URI`` or a ``spiffe://`` id, matched against the subject alternative names of a
     certificate a listener's ``tls.client_ca`` verified."""
     workers: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = 1
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    """The event loop that serves: ``auto`` takes uvloop when it is installed, else the
+    standard library's; ``uvloop`` refuses to start without it."""
     """Worker processes sharing both ports (``auto``: one per CPU this process may use).
     With more than one, rules that keep state need a shared store (``access.state``)."""
     forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for"
@@ -207,6 +210,15 @@ class ServerConfig(StrictModel):
 
             return available_cpus()
         return self.workers
+
+    @field_validator("event_loop")
+    @classmethod
+    def _loop_installed(cls, value: str) -> str:
+        from proxy.event_loop import uvloop_available
+
+        if value == "uvloop" and not uvloop_available():
+            raise ValueError("uvloop is not installed here (pip install uvloop, or use auto)")
+        return value
 
     @field_validator("request_read_timeout", "http_idle_timeout", "header_timeout")
     @classmethod

@@ -74,6 +74,12 @@ def _admin_listener(pipeline: Pipeline) -> tuple[object, ...] | None:
     return None if admin is None else (admin.host, admin.port, admin.metrics)
 
 
+def _running_loop_name() -> str:
+    """``uvloop`` or ``asyncio``: the loop serving (``server.event_loop``)."""
+    module = type(asyncio.get_running_loop()).__module__
+    return "uvloop" if module.startswith("uvloop") else "asyncio"
+
+
 class ProxyApp:
     """The running proxy: one pipeline (swapped on reload), a gRPC server and the HTTP bridge.
 
@@ -200,13 +206,14 @@ class ProxyApp:
             raise
         self.ready = True
         log.info(
-            "serving gRPC on %s:%d and HTTP on %s:%d%s%s",
+            "serving gRPC on %s:%d and HTTP on %s:%d%s%s on %s",
             server.grpc.host,
             self.grpc_port,
             server.http.host,
             self.http_port,
             f" with TLS on {' and '.join(self.tls)}" if self.tls else "",
             f" (worker {self.worker_id})" if self.worker_id is not None else "",
+            _running_loop_name(),
         )
 
     async def _start_admin(self) -> None:

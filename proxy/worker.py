@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from proxy import event_loop
 from proxy.builder import build_pipeline, load_config
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
@@ -134,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.on_reload = lambda ok: status.send("reloaded" if ok else "reload-refused")
     app.admin_reload = reload_every_worker
     try:
-        asyncio.run(_serve(app, status, args.lifeline_fd))
+        event_loop.run(_serve(app, status, args.lifeline_fd), pipeline.server.event_loop)
     except OSError as exc:
         print(f"worker {args.index} cannot start: {exc}", file=sys.stderr)
         return 1
