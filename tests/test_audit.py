@@ -288,6 +288,51 @@ async def test_a_record_after_stop_is_still_written(tmp_path):
     assert json.loads(line)["request_id"] == "late"
 
 
+class _CountingStream:
+    """A text stream that counts its writes (what a system call per write would cost)."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.writes += 1
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
+async def test_the_log_stream_gets_a_batch_in_one_write(tmp_path):
+    stream = _CountingStream()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("license_proxy.audit")
+    logger.addHandler(handler)
+    old_propagate, logger.propagate = logger.propagate, False
+    log = AuditLog(AuditSettings(stream=True))
+    try:
+        log.decision(
+            Decision(time=1.0e9, request_id="before-start", transport="http", outcome="issued")
+        )
+        log.start()
+        for i in range(200):
+            log.decision(
+                Decision(time=1.0e9, request_id=f"r{i}", transport="grpc", outcome="issued")
+            )
+        await asyncio.to_thread(log.stop)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = old_propagate
+    lines = [json.loads(line) for line in stream.text.splitlines()]
+    assert [line["audit"]["request_id"] for line in lines] == ["before-start"] + [
+        f"r{i}" for i in range(200)
+    ]
+    assert all(line["message"] == "license_decision" for line in lines)
+    # One write for the record before the writer ran, then a handful for 200 records.
+    assert stream.writes < 10, stream.writes
+
+
 def test_the_log_is_off_when_disabled(tmp_path):
     pipeline = build_pipeline(
         proxy_config({"audit": {"enabled": False, "file": str(tmp_path / "x.jsonl")}})
