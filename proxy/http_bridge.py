@@ -184,9 +184,17 @@ class HttpBridge:
         per chunk: a body trickled a byte at a time is cut off all the same)."""
         if request.content_length is not None and request.content_length > limit:
             raise ProxyError(too_large, f"the request body is larger than {limit} bytes")
+        content = request.content
         chunks = []
         size = 0
         try:
+            if content.is_eof():
+                # The whole body is already here (a challenge usually comes in one segment
+                # with its headers): take it without arming a timer or iterating.
+                body = content.read_nowait()
+                if len(body) > limit:
+                    raise ProxyError(too_large, f"the request body is larger than {limit} bytes")
+                return body
             async with asyncio.timeout(seconds):
                 async for chunk in request.content.iter_chunked(64 * 1024):
                     size += len(chunk)
