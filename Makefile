@@ -125,13 +125,20 @@ $(PLAYERS): tests/players/package.json tests/players/package-lock.json
 	npm ci --silent --no-audit --no-fund --ignore-scripts --prefix tests/players
 	touch $@
 
-# wrk: the C load generator of bench.serving (Debian package), so the load costs little CPU.
+# wrk: the C load generator of bench.serving and of bench.sidebyside's HTTP rows (Debian
+# package), so the load costs little CPU.
 .PHONY: wrk
 wrk:
 	@command -v wrk >/dev/null || $(SUDO) apt-get install -y -q wrk >/dev/null || \
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q wrk)
 
-bench: $(STAMP) redis-server wrk
+# h2load (Debian's nghttp2-client): the C load generator of bench.sidebyside's gRPC rows.
+.PHONY: h2load
+h2load:
+	@command -v h2load >/dev/null || $(SUDO) apt-get install -y -q nghttp2-client >/dev/null || \
+	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q nghttp2-client)
+
+bench: $(STAMP) redis-server wrk h2load
 	$(PY) -m bench
 
 # FUZZ_SECONDS per parser. Without an atheris wheel (it builds from source only

@@ -12,8 +12,10 @@ import importlib
 import inspect
 import sys
 
-#: In the order of a request's way: the whole pipeline first, then its parts.
+#: The side-by-side table of issue 17 first, then in the order of a request's way: the whole
+#: pipeline, then its parts.
 SUITES = (
+    "sidebyside",
     "pipeline",
     "serving",
     "challenge",
