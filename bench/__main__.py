@@ -23,6 +23,7 @@ SUITES = (
     "policy",
     "vendors",
     "adapters",
+    "signing",
     "admin",
     "observability",
     "guards",
