@@ -25,6 +25,7 @@ SUITES = (
     "policy",
     "vendors",
     "adapters",
+    "signing",
     "admin",
     "observability",
     "guards",

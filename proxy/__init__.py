@@ -204,6 +204,7 @@ from proxy.adapters.answers import (  # noqa: E402
     playready_fault_error,
     soap_fault,
 )
+from proxy.adapters.jws import JwsSigner  # noqa: E402
 from proxy.adapters.prepare import capped, check_window, prepare  # noqa: E402
 from proxy.adapters.rendering import (  # noqa: E402
     LICENSE_FIELDS,
@@ -260,6 +261,7 @@ __all__ += [
     "WIDEVINE_TRANSIENT_STATUSES",
     "ContentId",
     "ContentIdConvention",
+    "JwsSigner",
     "LocalAdapter",
     "Rendering",
     "TranslatingAdapter",

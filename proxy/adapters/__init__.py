@@ -16,6 +16,8 @@ which exports it; the modules here hold it, one job each:
   and outages with the vendor's own code, scrubbed;
 - small encoders (:mod:`~proxy.adapters.wire`): key material, base64, GUIDs,
   compact JSON, content ids;
+- signed vendor tokens (:mod:`~proxy.adapters.jws`): :class:`JwsSigner`, a compact
+  JWS signer whose key and header are prepared once, at config load;
 - the sandbox (:mod:`~proxy.adapters.sandbox`): a vendor's emulator, fresh keys
   and backend section for ``license-proxy serve --sandbox``.
 """

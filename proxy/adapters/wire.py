@@ -10,9 +10,10 @@ import base64
 import binascii
 import json
 import re
-import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import orjson
 
 from proxy.adapters.call import VendorCall
 from proxy.secrets import Secret
@@ -22,6 +23,9 @@ PLAYREADY_CONTENT_TYPE = "text/xml; charset=utf-8"
 PLAYREADY_SOAP_ACTION = '"http://schemas.microsoft.com/DRM/2007/03/protocols/AcquireLicense"'
 OCTET_STREAM = "application/octet-stream"
 
+#: Types orjson would write where ``json`` (and so PyJWT) refuses them: handed to
+#: ``json``, which raises. A ``datetime`` ``exp`` must not become text.
+ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _B64 = re.compile(r"^[A-Za-z0-9+/_-]+={0,2}$")
 
@@ -83,13 +87,28 @@ def b64(data: bytes) -> str:
 
 
 def guid(key_id: bytes) -> str:
-    """A 16-byte key id as a GUID string (big-endian, UUID order)."""
-    return str(uuid.UUID(bytes=key_id))
+    """A 16-byte key id as a GUID string (big-endian, UUID order): ``str(uuid.UUID(bytes=))``
+    at a quarter of its cost (adapters write several per request)."""
+    if len(key_id) != 16:
+        raise ValueError("bytes is not a 16-char string")
+    h = key_id.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def json_bytes(doc: Mapping[str, Any]) -> bytes:
-    """Compact JSON bytes (serialized once; signatures cover exactly these bytes)."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON bytes, keys in the order given (serialized once; signatures
+    cover exactly these bytes).
+
+    orjson writes them (a tenth of ``json``'s cost): for strings, integers, booleans,
+    lists and objects the bytes ``json.dumps(separators=(",", ":"), ensure_ascii=False)``
+    writes. What orjson refuses (integers beyond 64 bits, non-string keys, lone
+    surrogates) or would write where ``json`` refuses (datetimes, dataclasses) goes
+    through ``json``, as before.
+    """
+    try:
+        return orjson.dumps(doc, option=ORJSON_OPTIONS)
+    except TypeError:
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def fairplay_content_id(value: str | None) -> str | None:

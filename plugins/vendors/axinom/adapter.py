@@ -35,6 +35,7 @@ from proxy import (
     PLAYREADY_CONTENT_TYPE,
     PLAYREADY_SOAP_ACTION,
     DrmSystem,
+    JwsSigner,
     ProxyError,
     Reason,
     RequestType,
@@ -68,7 +69,8 @@ class AxinomAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
-        self.key = key_material(settings.com_key, "com_key", lengths=(32,), encodings=("base64",))
+        key = key_material(settings.com_key, "com_key", lengths=(32,), encodings=("base64",))
+        self.signer = JwsSigner("HS256", key)
         self.com_key_id = str(settings.com_key_id)
         self.drm_systems = frozenset(settings.urls) & AXINOM_DRMS
         for drm, url in settings.urls.items():
@@ -170,7 +172,7 @@ class AxinomAdapter:
             envelope["id"] = str(uuid.uuid4())
         envelope["expiration_date"] = iso(now + self.settings.message_ttl)
         envelope["message"] = self.entitlement(call)
-        return jwt.encode(envelope, self.key, algorithm="HS256")
+        return self.signer.sign(envelope)
 
     def build_request(self, call: VendorCall) -> UpstreamRequest:
         """The challenge, as the CDM made it, with the signed message beside it."""

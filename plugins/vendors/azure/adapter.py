@@ -20,7 +20,6 @@ import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -37,6 +36,7 @@ from proxy import (
     PLAYREADY_CONTENT_TYPE,
     PLAYREADY_SOAP_ACTION,
     DrmSystem,
+    JwsSigner,
     ProxyError,
     Reason,
     RequestType,
@@ -72,22 +72,25 @@ class AzureAdapter:
         self.clock = services.clock
         self.drm_systems = frozenset(settings.urls) & AZURE_DRMS
         self.renderings = settings.effective_renderings(VENDOR, renderings(settings), AZURE_DRMS)
-        self.key: Any = None
+        self.signer: JwsSigner | None = None
         if settings.bearer == "mint":
             assert settings.signing_key is not None
+            key: Any
             if settings.algorithm == "HS256":
                 # Azure's symmetric keys are base64 bytes (64 in its samples); allow 16-256.
-                self.key = key_material(settings.signing_key, "signing_key", lengths=range(16, 257))
+                key = key_material(settings.signing_key, "signing_key", lengths=range(16, 257))
             else:
                 try:
-                    self.key = load_pem_private_key(settings.signing_key.value, password=None)
+                    key = load_pem_private_key(settings.signing_key.value, password=None)
                 except (ValueError, TypeError):
                     raise ValueError(
                         f"signing_key ({settings.signing_key.reference}) is not an unencrypted "
                         "PEM private key"
                     ) from None
-                if not isinstance(self.key, rsa.RSAPrivateKey) or self.key.key_size < 2048:
+                if not isinstance(key, rsa.RSAPrivateKey) or key.key_size < 2048:
                     raise ValueError("signing_key: RS256 needs an RSA key of 2048 bits or more")
+            headers = {"kid": settings.key_id} if settings.key_id else None
+            self.signer = JwsSigner(settings.algorithm, key, headers=headers)
 
     def claims(self, call: VendorCall) -> dict[str, Any]:
         """The claims of the minted token."""
@@ -121,10 +124,8 @@ class AzureAdapter:
                     Reason.INTERNAL, "token passthrough is on but the request's token is unknown"
                 )
             return token
-        headers = {"kid": self.settings.key_id} if self.settings.key_id else None
-        return jwt.encode(
-            self.claims(call), self.key, algorithm=self.settings.algorithm, headers=headers
-        )
+        assert self.signer is not None  # minted tokens have one, built with the adapter
+        return self.signer.sign(self.claims(call))
 
     def url(self, call: VendorCall) -> str:
         """The license URL from the DRM's template."""

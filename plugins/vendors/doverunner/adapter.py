@@ -27,9 +27,9 @@ from plugins.vendors.doverunner.policy import DOVERUNNER_DRMS, VENDOR, policy_v2
 from plugins.vendors.doverunner.settings import DoveRunnerSettings
 from plugins.vendors.doverunner.token import (
     DRM_TYPES,
+    PolicyCipher,
     compact,
     encode_token,
-    encrypt_policy,
     license_token,
     timestamp,
 )
@@ -78,7 +78,7 @@ class DoveRunnerAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
-        self.site_key = _text_key(settings.site_key, "site_key")
+        self.cipher = PolicyCipher(_text_key(settings.site_key, "site_key"))
         try:
             self.access_key = _text_key(settings.access_key, "access_key").decode("ascii")
         except UnicodeDecodeError:
@@ -124,7 +124,7 @@ class DoveRunnerAdapter:
             site_id=self.settings.site_id,
             user_id=subject if subject and subject.strip() else NO_USER,
             cid=self._cid(call),
-            policy=encrypt_policy(compact(policy), self.site_key),
+            policy=self.cipher.encrypt(compact(policy)),
             stamp=timestamp(self.clock.time()),
             response_format=self.settings.response_format,
             key_rotation=self.settings.key_rotation,

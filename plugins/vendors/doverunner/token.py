@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import time
 from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from proxy import json_bytes
 
 #: The fixed IV of the policy encryption.
 IV = b"0123456789abcdef"
@@ -28,24 +29,41 @@ DRM_TYPES = {"widevine": "Widevine", "playready": "PlayReady", "fairplay": "Fair
 
 def compact(doc: Any) -> bytes:
     """Compact UTF-8 JSON, keys in the order given."""
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json_bytes(doc)
+
+
+class PolicyCipher:
+    """AES-256-CBC with the site key and the fixed IV, the cipher prepared once (at start)."""
+
+    __slots__ = ("_cipher",)
+
+    def __init__(self, site_key: bytes) -> None:
+        self._cipher = Cipher(algorithms.AES(site_key), modes.CBC(IV))
+
+    def encrypt(self, plaintext: bytes) -> str:
+        """``policy``: base64 of AES-256-CBC(site key, the fixed IV, PKCS#7(plaintext))."""
+        padder = padding.PKCS7(128).padder()
+        padded = padder.update(plaintext) + padder.finalize()
+        encryptor = self._cipher.encryptor()
+        return base64.b64encode(encryptor.update(padded) + encryptor.finalize()).decode("ascii")
+
+    def decrypt(self, policy: str) -> bytes:
+        """The plaintext of an encrypted ``policy`` (``ValueError`` when it is not one)."""
+        ciphertext = base64.b64decode(policy, validate=True)
+        decryptor = self._cipher.decryptor()
+        padded = decryptor.update(ciphertext) + decryptor.finalize()
+        unpadder = padding.PKCS7(128).unpadder()
+        return unpadder.update(padded) + unpadder.finalize()
 
 
 def encrypt_policy(plaintext: bytes, site_key: bytes) -> str:
-    """``policy``: base64 of AES-256-CBC(site key, the fixed IV, PKCS#7(plaintext))."""
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(site_key), modes.CBC(IV)).encryptor()
-    return base64.b64encode(encryptor.update(padded) + encryptor.finalize()).decode("ascii")
+    """``policy`` encrypted with ``site_key`` in one call (:class:`PolicyCipher`)."""
+    return PolicyCipher(site_key).encrypt(plaintext)
 
 
 def decrypt_policy(policy: str, site_key: bytes) -> bytes:
     """The plaintext of an encrypted ``policy`` (``ValueError`` when it is not one)."""
-    ciphertext = base64.b64decode(policy, validate=True)
-    decryptor = Cipher(algorithms.AES(site_key), modes.CBC(IV)).decryptor()
-    padded = decryptor.update(ciphertext) + decryptor.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    return unpadder.update(padded) + unpadder.finalize()
+    return PolicyCipher(site_key).decrypt(policy)
 
 
 def token_hash(

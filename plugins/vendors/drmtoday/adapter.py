@@ -25,7 +25,7 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from plugins.vendors.drmtoday.auth import auth_token, custom_data, opt_data
+from plugins.vendors.drmtoday.auth import auth_claims, auth_signer, compact, custom_data, opt_data
 from plugins.vendors.drmtoday.crt import DRMTODAY_DRMS, VENDOR, customer_rights, renderings
 from plugins.vendors.drmtoday.errors import failure
 from plugins.vendors.drmtoday.settings import DrmTodaySettings
@@ -105,9 +105,10 @@ class DrmTodayAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
-        self.key = key_material(
+        key = key_material(
             settings.auth_secret, "auth_secret", lengths=(32, 48, 64), encodings=("hex",)
         )
+        self.signer = auth_signer(key, settings.auth_key_id, settings.auth_algorithm)
         self.renderings = renderings(settings)
         self.drm_systems = frozenset(settings.urls) & DRMTODAY_DRMS
 
@@ -147,16 +148,14 @@ class DrmTodayAdapter:
             settings, call.policy, call.challenge.drm_system, self.settings, asset, variant
         )
         now = int(self.clock.time())
-        return auth_token(
-            self.key,
-            self.settings.auth_key_id,
-            self.settings.auth_algorithm,
+        claims = auth_claims(
             opt=opt_data(self.settings.merchant, user, session),
-            crt=json.dumps(crt, separators=(",", ":"), ensure_ascii=False),
+            crt=compact(crt),
             iat=now,
             exp=now + int(self.settings.token_lifetime),
             jti=str(uuid.uuid4()),
         )
+        return self.signer.sign(claims)
 
     def build_request(self, call: VendorCall) -> UpstreamRequest:
         """The challenge in the DRM's framing, the upfront token in ``x-dt-auth-token``."""

@@ -21,8 +21,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import jwt
-
 from plugins.vendors.verimatrix.claims import (
     VERIMATRIX_DRMS,
     license_policy,
@@ -35,6 +33,7 @@ from proxy import (
     OCTET_STREAM,
     PLAYREADY_SOAP_ACTION,
     DrmSystem,
+    JwsSigner,
     ProxyError,
     Reason,
     RequestType,
@@ -60,7 +59,9 @@ class VerimatrixAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
-        self.key = load_private_key(settings)
+        self.signer = JwsSigner(
+            settings.algorithm, load_private_key(settings), headers={"kid": settings.key_id}
+        )
         self.drm_systems = frozenset(settings.urls) & VERIMATRIX_DRMS
         self.renderings = renderings(settings)
         for drm, url in settings.urls.items():
@@ -115,12 +116,7 @@ class VerimatrixAdapter:
 
     def token(self, call: VendorCall) -> str:
         """The signed license-server JWT."""
-        return jwt.encode(
-            self.claims(call),
-            self.key,
-            algorithm=self.settings.algorithm,
-            headers={"kid": self.settings.key_id},
-        )
+        return self.signer.sign(self.claims(call))
 
     def build_request(self, call: VendorCall) -> UpstreamRequest:
         """Raw challenge (Widevine, PlayReady) or ``{"spc"}`` JSON (FairPlay) with the token."""

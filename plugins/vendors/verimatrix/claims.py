@@ -6,6 +6,7 @@ What a backend's token can carry per DRM is :func:`renderings`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -73,7 +74,14 @@ _RENDERERS = {
 
 def policy_id(policy: EffectivePolicy, scope: str) -> str:
     """A stable security policy UUID for one policy and one scope (track type or key)."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"license-proxy:{policy.name}:{scope}"))
+    return _policy_uuid(policy.name, scope)
+
+
+@functools.lru_cache(maxsize=1024)
+def _policy_uuid(name: str, scope: str) -> str:
+    # The same few policies and track types come back on every request: a name-based
+    # UUID (a SHA-1) is computed once for each, within a bounded cache.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"license-proxy:{name}:{scope}"))
 
 
 def security_claims(

@@ -54,12 +54,25 @@ KEPT_FIELDS = ("security_level", "system_id", "make", "model", "platform", "inte
 RENDERINGS = {DrmSystem.WIDEVINE: WIDEVINE_RENDERING}
 
 
+class RequestSigner:
+    """The provider's AES key and IV, the cipher prepared once (at start)."""
+
+    __slots__ = ("_cipher",)
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
+
+    def sign(self, message: bytes) -> bytes:
+        """AES-CBC with PKCS#7 padding over the SHA-1 of ``message`` (32 bytes out)."""
+        padder = padding.PKCS7(128).padder()
+        padded = padder.update(hashlib.sha1(message).digest()) + padder.finalize()  # noqa: S324 - the API's scheme
+        encryptor = self._cipher.encryptor()
+        return encryptor.update(padded) + encryptor.finalize()
+
+
 def sign_request(message: bytes, key: bytes, iv: bytes) -> bytes:
-    """AES-CBC with PKCS#7 padding over the SHA-1 of ``message`` (32 bytes out)."""
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(hashlib.sha1(message).digest()) + padder.finalize()  # noqa: S324 - the API's scheme
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-    return encryptor.update(padded) + encryptor.finalize()
+    """The signature of ``message`` in one call (:class:`RequestSigner`)."""
+    return RequestSigner(key, iv).sign(message)
 
 
 class WidevineCloudAdapter:
@@ -72,19 +85,19 @@ class WidevineCloudAdapter:
         self.name = name
         self.settings = settings
         self.clock = services.clock
-        self.key: bytes | None = None
-        self.iv: bytes | None = None
+        self.signer: RequestSigner | None = None
         if settings.sign:
             assert settings.signing_key is not None and settings.signing_iv is not None
-            self.key = key_material(
+            key = key_material(
                 settings.signing_key,
                 "signing_key",
                 lengths=(16, 24, 32),
                 encodings=("hex", "base64"),
             )
-            self.iv = key_material(
+            iv = key_material(
                 settings.signing_iv, "signing_iv", lengths=(16,), encodings=("hex", "base64")
             )
+            self.signer = RequestSigner(key, iv)
 
     def message(self, call: VendorCall) -> dict[str, Any]:
         """The inner request message for ``call``."""
@@ -112,8 +125,8 @@ class WidevineCloudAdapter:
         """``{request, signature, signer}``: the signature covers the exact ``request`` bytes."""
         inner = json_bytes(self.message(call))
         doc = {"request": b64(inner), "signer": self.settings.provider}
-        if self.key is not None and self.iv is not None:
-            doc["signature"] = b64(sign_request(inner, self.key, self.iv))
+        if self.signer is not None:
+            doc["signature"] = b64(self.signer.sign(inner))
         return doc
 
     def build_request(self, call: VendorCall) -> UpstreamRequest:
