@@ -115,6 +115,18 @@ async def test_a_seed_derives_hmac_sha256_of_the_key_id(dev_token):
     assert b64url_decode(key["k"]) == hmac.new(seed, kid, hashlib.sha256).digest()[:16]
 
 
+def test_derived_keys_are_kept_within_a_bound():
+    from plugins.vendors.clearkey.adapter import DERIVED_KEYS_KEPT
+
+    seed = bytes(range(32))
+    adapter = _pipeline({"key_seed": "hex:" + seed.hex()}).backends["clearkey"].adapter
+    kids = [uuid.uuid4().bytes for _ in range(DERIVED_KEYS_KEPT + 10)]
+    for kid in kids:
+        assert adapter.key_for(kid) == hmac.new(seed, kid, hashlib.sha256).digest()[:16]
+    assert adapter.key_for(kids[-1]) == hmac.new(seed, kids[-1], hashlib.sha256).digest()[:16]
+    assert 0 < len(adapter._derived) <= DERIVED_KEYS_KEPT
+
+
 async def test_an_unknown_key_is_refused_by_the_backend(dev_token):
     pipeline = _pipeline({"keys": {str(SHAKA_KID): "hex:" + SHAKA_KEY.hex()}})
     with pytest.raises(ProxyError) as raised:

@@ -15,8 +15,9 @@ answered in that encoding (:func:`license_json`). A request whose key ids hold n
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable, Iterable
+
+import orjson
 
 from proxy.challenge.common import MAX_KEY_IDS, KeyIds, Warnings, invalid, safe_text
 from proxy.encoding import b64url_decode, b64url_encode
@@ -66,7 +67,7 @@ def parse_clearkey(body: bytes) -> ChallengeInfo:
     :raises ProxyError: CHALLENGE_INVALID, with a short reason, when it is unreadable.
     """
     try:
-        doc = json.loads(body.decode("utf-8"))
+        doc = orjson.loads(body)  # strict UTF-8 and RFC 8259, nesting bounded
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise invalid(DRM, "the request is not UTF-8 JSON") from None
     if not isinstance(doc, dict):
@@ -135,13 +136,13 @@ def license_json(
     doc: dict[str, object] = {"keys": entries}
     if not standard_base64:
         doc["type"] = session_type
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return orjson.dumps(doc)
 
 
 def release_json(key_ids: Iterable[bytes], *, standard_base64: bool = False) -> bytes:
     """The acknowledgement of a release message, in the request's key id encoding."""
     encode = _encoder(standard_base64)
-    return json.dumps({"kids": [encode(k) for k in key_ids]}, separators=(",", ":")).encode()
+    return orjson.dumps({"kids": [encode(k) for k in key_ids]})
 
 
 def wants_standard_base64(info: ChallengeInfo) -> bool:

@@ -31,6 +31,8 @@ from proxy import (
 from proxy.challenge.clearkey import license_json, release_json, wants_standard_base64
 
 CONTENT_TYPE = "application/json"
+#: Seed-derived keys kept in memory; past this many the cache starts over.
+DERIVED_KEYS_KEPT = 4096
 
 
 def derive_key(seed: bytes, key_id: bytes) -> bytes:
@@ -98,12 +100,20 @@ class ClearKeyAdapter:
             self.keys.update(_load_keys_file(settings.keys_file))
         self.keys.update({parse_key_id(k): v.value for k, v in settings.keys.items()})
         self.seed = settings.key_seed.value if settings.key_seed is not None else None
+        self._derived: dict[bytes, bytes] = {}
 
     def key_for(self, key_id: bytes) -> bytes | None:
         """The content key for ``key_id``: stored, else derived from the seed, else None."""
         key = self.keys.get(key_id)
         if key is None and self.seed is not None:
-            key = derive_key(self.seed, key_id)
+            key = self._derived.get(key_id)
+            if key is None:
+                # An HMAC per request costs more than the lookup; the cache is bounded
+                # (a client choosing key ids can't grow it without limit).
+                key = derive_key(self.seed, key_id)
+                if len(self._derived) >= DERIVED_KEYS_KEPT:
+                    self._derived.clear()
+                self._derived[key_id] = key
         return key
 
     async def issue(self, call: VendorCall) -> VendorLicense:
