@@ -151,6 +151,11 @@ class Dispatcher:
         self.telemetry = telemetry
         self.certificates = ServiceCertificateCache(services.clock)
         self._ok_counters = {name: metrics.BACKEND_CALLS.labels(name, "ok") for name in backends}
+        # Read once: a setting most vendors lack costs an exception per lookup.
+        self._certificate_ttls = {
+            name: float(getattr(backend.settings, "service_certificate_cache", 0) or 0)
+            for name, backend in backends.items()
+        }
 
     async def issue(
         self,
@@ -214,7 +219,11 @@ class Dispatcher:
 
     async def _call(self, backend: Backend, call: VendorCall) -> VendorLicense:
         challenge = call.challenge
-        ttl = float(getattr(backend.settings, "service_certificate_cache", 0) or 0)
+        ttl = self._certificate_ttls.get(backend.name)
+        if ttl is None:
+            ttl = self._certificate_ttls[backend.name] = float(
+                getattr(backend.settings, "service_certificate_cache", 0) or 0
+            )
         if (
             ttl > 0
             and challenge.drm_system is DrmSystem.WIDEVINE
