@@ -155,7 +155,8 @@ def _parse(text: str) -> ET.Element:
     other text goes to a builder that counts as it reads, fed in chunks so that
     reading stops soon after the first element past a bound.
     """
-    dense = text.count("<") - text.count("</") > MAX_ELEMENTS
+    starts = text.count("<")
+    dense = starts > MAX_ELEMENTS and starts - text.count("</") > MAX_ELEMENTS
     # The text passed _refuse_dtd_markup and expat reads a str as UTF-8: no DTD is in
     # what it reads (and either builder refuses a DOCTYPE all the same).
     parser = ET.XMLParser(target=_BoundedTreeBuilder() if dense else _TreeBuilder())  # noqa: S314
