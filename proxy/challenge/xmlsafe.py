@@ -7,8 +7,8 @@ it holds any ``<!`` that does not open a comment or a CDATA section, and the tex
 that passed is what the stdlib's C parser reads: the body is decoded to ``str``
 here, which makes expat read UTF-8 whatever the XML declaration says, so no
 declared encoding can show the parser markup the scan did not see (a declaration
-naming anything but UTF-8 or UTF-16 is refused all the same), and a text holding
-NUL, which expat would take for UTF-16, is refused.
+naming anything but UTF-8 or UTF-16, or UTF-16 on UTF-8 bytes, is refused all the
+same), and a text holding NUL, which expat would take for UTF-16, is refused.
 
 Elements are found by local name: PlayReady clients differ in the prefixes and
 default namespaces they write, and a namespace never changes what we read.
@@ -30,6 +30,8 @@ MAX_ELEMENTS = 2048
 ENCODINGS = frozenset({"utf-8", "utf-16"})
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+#: How UTF-16 text starts: a byte-order mark, or "<" in either byte order.
+_UTF16_STARTS = (*_UTF16_BOMS, b"<\x00", b"\x00<")
 #: The ``<!`` markup a document may hold: comments and CDATA sections.
 _HARMLESS_BANG = ("<!--", "<![CDATA[")
 _DECLARED_ENCODING = re.compile(r"""encoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
@@ -82,7 +84,7 @@ def looks_like_xml(body: bytes) -> bool:
     """A cheap sniff: UTF-16 (with a byte-order mark, or ``<`` as its first
     character), or ``<`` after optional UTF-8 BOM and whitespace."""
     head = body[:64]
-    if head[:2] in _UTF16_BOMS or head[:2] in (b"<\x00", b"\x00<"):
+    if head[:2] in _UTF16_STARTS:
         return True
     return head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"<")
 
@@ -108,8 +110,7 @@ def _decoded(body: bytes, drm: str) -> str:
 def _refuse_dtd_markup(text: str, drm: str) -> None:
     """Refuse any ``<!`` but a comment's or a CDATA section's, wherever it stands
     (inside a comment too: a false alarm there costs nothing, and the scan needs no
-    state an attacker could confuse), an XML declaration naming another encoding,
-    and any NUL character.
+    state an attacker could confuse), and any NUL character.
 
     NUL is never XML, and it is the one way left to change what expat reads: expat
     takes text that starts ``<`` NUL or NUL ``<`` for UTF-16 even when told UTF-8, so
@@ -123,17 +124,22 @@ def _refuse_dtd_markup(text: str, drm: str) -> None:
         if not text.startswith(_HARMLESS_BANG, at):
             raise invalid(drm, "the XML declares a DTD, an entity or an external reference")
         at = text.find("<!", at + 2)
+
+
+def _refuse_other_encoding(text: str, utf16: bool, drm: str) -> None:
+    """Refuse an XML declaration naming an encoding other than UTF-8 or UTF-16, or
+    UTF-16 on UTF-8 bytes. The parser reads the text as decoded here whatever the
+    declaration says; this keeps a document from meaning something else elsewhere."""
     end = text.find("?>") if text.startswith(("<?xml", "\ufeff<?xml")) else -1
-    if end > 0:
-        match = _DECLARED_ENCODING.search(text, 0, end)
-        if match:
-            encoding = match.group(1) if match.group(1) is not None else match.group(2)
-            if encoding.lower() not in ENCODINGS:
-                raise invalid(
-                    drm,
-                    f"the XML declares encoding {safe_text(encoding, 32)!r};"
-                    " only UTF-8 and UTF-16 are read",
-                )
+    match = _DECLARED_ENCODING.search(text, 0, end) if end > 0 else None
+    if match is None:
+        return
+    declared = match.group(1) if match.group(1) is not None else match.group(2)
+    shown = safe_text(declared, 32)
+    if declared.lower() not in ENCODINGS:
+        raise invalid(drm, f"the XML declares encoding {shown!r}; only UTF-8 and UTF-16 are read")
+    if not utf16 and declared.lower() != "utf-8":
+        raise invalid(drm, f"the XML declares encoding {shown!r} but is UTF-8")
 
 
 def _check_depth(root: ET.Element) -> None:
@@ -176,6 +182,7 @@ def parse_xml(body: bytes, drm: str) -> ET.Element:
     """
     text = _decoded(body, drm)
     _refuse_dtd_markup(text, drm)
+    _refuse_other_encoding(text, body[:2] in _UTF16_STARTS, drm)
     try:
         return _parse(text)
     except _Doctype:
