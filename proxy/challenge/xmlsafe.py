@@ -35,7 +35,7 @@ _UTF16_STARTS = (*_UTF16_BOMS, b"<\x00", b"\x00<")
 #: The ``<!`` markup a document may hold: comments and CDATA sections.
 _HARMLESS_BANG = ("<!--", "<![CDATA[")
 _DECLARED_ENCODING = re.compile(r"""encoding\s*=\s*(?:"([^"]*)"|'([^']*)')""")
-#: Text fed to the parser at once when a document may pass the element bound.
+#: Text fed to the parser at once: a parse past a bound stops within one chunk of it.
 _CHUNK = 16 * 1024
 
 
