@@ -19,6 +19,7 @@ SUITES = (
     "pipeline",
     "serving",
     "challenge",
+    "playready_xml",
     "token",
     "access",
     "sessions",

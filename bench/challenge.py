@@ -1,15 +1,27 @@
 """Microseconds per challenge inspection, for typical challenges of each DRM.
 
-    python -m bench.challenge
+    python -m bench.challenge [--match TEXT] [--before CHECKOUT [--rounds N]]
 
 Two figures per challenge: the parser alone, and the pipeline's whole inspect
 step (size check, the inspector plugins in order, the key id hint check) as a
-request meets it. Each figure is the best of 5 timing runs of many calls.
+request meets it. Each figure is the best of 5 timing runs of many calls, in CPU
+time of this process (on a shared machine, wall time counts other processes' turns).
+``--match`` keeps the challenges whose name holds TEXT.
+
+``--before CHECKOUT`` measures another revision's checkout too: each checkout in a
+fresh interpreter, alternating, ``--rounds`` times (each figure the best of its
+rounds), on this venv's dependencies; it prints both side by side, a before/after
+pair from one run.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import timeit
 import uuid
@@ -67,39 +79,102 @@ def challenges() -> list[tuple[str, bytes, Callable[[bytes], Any]]]:
 
 
 def best_us(call: Callable[[], Any]) -> float:
-    """Best-of-5 microseconds per call."""
-    timer = timeit.Timer(call)
+    """Best-of-5 CPU microseconds per call."""
+    timer = timeit.Timer(call, timer=time.process_time)
     number, _ = timer.autorange()
     return min(timer.repeat(repeat=5, number=number)) / number * 1e6
 
 
 async def inspect_us(pipeline: Any, body: bytes, number: int) -> float:
-    """Best-of-5 microseconds per ``Pipeline.inspect`` of ``body``, DRM left to detection."""
+    """Best-of-5 CPU microseconds per ``Pipeline.inspect`` of ``body``, DRM left to detection."""
     request = LicenseRequest(challenge=body)
     best = float("inf")
     for _ in range(5):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(number):
             await pipeline.inspect(pipeline.new_context(request))
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best / number * 1e6
 
 
-async def run() -> None:
-    """Print one line per challenge: bytes, parser us, us per KiB, pipeline inspect us."""
+async def measure(match: str = "") -> list[tuple[str, int, float, float]]:
+    """(name, bytes, parser us, pipeline inspect us) for each challenge whose name holds ``match``."""
     pipeline = build_pipeline(proxy_config())
-    print(f"{'challenge':<30} {'bytes':>6} {'parse us':>9} {'us/KiB':>7} {'inspect us':>11}")
+    rows = []
     for name, body, parse in challenges():
+        if match not in name:
+            continue
         parse_us = best_us(lambda b=body, p=parse: p(b))
         number = max(200, int(0.2 / ((parse_us + 20) * 1e-6)))
-        whole_us = await inspect_us(pipeline, body, number)
-        per_kib = parse_us / max(len(body) / 1024, 1.0)
-        print(f"{name:<30} {len(body):>6} {parse_us:>9.1f} {per_kib:>7.1f} {whole_us:>11.1f}")
+        rows.append((name, len(body), parse_us, await inspect_us(pipeline, body, number)))
+    return rows
+
+
+def _print_rows(rows: list[tuple[str, int, float, float]]) -> None:
+    print(f"{'challenge':<30} {'bytes':>6} {'parse us':>9} {'us/KiB':>7} {'inspect us':>11}")
+    for name, size, parse_us, whole_us in rows:
+        per_kib = parse_us / max(size / 1024, 1.0)
+        print(f"{name:<30} {size:>6} {parse_us:>9.1f} {per_kib:>7.1f} {whole_us:>11.1f}")
+
+
+def _in_fresh_interpreter(checkout: str, match: str) -> list[list[Any]]:
+    """This measurement, as JSON rows, in a new interpreter that imports ``checkout``'s code."""
+    # Not run as a script: its folder would join sys.path, and bench/token.py would shadow
+    # the standard library's token module.
+    code = (
+        "import runpy, sys; sys.argv = ['challenge', '--json', '--match', sys.argv[1]]; "
+        f"runpy.run_path({str(Path(__file__).resolve())!r}, run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, match],
+        cwd="/",
+        env={**os.environ, "PYTHONPATH": checkout},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows: list[list[Any]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return rows
+
+
+def _compare(before: str, match: str, rounds: int) -> None:
+    """Both checkouts, alternating; each figure the best of its rounds."""
+    here = str(ROOT)
+    best: dict[str, dict[str, list[float]]] = {"before": {}, "after": {}}
+    sizes: dict[str, int] = {}
+    for _ in range(rounds):
+        for label, checkout in (("before", before), ("after", here)):
+            for name, size, parse_us, whole_us in _in_fresh_interpreter(checkout, match):
+                sizes[name] = size
+                old = best[label].get(name, [float("inf"), float("inf")])
+                best[label][name] = [min(old[0], parse_us), min(old[1], whole_us)]
+    print(
+        f"{'challenge':<30} {'bytes':>6} {'parse before':>13} {'parse after':>12} "
+        f"{'inspect before':>15} {'inspect after':>14} {'x faster':>9}"
+    )
+    for name, size in sizes.items():
+        (pb, ib), (pa, ia) = best["before"][name], best["after"][name]
+        print(
+            f"{name:<30} {size:>6} {pb:>13.1f} {pa:>12.1f} {ib:>15.1f} {ia:>14.1f} {ib / ia:>9.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark."""
-    asyncio.run(run())
+    parser = argparse.ArgumentParser(prog="python -m bench.challenge", description=__doc__)
+    parser.add_argument("--match", default="", help="only challenges whose name holds this")
+    parser.add_argument("--before", metavar="CHECKOUT", help="compare with another checkout")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per checkout (--before)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.before:
+        _compare(args.before, args.match, args.rounds)
+        return
+    rows = asyncio.run(measure(args.match))
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        _print_rows(rows)
 
 
 if __name__ == "__main__":
