@@ -396,9 +396,16 @@ def _oversize(backend: UpstreamBackend) -> ProxyError:
 async def _read_limited(
     response: aiohttp.ClientResponse, limit: int, backend: UpstreamBackend
 ) -> bytes:
+    content = response.content
+    if content.is_eof():
+        # The whole answer came with its headers (a license usually does): no iteration.
+        body = content.read_nowait()
+        if len(body) > limit:
+            raise _oversize(backend)
+        return body
     chunks = []
     size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
+    async for chunk in content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
             raise _oversize(backend)
