@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.harness import ROOT, Server, console_script, stop_server
 from bench.sidebyside_paths import DEVICE, ISSUER, SIGNING_KEY_ID, Material
-from bench.vendors import COM_KEY, COM_KEY_ID
+from bench.vendors import COM_KEY, COM_KEY_ID, axinom_policy_toml
 from plugins.vendors.axinom.emulator import urls
 
 SERVING = r"serving gRPC on \S+:(\d+) and HTTP on \S+:(\d+)"
@@ -52,8 +52,6 @@ def vendor_config(folder: Path, name: str, emulator_url: str) -> Path:
     """The full vendor path: an RS256 issuer, IP and device allow-lists, a policy electing
     the Axinom backend for the token's ``vendor`` claim (the default's ClearKey policy stays
     as the fallback), the backend routed to the emulator."""
-    com_key = base64.b64encode(COM_KEY).decode()
-    backend_urls = ", ".join(f'{drm} = "{url}"' for drm, url in urls(emulator_url).items())
     path = folder / f"{name}.toml"
     path.write_text(
         _embedded_default()
@@ -74,19 +72,8 @@ allow = ["127.0.0.0/8"]
 claim = "device"
 allow = ["{DEVICE}"]
 
-[[policies]]
-name = "bench-axinom"
-priority = 10
-backends = ["axinom"]
-match = {{ claims = {{ vendor = "axinom" }} }}
-license = {{ can_play = true, license_duration = "1h" }}
-
-[backends.axinom]
-vendor = "axinom"
-com_key_id = "{COM_KEY_ID}"
-com_key = "base64:{com_key}"
-urls = {{ {backend_urls} }}
 """
+        + axinom_policy_toml(urls(emulator_url))
     )
     return path
 

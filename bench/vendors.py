@@ -67,13 +67,22 @@ def _config(emulator_url: str, grpc_port: int, http_port: int) -> str:
     text = resources.files("proxy").joinpath("default.toml").read_text(encoding="utf-8")
     text = text.replace("port = 50051", f"port = {grpc_port}")
     text = text.replace("port = 8080", f"port = {http_port}")
-    com_key = base64.b64encode(COM_KEY).decode()
     return (
         text
-        + f"""
+        + """
 [log]
 level = "WARNING"
+"""
+        + axinom_policy_toml({"widevine": f"{emulator_url}/widevine/AcquireLicense"})
+    )
 
+
+def axinom_policy_toml(backend_urls: dict[str, str]) -> str:
+    """A policy electing the ``axinom`` backend for tokens whose ``vendor`` claim says so,
+    and that backend (this run's communication key) at ``backend_urls``."""
+    com_key = base64.b64encode(COM_KEY).decode()
+    urls = ", ".join(f'{drm} = "{url}"' for drm, url in backend_urls.items())
+    return f"""
 [[policies]]
 name = "bench-axinom"
 priority = 10
@@ -85,9 +94,8 @@ license = {{ can_play = true, license_duration = "1h" }}
 vendor = "axinom"
 com_key_id = "{COM_KEY_ID}"
 com_key = "base64:{com_key}"
-urls = {{ widevine = "{emulator_url}/widevine/AcquireLicense" }}
+urls = {{ {urls} }}
 """
-    )
 
 
 async def _measure(
