@@ -75,19 +75,23 @@ def pem(key: Any) -> bytes:
 # -- what it signs -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
-def test_pyjwt_verifies_every_algorithm_and_reads_the_claims_back(algorithm):
-    signer = JwsSigner(algorithm, signing_key(algorithm), headers={"kid": "k1"})
-    token = signer.sign(CLAIMS)
-    assert jwt.get_unverified_header(token) == {"alg": algorithm, "kid": "k1", "typ": "JWT"}
-    claims = jwt.decode(
+def verified_claims(token: str, algorithm: str) -> dict:
+    """The claims of ``token`` as PyJWT reads them after checking its signature."""
+    return jwt.decode(
         token,
         verification_key(algorithm),
         algorithms=[algorithm],
         audience="vendor",
         options={"verify_exp": False},
     )
-    assert claims == CLAIMS
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_pyjwt_verifies_every_algorithm_and_reads_the_claims_back(algorithm):
+    signer = JwsSigner(algorithm, signing_key(algorithm), headers={"kid": "k1"})
+    token = signer.sign(CLAIMS)
+    assert jwt.get_unverified_header(token) == {"alg": algorithm, "kid": "k1", "typ": "JWT"}
+    assert verified_claims(token, algorithm) == CLAIMS
 
 
 @pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512", "RS256", "EdDSA"])
@@ -166,14 +170,7 @@ def test_a_pem_key_is_parsed_once_into_a_key_object(algorithm, monkeypatch):
         with pytest.raises(AssertionError):  # what jwt.encode does with PEM, every call
             jwt.encode(CLAIMS, pem(signing_key(algorithm)), algorithm=algorithm)
         token = signer.sign(CLAIMS)
-    claims = jwt.decode(
-        token,
-        verification_key(algorithm),
-        algorithms=[algorithm],
-        audience="vendor",
-        options={"verify_exp": False},
-    )
-    assert claims == CLAIMS
+    assert verified_claims(token, algorithm) == CLAIMS
 
 
 def test_an_hmac_key_is_checked_once_and_kept_as_bytes(monkeypatch):
