@@ -18,7 +18,10 @@ in flight on each; ``--h1`` for HTTP), then reports per request:
   noisy ones).
 
 ``--env NAME=VALUE`` sets a variable in every middle process (``GRPC_EXPERIMENTS`` for
-example), so a before/after of a gRPC knob is two runs of this module.
+example), so a before/after of a gRPC knob is two runs of this module. This process
+imports ``proxy``, which sets the proxy's ``GRPC_EXPERIMENTS`` default
+(:mod:`proxy.grpc_env`), and its children inherit it: ``--env GRPC_EXPERIMENTS=`` runs
+them on grpc's own defaults.
 """
 
 from __future__ import annotations
