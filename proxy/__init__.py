@@ -30,9 +30,15 @@ outside team's plugin may use (a test holds them to it). Everything else under
   the request's stage times (:class:`StageClock`).
 """
 
-import pluggy
+# Before anything imports grpc: grpcio reads its environment once, on import.
+# isort: split
+from proxy import grpc_env as _grpc_env
 
-from proxy.hookspecs import PROJECT_NAME
+_grpc_env.apply()
+
+import pluggy  # noqa: E402
+
+from proxy.hookspecs import PROJECT_NAME  # noqa: E402
 
 #: Marks a hook implementation: ``@hookimpl def proxy_authorize(ctx, principal): ...``
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
