@@ -66,7 +66,8 @@ def _expect_issued(seen: dict[str, Any]) -> None:
     license_doc = json.loads(base64.b64decode(seen["license"]))
     assert license_doc["keys"][0]["kid"]  # a ClearKey license (JWK set)
     assert seen["policy"] == "default"
-    assert seen["header_request_id"] == [seen["request_id"]] != [""]
+    # the request id of a success rides in the trailers, as an error's does
+    assert seen["issued_trailer_request_id"] == [seen["request_id"]] != [""]
     assert seen["trailer_request_id"] and seen["trailer_request_id"][0]
 
 

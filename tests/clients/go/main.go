@@ -35,8 +35,8 @@ func main() {
 		Challenge: challenge,
 		Token:     os.Args[2],
 	}
-	var header metadata.MD
-	response, err := client.AcquireLicense(ctx, request, grpc.Header(&header))
+	var issuedTrailer metadata.MD
+	response, err := client.AcquireLicense(ctx, request, grpc.Trailer(&issuedTrailer))
 	if err != nil {
 		panic(err)
 	}
@@ -49,13 +49,13 @@ func main() {
 		details = append(details, detail.GetTypeUrl())
 	}
 	out, _ := json.Marshal(map[string]interface{}{
-		"license":            base64.StdEncoding.EncodeToString(response.GetLicense()),
-		"request_id":         response.GetRequestId(),
-		"header_request_id":  header.Get("x-request-id"),
-		"policy":             response.GetPolicy(),
-		"error_code":         refusal.Code().String(),
-		"error_details":      details,
-		"trailer_request_id": trailer.Get("x-request-id"),
+		"license":                   base64.StdEncoding.EncodeToString(response.GetLicense()),
+		"request_id":                response.GetRequestId(),
+		"issued_trailer_request_id": issuedTrailer.Get("x-request-id"),
+		"policy":                    response.GetPolicy(),
+		"error_code":                refusal.Code().String(),
+		"error_details":             details,
+		"trailer_request_id":        trailer.Get("x-request-id"),
 	})
 	os.Stdout.Write(append(out, '\n'))
 }

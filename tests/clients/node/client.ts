@@ -2,7 +2,7 @@
 // tests/test_api_clients.py from stubs ts-proto generated from protos/: AcquireLicense
 // with a token and a challenge, then a request whose key id hint is too short. Prints
 // one JSON line of what it saw.
-import { credentials, Metadata, ServiceError } from "@grpc/grpc-js";
+import { credentials, Metadata, ServiceError, StatusObject } from "@grpc/grpc-js";
 import {
   AcquireLicenseRequest,
   AcquireLicenseResponse,
@@ -16,15 +16,16 @@ const deadline = () => new Date(Date.now() + 10_000);
 
 function acquire(
   request: AcquireLicenseRequest,
-): Promise<{ response?: AcquireLicenseResponse; error?: ServiceError; header?: Metadata }> {
+): Promise<{ response?: AcquireLicenseResponse; error?: ServiceError; trailers?: Metadata }> {
   return new Promise((resolve) => {
-    let header: Metadata | undefined;
-    const call = client.acquireLicense(request, new Metadata(), { deadline: deadline() }, (error, response) =>
-      resolve({ response: response ?? undefined, error: error ?? undefined, header }),
-    );
-    call.on("metadata", (received: Metadata) => {
-      header = received;
+    let response: AcquireLicenseResponse | undefined;
+    let error: ServiceError | undefined;
+    const call = client.acquireLicense(request, new Metadata(), { deadline: deadline() }, (failed, answer) => {
+      response = answer ?? undefined;
+      error = failed ?? undefined;
     });
+    // The status event comes after the callback and carries the trailers of every answer.
+    call.on("status", (status: StatusObject) => resolve({ response, error, trailers: status.metadata }));
   });
 }
 
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
     JSON.stringify({
       license: Buffer.from(issued.response.license).toString("base64"),
       request_id: issued.response.requestId,
-      header_request_id: issued.header?.get("x-request-id") ?? [],
+      issued_trailer_request_id: issued.trailers?.get("x-request-id") ?? [],
       policy: issued.response.policy,
       error_code: refused.error?.code,
       trailer_request_id: refused.error?.metadata.get("x-request-id") ?? [],
