@@ -13,8 +13,8 @@ loop through a socket: two thread hand-offs per completion, four completions per
 call. On the legacy listener the poller thread does the socket I/O itself while it waits
 on the completion queue: one hand-off less. Measured on the proxy's embedded default
 (bench/RESULTS.md, "gRPC: where the surcharge goes"): about 4 system calls and half the
-context switches less per call, 6-14 % less CPU per call; the user-space instruction
-count is unchanged.
+context switches less per call, 15-20 us less system time per call in every run (the
+total CPU moved within this shared machine's noise); user-space instructions unchanged.
 """
 
 from __future__ import annotations
