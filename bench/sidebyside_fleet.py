@@ -165,7 +165,14 @@ class Fleet:
             config = vendor_config(folder, name, emulator.http_base)
         else:
             config = default_config(folder, name)
-        env = {"PYTHONPATH": self.before} if name.startswith("before-") and self.before else {}
+        env: dict[str, str] = {}
+        if name.startswith("before-") and self.before:
+            # The other checkout as it ran: on grpc's own defaults, not on the
+            # GRPC_EXPERIMENTS this checkout's proxy package sets (proxy/grpc_env.py).
+            env = {
+                "PYTHONPATH": self.before,
+                "GRPC_EXPERIMENTS": os.environ.get("BENCH_BEFORE_GRPC_EXPERIMENTS", ""),
+            }
         argv = [console_script("license-proxy"), "serve", "--config", str(config)]
         server, _ = await launch(name, argv, SERVING, folder, env)
         # The admin listener starts (and logs its port) before the player listeners.

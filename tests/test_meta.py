@@ -101,3 +101,19 @@ def test_every_reason_is_in_the_proto_and_the_docs_with_its_statuses():
     for reason in Reason:
         row = f"| `{reason.value}` | {reason.grpc_code.name} | {reason.http_status} |"
         assert row in text, f"docs/errors.md lacks or contradicts {reason.value}"
+
+
+def test_the_repository_tracks_no_symbolic_link_and_no_generated_code():
+    """Regression: a worktree's link to the generated ``licenseproxy`` package was committed
+    (the ignore rule matched directories only), and a checkout replaced the code with it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    listed = subprocess.run(
+        ["git", "ls-files", "-s"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    links = [line.split("\t", 1)[1] for line in listed if line.startswith("120000 ")]
+    assert links == []
+    assert not any(line.split("\t", 1)[1].startswith("licenseproxy/") for line in listed)
