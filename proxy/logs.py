@@ -54,12 +54,10 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, request id, message.
-
-    A decision-log record (``proxy.audit``) keeps its JSON object as the line's
-    ``audit`` member, and its kind (``license_decision``, ``admin_action``) as the message.
-    """
+class _SecondCachingFormatter(logging.Formatter):
+    """A formatter that formats each whole second's time once, not once per line
+    (``time.strftime`` is a good part of a line's cost when a busy proxy logs a line per
+    license)."""
 
     _second: tuple[int, str] = (-1, "")
 
@@ -73,6 +71,21 @@ class JsonFormatter(logging.Formatter):
             cached = (whole, time.strftime("%Y-%m-%d %H:%M:%S", self.converter(whole)))
             self._second = cached
         return f"{cached[1]},{int(record.msecs):03d}"
+
+
+class TextFormatter(_SecondCachingFormatter):
+    """``time level logger [request id] message``: the ``text`` log format."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+
+class JsonFormatter(_SecondCachingFormatter):
+    """One JSON object per line: time, level, logger, request id, message.
+
+    A decision-log record (``proxy.audit``) keeps its JSON object as the line's
+    ``audit`` member, and its kind (``license_decision``, ``admin_action``) as the message.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         audit = getattr(record, "audit_json", None)
@@ -111,9 +124,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-        )
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
