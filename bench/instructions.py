@@ -55,7 +55,15 @@ from bench.sidebyside_paths import (
 from licenseproxy.v1 import license_proxy_pb2 as pb
 from licenseproxy.v1 import license_proxy_pb2_grpc as pb_grpc
 
-PATHS = ("bare-grpc", "bare-http", "default-grpc", "default-http", "vendor-grpc", "vendor-http")
+PATHS = (
+    "forwarder",
+    "bare-grpc",
+    "bare-http",
+    "default-grpc",
+    "default-http",
+    "vendor-grpc",
+    "vendor-http",
+)
 _TICKS = os.sysconf("SC_CLK_TCK")
 # Python threads keep the process's name: grpc.aio's completion-queue poller, the audit
 # writer; grpc core names its own (event_engine, grpc_global_timer).
@@ -101,12 +109,24 @@ class Rig:
         self.env = env
         self.fleet = Fleet(folder, material, None)  # the emulator, never under valgrind
         self.servers: dict[str, Server] = {}
+        self.urls: dict[str, str] = {}
 
     async def server(self, spec: PathSpec) -> Server:
         """The middle process of ``spec``'s row."""
         name = spec.server
         if name not in self.servers:
             prefix = _valgrind(self.folder / name) if self.mode == "instructions" else []
+            if name == "forwarder":
+                emulator = await self.fleet.target("emulator")
+                env = {
+                    **self.env,
+                    "BENCH_UPSTREAM": emulator.http_base,
+                    "BENCH_AXDRM_MESSAGE": self.material.axinom_message,
+                }
+                argv = [*prefix, sys.executable, "-m", "bench.forwarder"]
+                server, match = await launch(name, argv, r"forwarding on (\S+)", self.folder, env)
+                self.servers[name], self.urls[name] = server, match[1]
+                return server
             if name == "baseline":
                 argv = [sys.executable, "-m", "bench.baseline"]
             else:
@@ -130,7 +150,12 @@ class Rig:
 
 
 def _load_argv(
-    spec: PathSpec, server: Server, material: Material, folder: Path, n: int
+    spec: PathSpec,
+    server: Server,
+    material: Material,
+    folder: Path,
+    n: int,
+    base_url: str | None = None,
 ) -> list[str]:
     argv = ["h2load", "-t1", "-c16", "-m1", f"-n{n}"]
     if spec.transport == "grpc":
@@ -142,9 +167,8 @@ def _load_argv(
         data = folder / f"{spec.key}.body"
         data.write_bytes(material.challenges[spec.drm])
         headers = http_headers(spec, material)
-        url = server.http_url + (
-            http_path(spec) if spec.server != "baseline" else "/v1/licenses/clearkey"
-        )
+        base = base_url or server.http_url
+        url = base + (http_path(spec) if spec.server != "baseline" else "/v1/licenses/clearkey")
         argv.append("--h1")
     for name, value in headers.items():
         argv += ["-H", f"{name}: {value}"]
@@ -229,9 +253,10 @@ async def measure(rig: Rig, spec: PathSpec, n: int, warmup: int) -> Figures:
     """The per-request figures of ``spec``'s row over ``n`` requests after ``warmup``."""
     server = await rig.server(spec)
     pid = server.process.pid
-    argv = _load_argv(spec, server, rig.material, rig.folder, n)
+    base = rig.urls.get(spec.server)
+    argv = _load_argv(spec, server, rig.material, rig.folder, n, base)
     await _probe(spec, server, rig.material)
-    await _load(_load_argv(spec, server, rig.material, rig.folder, warmup), warmup)
+    await _load(_load_argv(spec, server, rig.material, rig.folder, warmup, base), warmup)
     figures = Figures(spec.key, n)
     if rig.mode == "instructions":
         await _exec("callgrind_control", "-z", str(pid))
