@@ -76,6 +76,7 @@ from proxy.model import (  # noqa: E402
     key_id_uuid,
 )
 from proxy.policy import EffectivePolicy, Policy, TrackRules, TrackType  # noqa: E402
+from proxy.randomness import random_uuid  # noqa: E402
 from proxy.secrets import Secret, resolve_secret  # noqa: E402
 from proxy.services import Services  # noqa: E402
 from proxy.sessions import (  # noqa: E402
@@ -190,6 +191,7 @@ __all__ = [
     "parse_address",
     "parse_key_id",
     "parse_network",
+    "random_uuid",
     "read_network_file",
     "resolve_secret",
     "session_ops",

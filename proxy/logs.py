@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import secrets
 import time
 from contextvars import ContextVar
 
 import orjson
+
+from proxy.randomness import random_hex16
 
 #: The id of the request being served on this task; "-" outside requests.
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
@@ -18,23 +18,11 @@ request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-_random_ids: list[str] = []
-# A forked child must not hand out the ids its parent drew.
-os.register_at_fork(after_in_child=_random_ids.clear)
-
-
 def new_request_id() -> str:
-    """A fresh random request id (16 hex digits).
-
-    Drawn from the operating system's random source 256 ids at a time: one system call
-    per request was a measurable part of a license's cost.
-    """
-    try:
-        return _random_ids.pop()
-    except IndexError:
-        block = secrets.token_hex(8 * 256)
-        _random_ids.extend(block[i : i + 16] for i in range(0, len(block), 16))
-        return _random_ids.pop()
+    """A fresh random request id (16 hex digits), drawn from the OS a block at a time
+    (:mod:`proxy.randomness`): one system call per request was a measurable part of a
+    license's cost."""
+    return random_hex16()
 
 
 def accept_request_id(candidate: str | None, trusted: bool) -> str:

@@ -35,3 +35,13 @@ def test_only_a_trusted_callers_well_formed_id_is_kept():
     assert accept_request_id("abc-123", trusted=True) == "abc-123"
     assert accept_request_id("abc-123", trusted=False) != "abc-123"
     assert accept_request_id("bad id\n", trusted=True) != "bad id\n"
+
+
+def test_random_uuids_are_version_4_and_never_repeat():
+    import uuid
+
+    from proxy import random_uuid
+
+    ids = [random_uuid() for _ in range(3000)]  # across several refills of the block
+    assert all(one.version == 4 and one.variant == uuid.RFC_4122 for one in ids)
+    assert len(set(ids)) == len(ids)

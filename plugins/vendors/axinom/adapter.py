@@ -48,6 +48,7 @@ from proxy import (
     key_material,
     playready_fault_error,
     prepare,
+    random_uuid,
     scrub,
     status_error,
     vendor_message,
@@ -169,7 +170,7 @@ class AxinomAdapter:
         now = self.clock.time()
         envelope: dict[str, Any] = {"version": 1, "com_key_id": self.com_key_id}
         if self.settings.message_id:
-            envelope["id"] = str(uuid.uuid4())
+            envelope["id"] = str(random_uuid())
         envelope["expiration_date"] = iso(now + self.settings.message_ttl)
         envelope["message"] = self.entitlement(call)
         return self.signer.sign(envelope)

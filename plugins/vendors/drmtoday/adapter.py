@@ -21,7 +21,6 @@ import binascii
 import hashlib
 import json
 import re
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -50,6 +49,7 @@ from proxy import (
     json_object,
     key_material,
     prepare,
+    random_uuid,
     scrub,
     vendor_error,
 )
@@ -153,7 +153,7 @@ class DrmTodayAdapter:
             crt=compact(crt),
             iat=now,
             exp=now + int(self.settings.token_lifetime),
-            jti=str(uuid.uuid4()),
+            jti=str(random_uuid()),
         )
         return self.signer.sign(claims)
 

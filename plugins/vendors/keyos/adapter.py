@@ -15,7 +15,6 @@ HTTP status.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -38,6 +37,7 @@ from proxy import (
     check_license,
     playready_fault_error,
     prepare,
+    random_uuid,
     scrub,
     status_error,
 )
@@ -62,7 +62,7 @@ class KeyOSAdapter:
         """The header value (base64 of the signed Authentication XML) and its ``UniqueId``."""
         drm = call.challenge.drm_system
         settings = prepare(call, self.renderings[drm], VENDOR, self.clock.time())
-        unique_id = uuid.uuid4().hex
+        unique_id = random_uuid().hex
         data = authxml.data_element(call, settings, self.settings, self.clock.time(), unique_id)
         data_xml = authxml.serialize(data)
         signature = authxml.sign(

@@ -18,7 +18,6 @@ mapping is a table (:data:`MDRM_CODES`).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from plugins.vendors.verimatrix.claims import (
@@ -49,6 +48,7 @@ from proxy import (
     json_bytes,
     json_object,
     prepare,
+    random_uuid,
 )
 
 
@@ -95,7 +95,7 @@ class VerimatrixAdapter:
             "iat": now,
             "nbf": now,
             "exp": now + int(settings.token_lifetime),
-            "jti": str(uuid.uuid4()),
+            "jti": str(random_uuid()),
         }
         if settings.issuer:
             claims["iss"] = settings.issuer
