@@ -109,19 +109,13 @@ def _has_widevine_rules(rules: TrackRules) -> bool:
 
 def track_rules(policy: EffectivePolicy, track: TrackType) -> TrackRules:
     """The rules one content key spec carries: the track's, tightened by every key rule
-    of a key of that track, or of a key whose track is unknown (it may be any).
+    of a key of that track or of unknown track
+    (:meth:`~proxy.policy.EffectivePolicy.rules_for_track_and_its_keys`).
 
     Per-key rules (from trusted claims) are folded in this way because a spec that
-    names one key's id must still list every track type; folding is stricter for
-    the track's other keys, never looser for the key.
+    names one key's id must still list every track type.
     """
-    rules = policy.rules_for_track(track)
-    touching = [
-        key_rules
-        for key_id, key_rules in policy.key_rules.items()
-        if policy.key_track_types.get(key_id) in (track, None)
-    ]
-    return rules.most_restrictive(*touching) if touching else rules
+    return policy.rules_for_track_and_its_keys(track)
 
 
 def track_selection(

@@ -69,6 +69,18 @@ class EffectivePolicy:
             return self.tracks[str(track)]
         return self.tracks.get(DEFAULT_TRACK) or TrackRules()
 
+    def rules_for_track_and_its_keys(self, track: TrackType | str) -> TrackRules:
+        """The track's rules tightened by every key rule of a key of that track, or of a key
+        whose track is unknown (it may be any): what one rule set covering the whole track
+        must carry. Stricter for the track's other keys, never looser for any key."""
+        rules = self.rules_for_track(track)
+        touching = [
+            key_rules
+            for key_id, key_rules in self.key_rules.items()
+            if self.key_track_types.get(key_id) in (track, None)
+        ]
+        return rules.most_restrictive(*touching) if touching else rules
+
     def rules_for_key(self, key_id: bytes) -> TrackRules:
         """The rules that apply to one key id."""
         if key_id in self.key_rules:

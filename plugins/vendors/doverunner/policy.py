@@ -198,25 +198,13 @@ class _Unrenderable(Exception):
     """A rule value DoveRunner has no word for (its path in the policy)."""
 
 
-def track_rules(policy: EffectivePolicy, track: TrackType) -> TrackRules:
-    """A track's rules tightened by the rules of every key of that type, or of unknown type
-    (it may be any): stricter for the track's other keys, never looser for the key."""
-    rules = policy.rules_for_track(track)
-    touching = [
-        key_rules
-        for key_id, key_rules in policy.key_rules.items()
-        if policy.key_track_types.get(key_id) in (track, None)
-    ]
-    return rules.most_restrictive(*touching) if touching else rules
-
-
 def security_policy(
     policy: EffectivePolicy, drm: DrmSystem, tracks: list[TrackType]
 ) -> list[dict[str, Any]]:
     """One ``security_policy`` entry per track type that has rules for ``drm``."""
     entries = []
     for track in tracks:
-        rules = track_rules(policy, track)
+        rules = policy.rules_for_track_and_its_keys(track)
         path = f"tracks.{track.value}"
         if drm is DrmSystem.WIDEVINE:
             body = _widevine(rules)
