@@ -100,14 +100,7 @@ class TokenVerifier:
         if principal is not None:
             return principal
         metrics.CACHE_MISS.inc()
-        parsed, alg, kid, claims, issuer = self._read(token)
-        version = issuer.keys.version
-        keys = issuer.keys.select(kid, alg)
-        if keys is None:
-            keys = await self._keys_after_refresh(issuer, kid, alg)
-        key = self._verify_signature(parsed, alg, keys)
-        if not isinstance(claims, dict):
-            raise _malformed("the token's payload is not a claim set")
+        claims, issuer, key, version = await self._signed_claims(token)
         times = self._times(claims, issuer.config)
         self._check_claims(claims, issuer)
         principal = self._principal(token, claims, issuer, key)
@@ -121,13 +114,7 @@ class TokenVerifier:
         caller judges ``exp`` against the issuer's ``renewal_grace``. Never cached."""
         if len(token) > self.max_token_bytes:
             raise _malformed("the token is too large")
-        parsed, alg, kid, claims, issuer = self._read(token)
-        keys = issuer.keys.select(kid, alg)
-        if keys is None:
-            keys = await self._keys_after_refresh(issuer, kid, alg)
-        key = self._verify_signature(parsed, alg, keys)
-        if not isinstance(claims, dict):
-            raise _malformed("the token's payload is not a claim set")
+        claims, issuer, key, _ = await self._signed_claims(token)
         exp = _number(claims, "exp")
         if exp is None:
             raise ProxyError(Reason.TOKEN_CLAIM_MISSING, "the token has no exp claim")
@@ -135,6 +122,22 @@ class TokenVerifier:
         self._check_times(times, issuer.config, expiry=False)
         self._check_claims(claims, issuer)
         return self._principal(token, claims, issuer, key), times
+
+    async def _signed_claims(
+        self, token: str
+    ) -> tuple[dict[str, Any], Issuer, VerificationKey, int]:
+        """The claim set of ``token`` once its issuer is known and its signature checked
+        (refreshing the issuer's keys for an unknown ``kid``), with the key that verified it
+        and the issuer's key-set version read before the check."""
+        parsed, alg, kid, claims, issuer = self._read(token)
+        version = issuer.keys.version
+        keys = issuer.keys.select(kid, alg)
+        if keys is None:
+            keys = await self._keys_after_refresh(issuer, kid, alg)
+        key = self._verify_signature(parsed, alg, keys)
+        if not isinstance(claims, dict):
+            raise _malformed("the token's payload is not a claim set")
+        return claims, issuer, key, version
 
     @staticmethod
     def _principal(
