@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import ssl
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -25,6 +23,7 @@ from proxy.http_protocol import ProxyAppRunner, install_log_filters, runner_opti
 from proxy.listeners import listen_error
 from proxy.pipeline import Pipeline
 from proxy.shutdown import ANSWER_MARGIN, CLOSE_MARGIN, Drain
+from proxy.signals import ServingSignals
 from proxy.tls import TlsSettings
 from proxy.tls_listener import ListenerTls, TlsSite
 
@@ -355,18 +354,9 @@ class ProxyApp:
         :param stop: also stop when this is set (a worker's supervisor went away).
         :param on_ready: called once both listeners serve.
         """
-        loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        reloads: set[asyncio.Task[bool]] = set()
-
-        def on_hup() -> None:
-            task = loop.create_task(self.reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        signals = ServingSignals(stop, self.reload)
+        signals.install()
         await self.start()
         if on_ready is not None:
             on_ready()
@@ -374,8 +364,6 @@ class ProxyApp:
             await stop.wait()
             log.info("stopping: draining in-flight requests")
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
+            signals.remove()
             await self.stop()
             log.info("stopped")

@@ -38,6 +38,7 @@ from proxy.config import ServerConfig
 from proxy.errors import ConfigError
 from proxy.metrics import MULTIPROC_DIR_ENV
 from proxy.pipeline import Pipeline
+from proxy.signals import ServingSignals
 from proxy.worker import worker_argv
 
 log = logging.getLogger("proxy.supervisor")
@@ -159,18 +160,9 @@ class Supervisor:
 
     async def run(self) -> int:
         """Start every worker, serve until SIGTERM/SIGINT, then drain them; the exit status."""
-        loop = asyncio.get_running_loop()
         stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        reloads: set[asyncio.Task[bool]] = set()
-
-        def on_hup() -> None:
-            task = loop.create_task(self.reload())
-            reloads.add(task)
-            task.add_done_callback(reloads.discard)
-
-        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        signals = ServingSignals(stop, self.reload)
+        signals.install()
         try:
             if not await self._start():
                 return 1
@@ -178,10 +170,8 @@ class Supervisor:
             log.info("stopping: every worker drains its in-flight requests")
             return 0
         finally:
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                with contextlib.suppress(Exception):
-                    loop.remove_signal_handler(sig)
-            for task in reloads:
+            signals.remove()
+            for task in signals.reloads:
                 task.cancel()
             await self._stop()
 
