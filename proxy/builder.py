@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from proxy.state import MemoryStore, StateSettings, store_from_settings, store_l
 from proxy.telemetry import Telemetry, TelemetrySettings, start_telemetry
 from proxy.vendors import VendorRegistry
 
+_log = logging.getLogger("proxy.reload")
+
 DEFAULT_CONFIG_NAME = "embedded default"
 
 
@@ -37,6 +41,18 @@ def load_config(path: str | Path | None) -> tuple[dict[str, Any], Path]:
         return embedded_default(), Path.cwd()
     path = Path(path)
     return load_toml(path), path.resolve().parent
+
+
+async def rebuilt(build: Callable[[], Pipeline]) -> Pipeline | None:
+    """A reload's fresh pipeline, built off the event loop; None when the config has errors
+    or the build fails, logged here once (the running configuration stays)."""
+    try:
+        return await asyncio.to_thread(build)
+    except ConfigError as exc:
+        _log.error("reload refused, the config has errors:\n%s", exc)
+    except Exception:
+        _log.exception("reload failed; the running configuration stays")
+    return None
 
 
 def build_pipeline(

@@ -13,9 +13,9 @@ from aiohttp import web
 
 from proxy.admin.actions import AdminAction, AdminActionSink
 from proxy.admin.api import AdminApi
+from proxy.builder import rebuilt
 from proxy.config import ListenerConfig, ServerConfig
 from proxy.connlimits import ConnectionLimits
-from proxy.errors import ConfigError
 from proxy.grpc_server import GrpcServer
 from proxy.http_access import RedactingAccessLogger
 from proxy.http_bridge import HttpBridge
@@ -303,13 +303,8 @@ class ProxyApp:
     async def _swap(self, rebuild: Callable[[], Pipeline]) -> Pipeline | None:
         """Build, check and start a fresh pipeline and put it in place; the old one, or None
         when the reload was refused (logged here)."""
-        try:
-            fresh = await asyncio.to_thread(rebuild)
-        except ConfigError as exc:
-            log.error("reload refused, the config has errors:\n%s", exc)
-            return None
-        except Exception:
-            log.exception("reload failed; the running configuration stays")
+        fresh = await rebuilt(rebuild)
+        if fresh is None:
             return None
         try:
             certificates = await asyncio.to_thread(self._prepare_tls, fresh.server)

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from proxy.builder import rebuilt
 from proxy.config import ServerConfig
-from proxy.errors import ConfigError
 from proxy.metrics import MULTIPROC_DIR_ENV
 from proxy.pipeline import Pipeline
 from proxy.signals import ServingSignals
@@ -313,13 +313,8 @@ class Supervisor:
     async def reload(self) -> bool:
         """Validate the config once; if it is good, every ready worker reloads it."""
         async with self._reload_lock:
-            try:
-                fresh = await asyncio.to_thread(self.build)
-            except ConfigError as exc:
-                log.error("reload refused, the config has errors:\n%s", exc)
-                return False
-            except Exception:
-                log.exception("reload failed; the running configuration stays")
+            fresh = await rebuilt(self.build)
+            if fresh is None:
                 return False
             if fresh.server.worker_count != self.count:
                 log.warning("server.workers takes effect only after a restart")

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from proxy import event_loop
-from proxy.builder import build_pipeline, load_config
+from proxy.builder import build_pipeline, load_config, rebuilt
 from proxy.errors import ConfigError
 from proxy.logs import setup_logging
 from proxy.overrides import with_overrides
@@ -114,10 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def reload_every_worker() -> bool:
         # The admin API's reload: this worker checks the config, then the supervisor has
         # every worker reload it (as its SIGHUP does); the answer does not wait for them.
-        try:
-            await asyncio.to_thread(build, args.config, overrides)
-        except ConfigError as exc:
-            log.error("reload refused, the config has errors:\n%s", exc)
+        if await rebuilt(lambda: build(args.config, overrides)) is None:
             return False
         if os.getppid() != supervisor:
             log.error("reload refused: the supervisor is gone")
