@@ -15,6 +15,8 @@ initial metadata on its own is one more write to the transport per call.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -40,7 +42,7 @@ from proxy.listeners import listen_error
 from proxy.logs import accept_request_id, request_id_var
 from proxy.model import ClientInfo, LicenseRequest
 from proxy.pipeline import Pipeline
-from proxy.shutdown import Drain
+from proxy.shutdown import ANSWER_MARGIN, Drain
 from proxy.tls import grpc_identities
 from proxy.tls_listener import ListenerTls
 
@@ -188,6 +190,7 @@ class CallWrapper:
     def __init__(self, pipeline: Callable[[], Pipeline], drain: Drain | None = None) -> None:
         self._pipeline = pipeline
         self._drain = drain or Drain()
+        self._calls: set[asyncio.Task[Any]] = set()
 
     def add_to(self, server: grpc.aio.Server, servicer: LicenseProxyServicer) -> None:
         """Register ``servicer``'s methods on ``server``, each wrapped once."""
@@ -207,10 +210,19 @@ class CallWrapper:
         )
         server.add_registered_method_handlers(SERVICE_NAME, wrapped)
 
+    async def settled(self) -> None:
+        """Wait for the calls still finishing: grpc counts a call done once its status is
+        sent, before the handler's own ending (its access line) has run."""
+        if self._calls:
+            await asyncio.wait(set(self._calls))
+
     def _wrap(
         self, name: str, behavior: Behavior, deserialize: Callable[[bytes], Any] | None
     ) -> Behavior:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            task = asyncio.current_task()
+            if task is not None:
+                self._calls.add(task)
             pipeline = self._pipeline()
             server = pipeline.server
             pairs = context.invocation_metadata() or ()
@@ -256,6 +268,8 @@ class CallWrapper:
                     grpc_access.log_call(name, peer, status, reason, started)
                 request_id_var.reset(token)
                 _caller.reset(caller)
+                if task is not None:
+                    self._calls.discard(task)
 
         return call
 
@@ -353,7 +367,8 @@ class GrpcServer:
     ) -> None:
         self._config = server
         self.server = grpc.aio.server(options=server_options(server, reuse_port=reuse_port))
-        CallWrapper(pipeline, drain).add_to(self.server, LicenseProxyServicer())
+        self._wrapper = CallWrapper(pipeline, drain)
+        self._wrapper.add_to(self.server, LicenseProxyServicer())
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
@@ -393,6 +408,9 @@ class GrpcServer:
         """Refuse new calls, let in-flight ones finish within ``grace`` seconds."""
         await self.set_serving(False)
         await self.server.stop(grace)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ANSWER_MARGIN):
+                await self._wrapper.settled()
 
 
 __all__ = [
